@@ -1,0 +1,426 @@
+//! The two cookie envelopes: the signed session-id cookie and the sealed record cookie.
+//!
+//! Both are URL-safe base64 (no padding) of a binary envelope that starts with a format
+//! version byte and the 4-byte id of the key that made it:
+//!
+//! ```text
+//! signed: version=1 | key id (4) | session id (32) | HMAC-SHA256 tag (32)      → 92 chars
+//! sealed: version=1 | key id (4) | nonce (12) | AES-256-GCM(ciphertext | tag 16)
+//!         plaintext = created-at ms (u64 BE) | last-seen ms (u64 BE) | JSON object
+//! ```
+//!
+//! The MAC input and the AEAD associated data start with a purpose label and bind the
+//! format version, the key id, the app namespace (absent for shared sessions), the
+//! session name and the cookie name, each length-prefixed, so an envelope made for one
+//! cookie cannot be replayed under another name, session or app. Nothing is parsed
+//! before the tag is verified, and tags are compared in constant time.
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInOut, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::Mac;
+use rand_core::CryptoRng;
+use serde_json::{Map, Value};
+
+use crate::id::SessionId;
+use crate::keys::{KeyRing, KeyUse};
+use crate::time::Timestamp;
+
+/// The current envelope format version.
+pub const FORMAT_VERSION: u8 = 1;
+
+const SIGNED_LABEL: &[u8] = b"sessionkit/v1/signed-id";
+const SEALED_LABEL: &[u8] = b"sessionkit/v1/sealed-record";
+const SIGNED_LEN: usize = 1 + 4 + 32 + 32;
+/// Length of a signed id cookie value in characters.
+pub const SIGNED_COOKIE_LEN: usize = SIGNED_LEN.div_ceil(3) * 4 - (3 - SIGNED_LEN % 3) % 3;
+const SEALED_HEADER: usize = 1 + 4 + 12;
+const TAG_LEN: usize = 16;
+/// The longest sealed cookie value [`open`] will decode, in characters. Anything longer
+/// could not have come from a conforming Set-Cookie header.
+pub const MAX_SEALED_COOKIE_LEN: usize = 8192;
+
+/// What an envelope is bound to: the app, the named session and the cookie name.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The app namespace, or `None` for a session shared between apps.
+    pub namespace: Option<&'a str>,
+    /// The session name.
+    pub session: &'a str,
+    /// The cookie name.
+    pub cookie: &'a str,
+}
+
+impl Binding<'_> {
+    fn feed(&self, mut sink: impl FnMut(&[u8])) {
+        let mut field = |bytes: &[u8]| {
+            // Names are validated to be short; the length prefix keeps fields apart.
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            sink(&len.to_be_bytes());
+            sink(bytes);
+        };
+        match self.namespace {
+            Some(ns) => {
+                field(b"ns");
+                field(ns.as_bytes());
+            }
+            None => field(b"shared"),
+        }
+        field(self.session.as_bytes());
+        field(self.cookie.as_bytes());
+    }
+
+    fn associated_data(&self, version: u8, key_id: [u8; 4]) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(SEALED_LABEL.len() + 5 + 64);
+        ad.extend_from_slice(SEALED_LABEL);
+        ad.push(version);
+        ad.extend_from_slice(&key_id);
+        self.feed(|bytes| ad.extend_from_slice(bytes));
+        ad
+    }
+}
+
+/// Why a cookie was not accepted. Never shown to the client: a rejected cookie simply
+/// means an anonymous request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Not base64 of the right length or shape.
+    #[error("malformed cookie value")]
+    Malformed,
+    /// A format version this build does not understand (older or newer).
+    #[error("unsupported cookie format version")]
+    UnsupportedVersion,
+    /// No key in the ring has the envelope's key id.
+    #[error("cookie made with an unknown key")]
+    UnknownKey,
+    /// The tag did not verify: tampered, truncated, or bound to another name or app.
+    #[error("cookie failed authentication")]
+    BadTag,
+    /// Authentic, but the plaintext is not a valid record (a bug or a foreign writer
+    /// holding our key).
+    #[error("authenticated cookie holds an invalid record")]
+    Corrupt,
+}
+
+/// A verified session id and which key verified it.
+#[derive(Debug)]
+pub struct VerifiedId {
+    /// The id.
+    pub id: SessionId,
+    /// Which key of the ring verified it.
+    pub key: KeyUse,
+}
+
+/// Signs `id` with the ring's primary key.
+pub fn sign_id(keys: &KeyRing, binding: &Binding<'_>, id: &SessionId) -> String {
+    let primary = keys.primary();
+    let mut envelope = [0u8; SIGNED_LEN];
+    envelope[0] = FORMAT_VERSION;
+    envelope[1..5].copy_from_slice(&primary.id.0);
+    envelope[5..37].copy_from_slice(id.as_bytes());
+    let mut mac = primary.signing.clone();
+    feed_signed(&mut mac, binding, &envelope[..37]);
+    envelope[37..].copy_from_slice(&mac.finalize().into_bytes());
+    B64.encode(envelope)
+}
+
+fn feed_signed(mac: &mut crate::keys::HmacSha256, binding: &Binding<'_>, head: &[u8]) {
+    mac.update(SIGNED_LABEL);
+    mac.update(&head[..5]);
+    binding.feed(|bytes| mac.update(bytes));
+    mac.update(&head[5..]);
+}
+
+/// Verifies a signed id cookie value.
+///
+/// # Errors
+/// A [`Rejection`] saying why the value is not an authentic id for this binding.
+pub fn verify_id(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<VerifiedId, Rejection> {
+    if value.len() != SIGNED_COOKIE_LEN {
+        return Err(Rejection::Malformed);
+    }
+    let mut envelope = [0u8; SIGNED_LEN];
+    match B64.decode_slice(value, &mut envelope) {
+        Ok(SIGNED_LEN) => {}
+        _ => return Err(Rejection::Malformed),
+    }
+    if envelope[0] != FORMAT_VERSION {
+        return Err(Rejection::UnsupportedVersion);
+    }
+    let key_id = [envelope[1], envelope[2], envelope[3], envelope[4]];
+    let mut seen = false;
+    for (derived, key_use) in keys.candidates(key_id) {
+        seen = true;
+        let mut mac = derived.signing.clone();
+        feed_signed(&mut mac, binding, &envelope[..37]);
+        // `verify_slice` compares in constant time.
+        if mac.verify_slice(&envelope[37..]).is_ok() {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&envelope[5..37]);
+            return Ok(VerifiedId {
+                id: SessionId::from_verified(id),
+                key: key_use,
+            });
+        }
+    }
+    Err(if seen {
+        Rejection::BadTag
+    } else {
+        Rejection::UnknownKey
+    })
+}
+
+/// The content of a sealed cookie.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedRecord {
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// When the session was last used (as of sealing).
+    pub last_seen: Timestamp,
+    /// The session data.
+    pub data: Map<String, Value>,
+}
+
+/// A record opened from a sealed cookie, and which key opened it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The record.
+    pub record: SealedRecord,
+    /// Which key of the ring opened it.
+    pub key: KeyUse,
+}
+
+/// Errors while sealing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The data could not be encoded as JSON.
+    #[error("session data could not be encoded as JSON")]
+    Encode(#[source] serde_json::Error),
+    /// The AEAD refused the input (only possible for inputs of many gigabytes).
+    #[error("AES-256-GCM refused to seal the record")]
+    Aead,
+}
+
+/// Seals a record with the primary key and a fresh random nonce.
+///
+/// # Errors
+/// [`SealError`] when the data cannot be encoded.
+pub fn seal<R: CryptoRng + ?Sized>(
+    keys: &KeyRing,
+    binding: &Binding<'_>,
+    record: &SealedRecord,
+    rng: &mut R,
+) -> Result<String, SealError> {
+    let primary = keys.primary();
+    let mut nonce = [0u8; 12];
+    rng.fill_bytes(&mut nonce);
+    let mut buf = Vec::with_capacity(SEALED_HEADER + 16 + 64 + TAG_LEN);
+    buf.push(FORMAT_VERSION);
+    buf.extend_from_slice(&primary.id.0);
+    buf.extend_from_slice(&nonce);
+    buf.extend_from_slice(&record.created_at.as_millis().to_be_bytes());
+    buf.extend_from_slice(&record.last_seen.as_millis().to_be_bytes());
+    serde_json::to_writer(&mut buf, &record.data).map_err(SealError::Encode)?;
+    let ad = binding.associated_data(FORMAT_VERSION, primary.id.0);
+    let tag = primary
+        .sealing
+        .encrypt_inout_detached(
+            &Nonce::<Aes256Gcm>::from(nonce),
+            &ad,
+            buf[SEALED_HEADER..].as_mut().into(),
+        )
+        .map_err(|_| SealError::Aead)?;
+    buf.extend_from_slice(&tag);
+    Ok(B64.encode(&buf))
+}
+
+/// Opens a sealed cookie value.
+///
+/// # Errors
+/// A [`Rejection`] saying why the value is not an authentic record for this binding.
+pub fn open(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<Opened, Rejection> {
+    if value.len() > MAX_SEALED_COOKIE_LEN {
+        return Err(Rejection::Malformed);
+    }
+    let buf = B64.decode(value).map_err(|_| Rejection::Malformed)?;
+    if buf.len() < SEALED_HEADER + 16 + TAG_LEN {
+        return Err(Rejection::Malformed);
+    }
+    if buf[0] != FORMAT_VERSION {
+        return Err(Rejection::UnsupportedVersion);
+    }
+    let key_id = [buf[1], buf[2], buf[3], buf[4]];
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&buf[5..SEALED_HEADER]);
+    let nonce = Nonce::<Aes256Gcm>::from(nonce);
+    let (body, tag) = buf[SEALED_HEADER..].split_at(buf.len() - SEALED_HEADER - TAG_LEN);
+    let mut tag_bytes = [0u8; TAG_LEN];
+    tag_bytes.copy_from_slice(tag);
+    let tag = tag_bytes.into();
+    let ad = binding.associated_data(buf[0], key_id);
+    let mut seen = false;
+    for (derived, key_use) in keys.candidates(key_id) {
+        seen = true;
+        let mut plain = body.to_vec();
+        if derived
+            .sealing
+            .decrypt_inout_detached(&nonce, &ad, plain.as_mut_slice().into(), &tag)
+            .is_ok()
+        {
+            let record = parse_plaintext(&plain).ok_or(Rejection::Corrupt)?;
+            return Ok(Opened { record, key: key_use });
+        }
+    }
+    Err(if seen {
+        Rejection::BadTag
+    } else {
+        Rejection::UnknownKey
+    })
+}
+
+fn parse_plaintext(plain: &[u8]) -> Option<SealedRecord> {
+    let (created, rest) = plain.split_first_chunk::<8>()?;
+    let (seen, json) = rest.split_first_chunk::<8>()?;
+    let data: Map<String, Value> = serde_json::from_slice(json).ok()?;
+    Some(SealedRecord {
+        created_at: Timestamp::from_millis(u64::from_be_bytes(*created)),
+        last_seen: Timestamp::from_millis(u64::from_be_bytes(*seen)),
+        data,
+    })
+}
+
+/// The length of the cookie value [`seal`] produces for `json_len` bytes of JSON data.
+pub fn sealed_len(json_len: usize) -> usize {
+    (SEALED_HEADER + 16 + json_len + TAG_LEN).div_ceil(3) * 4
+        - (3 - (SEALED_HEADER + 16 + json_len + TAG_LEN) % 3) % 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Secret;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use serde_json::json;
+
+    fn ring(byte: u8) -> KeyRing {
+        KeyRing::new(&Secret::new(vec![byte; 32]).expect("long"))
+    }
+
+    const BIND: Binding<'static> = Binding {
+        namespace: Some("app"),
+        session: "web",
+        cookie: "__Host-web",
+    };
+
+    #[test]
+    fn signed_round_trip_and_length() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let keys = ring(1);
+        let id = SessionId::generate(&mut rng);
+        let value = sign_id(&keys, &BIND, &id);
+        assert_eq!(value.len(), SIGNED_COOKIE_LEN);
+        assert_eq!(SIGNED_COOKIE_LEN, 92);
+        let verified = verify_id(&keys, &BIND, &value).expect("verifies");
+        assert_eq!(verified.id, id);
+        assert_eq!(verified.key, KeyUse::Primary);
+    }
+
+    #[test]
+    fn signed_rejections_are_typed() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let keys = ring(1);
+        let value = sign_id(&keys, &BIND, &SessionId::generate(&mut rng));
+        let other = Binding {
+            cookie: "sid",
+            ..BIND
+        };
+        assert_eq!(verify_id(&keys, &other, &value).err(), Some(Rejection::BadTag));
+        assert_eq!(
+            verify_id(&ring(2), &BIND, &value).err(),
+            Some(Rejection::UnknownKey)
+        );
+        assert_eq!(verify_id(&keys, &BIND, "x").err(), Some(Rejection::Malformed));
+        let mut bytes = B64.decode(&value).expect("b64");
+        bytes[0] = 0;
+        assert_eq!(
+            verify_id(&keys, &BIND, &B64.encode(&bytes)).err(),
+            Some(Rejection::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn previous_key_verifies_and_says_so() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let old = Secret::new(vec![1u8; 32]).expect("long");
+        let new = Secret::new(vec![2u8; 32]).expect("long");
+        let id = SessionId::generate(&mut rng);
+        let value = sign_id(&KeyRing::new(&old), &BIND, &id);
+        let rotated = KeyRing::new(&new).with_previous(&old);
+        let verified = verify_id(&rotated, &BIND, &value).expect("old key still verifies");
+        assert_eq!(verified.key, KeyUse::Previous);
+        let record = SealedRecord {
+            created_at: Timestamp::from_millis(1),
+            last_seen: Timestamp::from_millis(2),
+            data: Map::new(),
+        };
+        let sealed = seal(&KeyRing::new(&old), &BIND, &record, &mut rng).expect("seals");
+        assert_eq!(
+            open(&rotated, &BIND, &sealed).expect("opens").key,
+            KeyUse::Previous
+        );
+    }
+
+    #[test]
+    fn sealed_round_trip_and_predicted_length() {
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let keys = ring(9);
+        let mut data = Map::new();
+        data.insert("user".into(), json!("ada"));
+        data.insert("n".into(), json!(3));
+        let record = SealedRecord {
+            created_at: Timestamp::from_millis(1_000),
+            last_seen: Timestamp::from_millis(2_000),
+            data,
+        };
+        let value = seal(&keys, &BIND, &record, &mut rng).expect("seals");
+        let json_len = serde_json::to_vec(&record.data).expect("json").len();
+        assert_eq!(value.len(), sealed_len(json_len));
+        let opened = open(&keys, &BIND, &value).expect("opens");
+        assert_eq!(opened.record, record);
+        // Same record sealed twice gives different values (fresh nonce).
+        assert_ne!(seal(&keys, &BIND, &record, &mut rng).expect("seals"), value);
+    }
+
+    #[test]
+    fn authentic_non_record_is_corrupt() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let keys = ring(3);
+        // Build a valid envelope by hand whose plaintext is not a JSON object.
+        let primary = keys.primary();
+        let mut buf = vec![FORMAT_VERSION];
+        buf.extend_from_slice(&primary.id.0);
+        let mut nonce = [0u8; 12];
+        rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
+        buf.extend_from_slice(&nonce);
+        buf.extend_from_slice(&[0u8; 16]);
+        buf.extend_from_slice(b"[1,2]");
+        let ad = BIND.associated_data(FORMAT_VERSION, primary.id.0);
+        let tag = primary
+            .sealing
+            .encrypt_inout_detached(
+                &Nonce::<Aes256Gcm>::from(nonce),
+                &ad,
+                buf[SEALED_HEADER..].as_mut().into(),
+            )
+            .expect("seal");
+        buf.extend_from_slice(&tag);
+        assert_eq!(
+            open(&keys, &BIND, &B64.encode(&buf)).err(),
+            Some(Rejection::Corrupt)
+        );
+    }
+}

@@ -1,0 +1,573 @@
+//! Reading `Cookie` request headers and writing `Set-Cookie` values.
+//!
+//! Parsing and rendering are the `cookie` crate's (well kept and fuzzed upstream); this
+//! module adds our rules: which values are candidates for a session, the attribute rules
+//! for prefixed names, explicit `SameSite`, and the 4096-byte limit.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use cookie::Cookie;
+
+/// The largest Set-Cookie value (name, value and attributes) we emit, in bytes.
+/// Browsers are only required to store cookies up to this size.
+pub const MAX_SET_COOKIE_LEN: usize = 4096;
+
+/// How many cookies with the session's name are tried per request. Browsers send
+/// duplicates when cookies with one name exist for several paths or domains; an attacker
+/// who can set cookies on a sibling domain can add more. Bounding the count bounds the
+/// verification work a request can cause.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// The `SameSite` attribute. Always written explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level navigations (the default).
+    #[default]
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent on every request; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    /// Parses `"lax"`, `"strict"` or `"none"` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "lax" => Some(SameSite::Lax),
+            "strict" => Some(SameSite::Strict),
+            "none" => Some(SameSite::None),
+            _ => None,
+        }
+    }
+
+    /// The attribute value as written in Set-Cookie.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+
+    fn to_cookie(self) -> cookie::SameSite {
+        match self {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        }
+    }
+}
+
+/// The attributes of one session's cookie. Build with [`CookieSettings::new`], adjust the
+/// public fields, then [`CookieSettings::validate`] (the registry does this at startup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    /// The cookie name.
+    pub name: String,
+    /// The `Domain` attribute; `None` for a host-only cookie.
+    pub domain: Option<String>,
+    /// The `Path` attribute.
+    pub path: String,
+    /// Whether to set `Secure`.
+    pub secure: bool,
+    /// Whether to set `HttpOnly`.
+    pub http_only: bool,
+    /// The `SameSite` attribute.
+    pub same_site: SameSite,
+    /// Whether to set `Partitioned` (CHIPS).
+    pub partitioned: bool,
+    /// `true`: the cookie carries `Max-Age` up to the session's expiry. `false`: a
+    /// browser-session cookie with no `Max-Age`, dropped when the browser closes (the
+    /// server still enforces the session's expiry).
+    pub persistent: bool,
+}
+
+/// An attribute combination that browsers would reject or that weakens the cookie.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieRuleError {
+    /// The name is empty or has characters not allowed in a cookie name.
+    #[error("cookie name {name:?} is not a valid cookie name (RFC 6265 token)")]
+    InvalidName {
+        /// The refused name.
+        name: String,
+    },
+    /// `__Host-` names need `Secure`, `Path=/` and no `Domain`.
+    #[error(
+        "cookie name {name:?} has the __Host- prefix, which requires secure = true, cookie_path = \"/\" and no cookie_domain"
+    )]
+    HostPrefix {
+        /// The cookie name.
+        name: String,
+    },
+    /// `__Secure-` names need `Secure`.
+    #[error("cookie name {name:?} has the __Secure- prefix, which requires secure = true")]
+    SecurePrefix {
+        /// The cookie name.
+        name: String,
+    },
+    /// `SameSite=None` is refused by browsers without `Secure`.
+    #[error("same_site = \"none\" requires secure = true")]
+    SameSiteNoneInsecure,
+    /// `Partitioned` is refused by browsers without `Secure`.
+    #[error("partitioned = true requires secure = true")]
+    PartitionedInsecure,
+    /// The path does not start with `/` or has characters that would break the header.
+    #[error("cookie_path {path:?} must start with '/' and contain no ';', spaces or control characters")]
+    InvalidPath {
+        /// The refused path.
+        path: String,
+    },
+    /// The domain has characters that would break the header.
+    #[error("cookie_domain {domain:?} is not a valid domain")]
+    InvalidDomain {
+        /// The refused domain.
+        domain: String,
+    },
+}
+
+impl CookieSettings {
+    /// Defaults for a cookie called `name`: host-only, `Path=/`, `Secure`, `HttpOnly`,
+    /// `SameSite=Lax`, persistent, not partitioned.
+    pub fn new(name: impl Into<String>) -> Self {
+        CookieSettings {
+            name: name.into(),
+            domain: None,
+            path: "/".to_owned(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            persistent: true,
+        }
+    }
+
+    /// Checks the rules of DESIGN.md: valid name, path and domain; `__Host-` and
+    /// `__Secure-` prefixes (compared case-insensitively, as RFC 6265bis does);
+    /// `SameSite=None` and `Partitioned` only with `Secure`.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn validate(&self) -> Result<(), CookieRuleError> {
+        if self.name.is_empty() || !self.name.bytes().all(is_token_byte) {
+            return Err(CookieRuleError::InvalidName {
+                name: self.name.clone(),
+            });
+        }
+        if !self.path.starts_with('/') || self.path.bytes().any(|b| b == b';' || b <= b' ' || b >= 0x7f) {
+            return Err(CookieRuleError::InvalidPath {
+                path: self.path.clone(),
+            });
+        }
+        if let Some(domain) = &self.domain {
+            let trimmed = domain.strip_prefix('.').unwrap_or(domain);
+            if trimmed.is_empty()
+                || !trimmed
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(CookieRuleError::InvalidDomain {
+                    domain: domain.clone(),
+                });
+            }
+        }
+        let lower = self.name.to_ascii_lowercase();
+        if lower.starts_with("__host-") && (!self.secure || self.path != "/" || self.domain.is_some()) {
+            return Err(CookieRuleError::HostPrefix {
+                name: self.name.clone(),
+            });
+        }
+        if lower.starts_with("__secure-") && !self.secure {
+            return Err(CookieRuleError::SecurePrefix {
+                name: self.name.clone(),
+            });
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(CookieRuleError::SameSiteNoneInsecure);
+        }
+        if self.partitioned && !self.secure {
+            return Err(CookieRuleError::PartitionedInsecure);
+        }
+        Ok(())
+    }
+
+    fn builder<'a>(&'a self, value: &'a str) -> cookie::CookieBuilder<'a> {
+        let mut builder = Cookie::build((self.name.as_str(), value))
+            .path(self.path.as_str())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site.to_cookie());
+        if self.partitioned {
+            builder = builder.partitioned(true);
+        }
+        if let Some(domain) = &self.domain {
+            builder = builder.domain(domain.as_str());
+        }
+        builder
+    }
+
+    /// Renders a Set-Cookie value carrying `value`. `max_age` is written only for
+    /// persistent cookies; it is rounded up to whole seconds so a cookie never expires
+    /// before its session.
+    ///
+    /// # Errors
+    /// [`SetCookieTooLarge`] when the rendered value exceeds [`MAX_SET_COOKIE_LEN`].
+    pub fn render(&self, value: &str, max_age: Duration) -> Result<SetCookie, SetCookieTooLarge> {
+        let mut builder = self.builder(value);
+        if self.persistent {
+            let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+            builder = builder.max_age(cookie::time::Duration::seconds(secs));
+        }
+        self.finish(&builder.build().to_string())
+    }
+
+    /// Renders the removal of this cookie: empty value, `Max-Age=0` and an `Expires` in
+    /// the past, with exactly the `Path` and `Domain` it was set with (browsers only
+    /// replace a cookie whose name, path and domain all match).
+    pub fn render_removal(&self) -> SetCookie {
+        let mut cookie = self.builder("").build();
+        cookie.make_removal();
+        SetCookie(cookie.to_string())
+    }
+
+    fn finish(&self, rendered: &str) -> Result<SetCookie, SetCookieTooLarge> {
+        if rendered.len() > MAX_SET_COOKIE_LEN {
+            return Err(SetCookieTooLarge {
+                cookie: self.name.clone(),
+                size: rendered.len(),
+            });
+        }
+        Ok(SetCookie(rendered.to_owned()))
+    }
+}
+
+/// A rendered Set-Cookie header value. Its `Debug` hides the cookie value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SetCookie(String);
+
+impl SetCookie {
+    /// The header value, to write as a `Set-Cookie` header.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The header value, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// Whether this removes the cookie (empty value, `Max-Age=0`).
+    pub fn is_removal(&self) -> bool {
+        let value_empty = self
+            .0
+            .split_once('=')
+            .is_some_and(|(_, rest)| rest.starts_with(';') || rest.is_empty());
+        value_empty && self.0.contains("Max-Age=0")
+    }
+}
+
+impl fmt::Debug for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Show the name and the attributes, never the value.
+        let (name, rest) = self.0.split_once('=').unwrap_or((&self.0, ""));
+        let attributes = rest.split_once(';').map_or("", |(_, attrs)| attrs);
+        write!(f, "SetCookie({name}=<redacted>;{attributes})")
+    }
+}
+
+/// A Set-Cookie value that would exceed [`MAX_SET_COOKIE_LEN`]; it is never emitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the Set-Cookie header for cookie {cookie:?} would be {size} bytes; browsers keep at most {MAX_SET_COOKIE_LEN}"
+)]
+pub struct SetCookieTooLarge {
+    /// The cookie name.
+    pub cookie: String,
+    /// The size the header would have had.
+    pub size: usize,
+}
+
+/// RFC 6265 `token` characters (cookie names).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+/// Finds the values of cookies called `name` in the request's `Cookie` headers.
+///
+/// Accepts any bytes: several headers, duplicate names, odd whitespace, quoted values,
+/// invalid UTF-8 (replaced, so such a value can never verify) and garbage pieces, which
+/// are skipped. Returns at most [`MAX_CANDIDATES`] values, in the order they appear.
+pub fn cookie_values<'h, I>(headers: I, name: &str) -> Vec<String>
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
+    let mut found = Vec::new();
+    for header in headers {
+        // Cheap pre-check: most requests carry no cookie of this name.
+        if !contains(header, name.as_bytes()) {
+            continue;
+        }
+        let text: Cow<'_, str> = String::from_utf8_lossy(header);
+        for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+            if cookie.name() == name {
+                found.push(cookie.value_trimmed().to_owned());
+                if found.len() == MAX_CANDIDATES {
+                    return found;
+                }
+            }
+        }
+    }
+    found
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(headers: &[&str], name: &str) -> Vec<String> {
+        cookie_values(headers.iter().map(|h| h.as_bytes()), name)
+    }
+
+    #[test]
+    fn parses_awkward_headers() {
+        let table: &[(&[&str], &str, &[&str])] = &[
+            (&["sid=abc"], "sid", &["abc"]),
+            (&["a=1; sid=abc; b=2"], "sid", &["abc"]),
+            (&["a=1;sid=abc"], "sid", &["abc"]),
+            (&["  sid = abc  ;"], "sid", &["abc"]),
+            (&["sid=\"abc\""], "sid", &["abc"]),
+            (&["sid=one; sid=two"], "sid", &["one", "two"]),
+            (&["x=1", "sid=second-header"], "sid", &["second-header"]),
+            (&["=junk; ;;; sid=ok; %%%"], "sid", &["ok"]),
+            (&["SID=upper"], "sid", &[]),
+            (&["sidx=1; xsid=2"], "sid", &[]),
+            (&[""], "sid", &[]),
+            (
+                &["sid=1; sid=2; sid=3; sid=4; sid=5"],
+                "sid",
+                &["1", "2", "3", "4"],
+            ),
+        ];
+        for (headers, name, expected) in table {
+            assert_eq!(&values(headers, name), expected, "headers {headers:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_never_panics() {
+        let raw: &[u8] = b"sid=\xff\xfe; sid=ok";
+        assert_eq!(cookie_values([raw], "sid"), vec!["\u{fffd}\u{fffd}", "ok"]);
+    }
+
+    #[test]
+    fn renders_explicit_attributes() {
+        let settings = CookieSettings::new("__Host-web");
+        settings.validate().expect("defaults are valid");
+        let set = settings.render("v", Duration::from_millis(1_500)).expect("fits");
+        assert_eq!(
+            set.as_str(),
+            "__Host-web=v; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=2"
+        );
+        let mut browser_session = settings.clone();
+        browser_session.persistent = false;
+        assert!(
+            !browser_session
+                .render("v", Duration::from_secs(60))
+                .expect("fits")
+                .as_str()
+                .contains("Max-Age")
+        );
+    }
+
+    #[test]
+    fn removal_keeps_path_and_domain() {
+        let mut settings = CookieSettings::new("sid");
+        settings.domain = Some("example.com".into());
+        settings.path = "/app".into();
+        let removal = settings.render_removal();
+        let text = removal.as_str();
+        assert!(text.starts_with("sid=;"), "{text}");
+        assert!(
+            text.contains("Path=/app") && text.contains("Domain=example.com"),
+            "{text}"
+        );
+        assert!(text.contains("Max-Age=0") && text.contains("Expires="), "{text}");
+        assert!(removal.is_removal());
+    }
+
+    #[test]
+    fn attribute_rules() {
+        let ok = CookieSettings::new("sid");
+        let cases: Vec<(CookieSettings, Option<CookieRuleError>)> = vec![
+            (ok.clone(), None),
+            (
+                CookieSettings {
+                    name: "bad name".into(),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::InvalidName {
+                    name: "bad name".into(),
+                }),
+            ),
+            (
+                CookieSettings {
+                    name: String::new(),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::InvalidName { name: String::new() }),
+            ),
+            (
+                CookieSettings {
+                    name: "__Host-x".into(),
+                    secure: false,
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::HostPrefix {
+                    name: "__Host-x".into(),
+                }),
+            ),
+            (
+                CookieSettings {
+                    name: "__host-x".into(),
+                    path: "/a".into(),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::HostPrefix {
+                    name: "__host-x".into(),
+                }),
+            ),
+            (
+                CookieSettings {
+                    name: "__Host-x".into(),
+                    domain: Some("a.com".into()),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::HostPrefix {
+                    name: "__Host-x".into(),
+                }),
+            ),
+            (
+                CookieSettings {
+                    name: "__Secure-x".into(),
+                    secure: false,
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::SecurePrefix {
+                    name: "__Secure-x".into(),
+                }),
+            ),
+            (
+                CookieSettings {
+                    name: "__Secure-x".into(),
+                    domain: Some("a.com".into()),
+                    path: "/a".into(),
+                    ..ok.clone()
+                },
+                None,
+            ),
+            (
+                CookieSettings {
+                    same_site: SameSite::None,
+                    secure: false,
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::SameSiteNoneInsecure),
+            ),
+            (
+                CookieSettings {
+                    same_site: SameSite::None,
+                    ..ok.clone()
+                },
+                None,
+            ),
+            (
+                CookieSettings {
+                    partitioned: true,
+                    secure: false,
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::PartitionedInsecure),
+            ),
+            (
+                CookieSettings {
+                    path: "app".into(),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::InvalidPath { path: "app".into() }),
+            ),
+            (
+                CookieSettings {
+                    path: "/a;b".into(),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::InvalidPath { path: "/a;b".into() }),
+            ),
+            (
+                CookieSettings {
+                    domain: Some("a;b".into()),
+                    ..ok.clone()
+                },
+                Some(CookieRuleError::InvalidDomain { domain: "a;b".into() }),
+            ),
+            (
+                CookieSettings {
+                    domain: Some(".example.com".into()),
+                    ..ok.clone()
+                },
+                None,
+            ),
+        ];
+        for (settings, expected) in cases {
+            assert_eq!(settings.validate().err(), expected, "{settings:?}");
+        }
+    }
+
+    #[test]
+    fn partitioned_and_strict_render() {
+        let settings = CookieSettings {
+            partitioned: true,
+            same_site: SameSite::Strict,
+            ..CookieSettings::new("__Secure-s")
+        };
+        let text = settings
+            .render("v", Duration::from_secs(5))
+            .expect("fits")
+            .into_string();
+        assert!(
+            text.contains("Partitioned") && text.contains("SameSite=Strict"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn oversize_is_a_typed_error() {
+        let settings = CookieSettings::new("sid");
+        let err = settings
+            .render(&"a".repeat(4096), Duration::from_secs(1))
+            .expect_err("too big");
+        assert_eq!(err.cookie, "sid");
+        assert!(err.size > MAX_SET_COOKIE_LEN);
+        let fits = settings.render(&"a".repeat(4000), Duration::from_secs(1));
+        assert!(fits.is_ok());
+    }
+
+    #[test]
+    fn debug_hides_value() {
+        let set = CookieSettings::new("sid")
+            .render("secretvalue", Duration::from_secs(1))
+            .expect("fits");
+        let shown = format!("{set:?}");
+        assert!(
+            !shown.contains("secretvalue") && shown.contains("sid=<redacted>"),
+            "{shown}"
+        );
+    }
+}

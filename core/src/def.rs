@@ -1,0 +1,239 @@
+//! Session definitions: what a named session is (cookie, driver, lifetimes), and the
+//! resolved form the state machine runs on.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::codec::Binding;
+use crate::config::{ConfigError, SessionOverrides};
+use crate::cookies::CookieSettings;
+use crate::expiry::ExpiryPolicy;
+use crate::id::{NameError, Namespace, validate_name};
+use crate::keys::KeyRing;
+
+/// The name of a session (`web`, `admin`, ...): 1 to 64 characters from
+/// `A-Z a-z 0-9 _ -`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionName(Arc<str>);
+
+impl SessionName {
+    /// Validates and wraps a session name.
+    ///
+    /// # Errors
+    /// [`NameError`] for an empty, too long or oddly spelled name.
+    pub fn new(name: &str) -> Result<Self, NameError> {
+        validate_name(name, 64, false)?;
+        Ok(SessionName(Arc::from(name)))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl fmt::Display for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a session's record lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In a store (memory, Redis, `PostgreSQL`, ...); the cookie carries a signed id.
+    Server,
+    /// In the cookie itself, sealed with AES-256-GCM.
+    Cookie,
+}
+
+/// The driver name that selects [`Storage::Cookie`].
+pub const COOKIE_DRIVER: &str = "cookie";
+
+/// The default absolute lifetime.
+pub const DEFAULT_TTL: Duration = Duration::from_hours(24);
+/// The default idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_mins(30);
+
+/// What a named session is: driver, cookie, lifetimes, sharing and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionDef {
+    /// The session name.
+    pub name: SessionName,
+    /// The name of the driver that stores it (`"memory"`, `"cookie"`, or a registered
+    /// driver).
+    pub driver: String,
+    /// Its cookie.
+    pub cookie: CookieSettings,
+    /// Its lifetimes.
+    pub expiry: ExpiryPolicy,
+    /// `true`: no app namespace in store keys and cookie binding, so apps that share the
+    /// secret share the session.
+    pub shared: bool,
+    /// Free metadata, readable through the registry.
+    pub meta: Map<String, Value>,
+}
+
+impl SessionDef {
+    /// A session on the `memory` driver with cookie `__Host-<name>`, a 24 h lifetime and
+    /// a 30 min idle timeout.
+    pub fn new(name: SessionName) -> Self {
+        let cookie = CookieSettings::new(format!("__Host-{name}"));
+        SessionDef {
+            name,
+            driver: "memory".to_owned(),
+            cookie,
+            // Both durations are positive constants.
+            expiry: ExpiryPolicy::new(DEFAULT_TTL, Some(DEFAULT_IDLE_TIMEOUT))
+                .expect("default lifetimes are valid"),
+            shared: false,
+            meta: Map::new(),
+        }
+    }
+
+    /// Checks the cookie attribute rules.
+    ///
+    /// # Errors
+    /// [`ConfigError::Cookie`] naming this session.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.cookie.validate().map_err(|source| ConfigError::Cookie {
+            session: self.name.to_string(),
+            source,
+        })
+    }
+
+    /// Applies config overrides, then validates the result. On error `self` is left
+    /// unchanged.
+    ///
+    /// # Errors
+    /// The first invalid value or broken rule, naming this session and the key.
+    pub fn apply(&mut self, overrides: &SessionOverrides) -> Result<(), ConfigError> {
+        let mut next = self.clone();
+        overrides.apply_to(&mut next)?;
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Where this session's record lives, from its driver name.
+    pub fn storage(&self) -> Storage {
+        if self.driver == COOKIE_DRIVER {
+            Storage::Cookie
+        } else {
+            Storage::Server
+        }
+    }
+}
+
+/// A session definition resolved for running: validated, with its namespace and key
+/// ring. The state machine runs on `Arc<SessionSpec>`; building one per session at
+/// startup keeps per-request work free of lookups and derivations.
+#[derive(Debug)]
+pub struct SessionSpec {
+    def: SessionDef,
+    storage: Storage,
+    app_namespace: Namespace,
+    store_namespace: Namespace,
+    keys: Arc<KeyRing>,
+}
+
+impl SessionSpec {
+    /// Resolves `def` for an app whose namespace is `namespace`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Cookie`] when the cookie attributes break a rule.
+    pub fn new(def: SessionDef, namespace: &Namespace, keys: Arc<KeyRing>) -> Result<Self, ConfigError> {
+        def.validate()?;
+        let store_namespace = if def.shared {
+            Namespace::shared()
+        } else {
+            namespace.clone()
+        };
+        Ok(SessionSpec {
+            storage: def.storage(),
+            def,
+            app_namespace: namespace.clone(),
+            store_namespace,
+            keys,
+        })
+    }
+
+    /// The definition.
+    pub fn def(&self) -> &SessionDef {
+        &self.def
+    }
+
+    /// The session name.
+    pub fn name(&self) -> &SessionName {
+        &self.def.name
+    }
+
+    /// Where the record lives.
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
+
+    /// The namespace of this session's store keys (`_shared` for shared sessions).
+    pub fn store_namespace(&self) -> &Namespace {
+        &self.store_namespace
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// What this session's cookies are bound to.
+    pub fn binding(&self) -> Binding<'_> {
+        Binding {
+            namespace: (!self.def.shared).then(|| self.app_namespace.as_str()),
+            session: self.def.name.as_str(),
+            cookie: &self.def.cookie.name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Secret;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(SessionName::new("web").is_ok());
+        assert!(SessionName::new("my_session-2").is_ok());
+        assert!(SessionName::new("a.b").is_err());
+        assert!(SessionName::new("").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid_and_host_prefixed() {
+        let def = SessionDef::new(SessionName::new("web").expect("valid"));
+        def.validate().expect("valid");
+        assert_eq!(def.cookie.name, "__Host-web");
+        assert_eq!(def.storage(), Storage::Server);
+    }
+
+    #[test]
+    fn shared_sessions_drop_the_namespace() {
+        let keys = Arc::new(KeyRing::new(&Secret::new(vec![0u8; 32]).expect("long")));
+        let ns = Namespace::new("shop").expect("valid");
+        let mut def = SessionDef::new(SessionName::new("sso").expect("valid"));
+        let own = SessionSpec::new(def.clone(), &ns, keys.clone()).expect("valid");
+        assert_eq!(own.binding().namespace, Some("shop"));
+        assert_eq!(own.store_namespace().as_str(), "shop");
+        def.shared = true;
+        let shared = SessionSpec::new(def, &ns, keys).expect("valid");
+        assert_eq!(shared.binding().namespace, None);
+        assert_eq!(shared.store_namespace(), &Namespace::shared());
+    }
+}

@@ -1,0 +1,251 @@
+//! Secrets, the key ring and the per-purpose keys derived from it.
+//!
+//! Every secret goes through HKDF-SHA256 once, when the ring is built, and yields one key
+//! per purpose: id signing (HMAC-SHA256), cookie sealing (AES-256-GCM) and a public key
+//! id. Nothing is derived per request.
+
+use std::fmt;
+
+use aes_gcm::{Aes256Gcm, KeyInit};
+use hkdf::Hkdf;
+use hmac::Hmac;
+use rand_core::CryptoRng;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// The shortest secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+const HKDF_SALT: &[u8] = b"sessionkit/v1/hkdf-salt";
+const INFO_SIGNING: &[u8] = b"sessionkit/v1/id-signing";
+const INFO_SEALING: &[u8] = b"sessionkit/v1/cookie-sealing";
+const INFO_KEY_ID: &[u8] = b"sessionkit/v1/key-id";
+
+/// Secret key material: at least 32 bytes, wiped from memory when dropped, never printed.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    /// Wraps secret bytes.
+    ///
+    /// # Errors
+    /// [`KeyError::SecretTooShort`] when fewer than 32 bytes are given.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, KeyError> {
+        let bytes = Zeroizing::new(bytes.into());
+        if bytes.len() < MIN_SECRET_LEN {
+            return Err(KeyError::SecretTooShort { len: bytes.len() });
+        }
+        Ok(Secret(bytes))
+    }
+
+    /// A fresh random 32-byte secret (for development and tests).
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = Zeroizing::new(vec![0u8; MIN_SECRET_LEN]);
+        rng.fill_bytes(&mut bytes);
+        Secret(bytes)
+    }
+
+    /// The length in bytes (not secret).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: a secret has at least 32 bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// Errors about key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The secret is shorter than [`MIN_SECRET_LEN`].
+    #[error("the secret is {len} bytes long; at least {MIN_SECRET_LEN} bytes are required")]
+    SecretTooShort {
+        /// Length of the refused secret.
+        len: usize,
+    },
+}
+
+/// The public identifier of one secret: 4 bytes derived from it with HKDF.
+///
+/// Every envelope carries the key id of the key that made it, so verification picks the
+/// right key without trying them all, and a cookie made with a previous secret is known
+/// as such.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId(pub(crate) [u8; 4]);
+
+impl KeyId {
+    /// The id's bytes as they appear in envelopes.
+    pub fn to_bytes(self) -> [u8; 4] {
+        self.0
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KeyId({:02x}{:02x}{:02x}{:02x})",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// The keys derived from one secret.
+pub(crate) struct DerivedKeys {
+    pub(crate) id: KeyId,
+    /// An HMAC instance already keyed; cloned per use so the key schedule runs once.
+    pub(crate) signing: HmacSha256,
+    pub(crate) sealing: Aes256Gcm,
+}
+
+impl DerivedKeys {
+    fn derive(secret: &Secret) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), &secret.0);
+        let mut signing_key = Zeroizing::new([0u8; 32]);
+        let mut sealing_key = Zeroizing::new([0u8; 32]);
+        let mut key_id = [0u8; 4];
+        // HKDF-SHA256 can expand up to 255 * 32 bytes; 32 and 4 are always valid lengths.
+        let expand = |info: &[u8], out: &mut [u8]| {
+            hkdf.expand(info, out)
+                .expect("HKDF output length is far below its 8160-byte limit");
+        };
+        expand(INFO_SIGNING, &mut signing_key[..]);
+        expand(INFO_SEALING, &mut sealing_key[..]);
+        expand(INFO_KEY_ID, &mut key_id);
+        let signing = <HmacSha256 as hmac::KeyInit>::new_from_slice(&signing_key[..])
+            .expect("HMAC accepts keys of any length");
+        let sealing = Aes256Gcm::new(&(*sealing_key).into());
+        DerivedKeys {
+            id: KeyId(key_id),
+            signing,
+            sealing,
+        }
+    }
+}
+
+/// Which key of the ring verified an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// The primary key: nothing to do.
+    Primary,
+    /// A verify-only previous key: the caller must re-issue the cookie with the primary.
+    Previous,
+}
+
+/// One primary secret plus any number of verify-only previous secrets.
+///
+/// New envelopes are always made with the primary. Envelopes made with a previous secret
+/// still verify, and say so ([`KeyUse::Previous`]), so the session layer re-issues them
+/// with the primary: rotating a secret logs nobody out.
+pub struct KeyRing {
+    primary: DerivedKeys,
+    previous: Vec<DerivedKeys>,
+}
+
+impl KeyRing {
+    /// A ring with one primary secret.
+    pub fn new(primary: &Secret) -> Self {
+        KeyRing {
+            primary: DerivedKeys::derive(primary),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Adds a verify-only previous secret. A secret equal to the primary is ignored.
+    #[must_use]
+    pub fn with_previous(mut self, previous: &Secret) -> Self {
+        let keys = DerivedKeys::derive(previous);
+        if keys.id != self.primary.id && self.previous.iter().all(|k| k.id != keys.id) {
+            self.previous.push(keys);
+        }
+        self
+    }
+
+    /// The key id of the primary secret.
+    pub fn primary_id(&self) -> KeyId {
+        self.primary.id
+    }
+
+    /// The key ids of the previous secrets, in the order they were added.
+    pub fn previous_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.previous.iter().map(|k| k.id)
+    }
+
+    pub(crate) fn primary(&self) -> &DerivedKeys {
+        &self.primary
+    }
+
+    /// The keys with this id, primary first. Key ids are 32 bits, so two secrets can
+    /// share one; the codecs then try each.
+    pub(crate) fn candidates(&self, id: [u8; 4]) -> impl Iterator<Item = (&DerivedKeys, KeyUse)> {
+        std::iter::once((&self.primary, KeyUse::Primary))
+            .chain(self.previous.iter().map(|k| (k, KeyUse::Previous)))
+            .filter(move |(k, _)| k.id.0 == id)
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("primary", &self.primary.id)
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| k.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert_eq!(
+            Secret::new(vec![7u8; 31]).err(),
+            Some(KeyError::SecretTooShort { len: 31 })
+        );
+        assert!(Secret::new(vec![7u8; 32]).is_ok());
+    }
+
+    #[test]
+    fn secrets_and_rings_are_redacted() {
+        let secret = Secret::new(b"correct horse battery staple 0123456789".to_vec()).expect("long");
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains("horse"), "{shown}");
+        let ring = KeyRing::new(&secret);
+        assert!(format!("{ring:?}").starts_with("KeyRing { primary: KeyId("));
+    }
+
+    #[test]
+    fn key_ids_differ_per_secret_and_rotation_dedups() {
+        let a = Secret::new(vec![1u8; 32]).expect("long");
+        let b = Secret::new(vec![2u8; 32]).expect("long");
+        let ring = KeyRing::new(&b)
+            .with_previous(&a)
+            .with_previous(&a)
+            .with_previous(&b);
+        assert_ne!(KeyRing::new(&a).primary_id(), ring.primary_id());
+        assert_eq!(ring.previous_ids().count(), 1);
+        assert_eq!(
+            ring.candidates(KeyRing::new(&a).primary_id().0)
+                .next()
+                .map(|(_, u)| u),
+            Some(KeyUse::Previous)
+        );
+        // Derivation is deterministic: the same secret gives the same id.
+        assert_eq!(KeyRing::new(&a).primary_id(), KeyRing::new(&a).primary_id());
+    }
+}
