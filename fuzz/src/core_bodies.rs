@@ -1,0 +1,307 @@
+//! Fuzz bodies for the core's decoders and state machine. Each takes raw fuzzer bytes
+//! and panics only when an invariant breaks.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use sessionkit_core::codec::{self, SealedRecord};
+use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN, cookie_values};
+use sessionkit_core::{
+    KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine, SessionName,
+    SessionSpec, StoreKey, Timestamp, Write, WriteResult,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn keys() -> Arc<KeyRing> {
+    static KEYS: OnceLock<Arc<KeyRing>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let primary = Secret::new(*b"fuzzing primary secret, 32 bytes").expect("32 bytes");
+        let previous = Secret::new(*b"fuzzing previous secret, 32 byte").expect("32 bytes");
+        Arc::new(KeyRing::new(&primary).with_previous(&previous))
+    })
+    .clone()
+}
+
+fn spec(cookie_driver: bool) -> Arc<SessionSpec> {
+    static SPECS: OnceLock<[Arc<SessionSpec>; 2]> = OnceLock::new();
+    let specs = SPECS.get_or_init(|| {
+        let make = |driver: &str| {
+            let mut def = SessionDef::new(SessionName::new("web").expect("name"));
+            def.driver = driver.to_owned();
+            Arc::new(SessionSpec::new(def, &Namespace::new("fuzz").expect("ns"), keys()).expect("spec"))
+        };
+        [make("memory"), make("cookie")]
+    });
+    specs[usize::from(cookie_driver)].clone()
+}
+
+fn split_headers(data: &[u8]) -> Vec<&[u8]> {
+    data.split(|b| *b == b'\n').take(8).collect()
+}
+
+/// Arbitrary `Cookie` headers through the parser and into `begin` for both kinds of
+/// session: no panic, bounded candidates, and nothing forged is accepted.
+pub fn cookie_header(data: &[u8]) {
+    let headers = split_headers(data);
+    for name in ["__Host-web", "sid", "a"] {
+        let values = cookie_values(headers.iter().copied(), name);
+        assert!(values.len() <= MAX_CANDIDATES);
+    }
+    let now = Timestamp::from_millis(T0);
+    for cookie_driver in [false, true] {
+        let mut machine = SessionMachine::begin(spec(cookie_driver), headers.iter().copied(), now);
+        if machine.load_request().is_some() {
+            panic!("a forged signed id was accepted");
+        }
+        assert!(machine.is_new().expect("ready"), "a forged sealed cookie was accepted");
+        while machine.poll_event().is_some() {}
+    }
+}
+
+/// The id-cookie verifier: arbitrary strings never verify; any change to a valid value
+/// is rejected.
+pub fn id_cookie(data: &[u8]) {
+    let spec = spec(false);
+    let binding = spec.binding();
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode % 2 == 0 {
+        let text = String::from_utf8_lossy(rest);
+        assert!(codec::verify_id(spec.keys(), &binding, &text).is_err(), "forged id accepted");
+        return;
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
+    let id = SessionId::generate(&mut rng);
+    let valid = codec::sign_id(spec.keys(), &binding, &id);
+    let changed = apply_edits(&valid, rest);
+    let result = codec::verify_id(spec.keys(), &binding, &changed);
+    if changed == valid {
+        assert_eq!(result.expect("valid value verifies").id, id);
+    } else {
+        assert!(result.is_err(), "a changed id cookie verified");
+    }
+}
+
+/// The sealed-cookie opener: arbitrary strings never open; any change to a valid value
+/// is rejected; the unchanged value opens to the same record.
+pub fn sealed_cookie(data: &[u8]) {
+    let spec = spec(true);
+    let binding = spec.binding();
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode % 2 == 0 {
+        let text = String::from_utf8_lossy(rest);
+        assert!(codec::open(spec.keys(), &binding, &text).is_err(), "forged record opened");
+        return;
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
+    let mut map = serde_json::Map::new();
+    map.insert("k".into(), serde_json::Value::from(u64::from(mode)));
+    let record = SealedRecord { created_at: Timestamp::from_millis(1), last_seen: Timestamp::from_millis(2), data: map };
+    let valid = codec::seal(spec.keys(), &binding, &record, &mut rng).expect("seals");
+    let changed = apply_edits(&valid, rest);
+    let result = codec::open(spec.keys(), &binding, &changed);
+    if changed == valid {
+        assert_eq!(result.expect("valid value opens").record, record);
+    } else {
+        assert!(result.is_err(), "a changed sealed cookie opened");
+    }
+}
+
+/// Edits a string with fuzzer bytes: pairs of (position, replacement), a truncation or
+/// an extension.
+fn apply_edits(valid: &str, edits: &[u8]) -> String {
+    let mut bytes = valid.as_bytes().to_vec();
+    let mut chunks = edits.chunks_exact(2);
+    for pair in &mut chunks {
+        match pair[0] {
+            0 => bytes.truncate(usize::from(pair[1]) % (bytes.len() + 1)),
+            1 => bytes.push(pair[1]),
+            at => {
+                let i = usize::from(at) % bytes.len().max(1);
+                if let Some(b) = bytes.get_mut(i) {
+                    *b = pair[1];
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The config parser: arbitrary text never panics; what parses applies to a session
+/// definition without panicking, and errors never quote the secret.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match sessionkit_core::config::parse(text) {
+        Ok(config) => {
+            for (name, overrides) in &config.sessions {
+                let Ok(name) = SessionName::new(name) else { continue };
+                let mut def = SessionDef::new(name);
+                if def.apply(overrides).is_ok() {
+                    def.validate().expect("apply validates");
+                }
+            }
+        }
+        Err(err) => {
+            let _ = err.to_string();
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum CookieChoice {
+    Browser,
+    NoCookie,
+    Stale(u8),
+    Raw(Vec<u8>),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Insert(u8, i32),
+    InsertBig(u16),
+    Remove(u8),
+    Get(u8),
+    Keys,
+    Clear,
+    Flash(u8),
+    Take,
+    Regenerate,
+    Destroy,
+}
+
+impl Op {
+    fn mutates(&self) -> bool {
+        !matches!(self, Op::Get(_) | Op::Keys)
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct Request {
+    cookie: CookieChoice,
+    ops: Vec<Op>,
+    server_error: bool,
+    advance_secs: u16,
+    concurrent_delete: bool,
+}
+
+/// The state machine driven by arbitrary request sequences against a contract-keeping
+/// store. Invariants: no panic; no Set-Cookie over 4096 bytes; no expired session is
+/// ever handed to a handler; a request that changed nothing writes nothing (apart from
+/// a due touch).
+pub fn state_machine(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(cookie_driver) = u.arbitrary::<bool>() else { return };
+    let spec = spec(cookie_driver);
+    let expiry = spec.def().expiry;
+    let mut rng = ChaCha20Rng::seed_from_u64(0);
+    let mut store: std::collections::HashMap<StoreKey, (Record, Timestamp)> = std::collections::HashMap::new();
+    let mut now = Timestamp::from_millis(T0);
+    let mut browser: Option<String> = None;
+    let mut issued: std::collections::HashMap<String, Timestamp> = std::collections::HashMap::new();
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..16 {
+        let Ok(request) = u.arbitrary::<Request>() else { return };
+        now = now.saturating_add(Duration::from_secs(u64::from(request.advance_secs) * 8));
+        let header: Option<Vec<u8>> = match &request.cookie {
+            CookieChoice::Browser => browser.clone().map(String::into_bytes),
+            CookieChoice::NoCookie => None,
+            CookieChoice::Stale(i) => (!seen.is_empty()).then(|| seen[usize::from(*i) % seen.len()].clone().into_bytes()),
+            CookieChoice::Raw(raw) => Some(raw.clone()),
+        };
+        let headers: Vec<&[u8]> = header.as_deref().into_iter().collect();
+        let mut machine = SessionMachine::begin(spec.clone(), headers, now);
+        if let Some(key) = machine.load_request().cloned() {
+            let result = match store.get(&key) {
+                Some((record, expires)) if *expires > now => LoadResult::Found(record.clone()),
+                _ => LoadResult::Missing,
+            };
+            machine.handle_load(result, now).expect("load requested");
+        }
+        if let Some(expires) = machine.expires_at().expect("ready") {
+            assert!(expires > now, "an expired session was handed out");
+        }
+        let was_new = machine.is_new().expect("ready");
+        for op in &request.ops {
+            let key = |k: &u8| format!("k{}", k % 4);
+            match op {
+                Op::Insert(k, v) => machine.insert(key(k), v).expect("insert"),
+                Op::InsertBig(n) => machine.insert("big", &"x".repeat(usize::from(*n) % 6000)).expect("insert"),
+                Op::Remove(k) => drop(machine.remove(&key(k)).expect("remove")),
+                Op::Get(k) => drop(machine.get::<serde_json::Value>(&key(k)).expect("get")),
+                Op::Keys => drop(machine.keys().expect("keys")),
+                Op::Clear => machine.clear().expect("clear"),
+                Op::Flash(m) => machine.flash(m).expect("flash"),
+                Op::Take => drop(machine.take_flashes::<u8>().expect("take")),
+                Op::Regenerate => machine.regenerate().expect("regenerate"),
+                Op::Destroy => machine.destroy().expect("destroy"),
+            }
+        }
+        let read_only = !request.ops.iter().any(Op::mutates);
+        let status = if request.server_error { 500 } else { 200 };
+        let Ok(outcome) = machine.finish(status, now, &mut rng) else {
+            // Only an oversize cookie session may fail, and it writes nothing.
+            assert!(cookie_driver, "only cookie sessions can be too large");
+            continue;
+        };
+        if read_only {
+            assert!(
+                matches!(outcome.write(), None | Some(Write::Touch { .. })) && outcome.delete().is_none(),
+                "a request that changed nothing wrote {:?}",
+                outcome.write()
+            );
+            if cookie_driver && outcome.set_cookie(WriteResult::Applied).is_some() {
+                let presented = header.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                let last = *issued.get(presented.as_ref()).expect("only cookies we issued open");
+                assert!(!was_new && expiry.touch_due(last, now), "an unchanged cookie session was resealed");
+            }
+            if !cookie_driver {
+                assert!(outcome.set_cookie(WriteResult::Applied).is_none(), "an unchanged session set a cookie");
+            }
+        }
+        if request.concurrent_delete
+            && let Some(write) = outcome.write()
+        {
+            store.remove(write.key());
+        }
+        let mut result = WriteResult::Applied;
+        match outcome.write() {
+            Some(Write::Create { key, record, expires_at }) => {
+                assert!(*expires_at > now);
+                assert!(store.insert(key.clone(), (record.clone(), *expires_at)).is_none(), "id collision");
+            }
+            Some(Write::Patch { key, patch, expires_at }) => match store.get_mut(key) {
+                Some((record, exp)) => {
+                    patch.apply_to(record);
+                    *exp = *expires_at;
+                }
+                None => result = WriteResult::Gone,
+            },
+            Some(Write::Touch { key, last_seen, expires_at }) => match store.get_mut(key) {
+                Some((record, exp)) => {
+                    record.last_seen = *last_seen;
+                    *exp = *expires_at;
+                }
+                None => result = WriteResult::Gone,
+            },
+            None => {}
+        }
+        if let Some(key) = outcome.delete() {
+            store.remove(key);
+        }
+        if let Some(cookie) = outcome.set_cookie(result) {
+            assert!(cookie.as_str().len() <= MAX_SET_COOKIE_LEN);
+            let pair = cookie.as_str().split(';').next().unwrap_or_default().to_owned();
+            if pair.ends_with('=') {
+                browser = None;
+            } else {
+                if let Some(old) = browser.replace(pair.clone()) {
+                    seen.push(old);
+                }
+                issued.insert(pair, now);
+            }
+        }
+    }
+}
