@@ -35,6 +35,12 @@ impl SessionName {
     }
 }
 
+impl std::borrow::Borrow<str> for SessionName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for SessionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", &*self.0)
@@ -50,7 +56,7 @@ impl fmt::Display for SessionName {
 /// Where a session's record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
-    /// In a store (memory, Redis, `PostgreSQL`, ...); the cookie carries a signed id.
+    /// In a store (memory, Redis, PostgreSQL, ...); the cookie carries a signed id.
     Server,
     /// In the cookie itself, sealed with AES-256-GCM.
     Cookie,

@@ -156,7 +156,7 @@ pub(crate) fn validate_name(name: &str, max: usize, allow_dot: bool) -> Result<(
 ///
 /// A dump of a store holds only store keys, which cannot be turned back into ids, so it
 /// cannot be replayed as cookies. `Debug` shows the namespace and a fingerprint.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoreKey {
     namespace: Namespace,
     digest: [u8; 32],

@@ -53,10 +53,19 @@ fn expiry_is_enforced_from_the_sealed_timestamps() {
     w.advance(Duration::from_secs(30 * 60));
     let mut m = w.begin();
     assert!(m.is_new().expect("ready"));
-    assert!(matches!(m.poll_event(), Some(Event::Expired { by: sessionkit_core::ExpiredBy::Idle, .. })));
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::Expired {
+            by: sessionkit_core::ExpiredBy::Idle,
+            ..
+        })
+    ));
     assert_eq!(m.get::<i32>("n").expect("get"), None);
     let r = w.finish(m, 200);
-    assert!(r.set_cookie.is_none(), "an expired cookie is ignored, not cleared");
+    assert!(
+        r.set_cookie.is_none(),
+        "an expired cookie is ignored, not cleared"
+    );
 }
 
 #[test]
@@ -65,7 +74,10 @@ fn destroy_sends_a_removal() {
     w.request(|s| s.insert("n", &1).expect("insert"));
     let r = w.request(|s| s.destroy().expect("destroy"));
     let removal = r.set_cookie.expect("removal");
-    assert!(removal.starts_with("__Host-web=;") && removal.contains("Max-Age=0"), "{removal}");
+    assert!(
+        removal.starts_with("__Host-web=;") && removal.contains("Max-Age=0"),
+        "{removal}"
+    );
     assert!(w.cookie.is_none());
     // Destroying without a cookie sends nothing.
     let r = w.request(|s| s.destroy().expect("destroy"));
@@ -78,11 +90,16 @@ fn oversize_sessions_are_a_typed_error_naming_session_and_size() {
     let mut m = w.begin();
     m.insert("blob", &"x".repeat(4000)).expect("insert");
     let err = m.finish(200, w.now, &mut w.rng).expect_err("too large");
-    let FinishError::CookieTooLarge { session, source } = &err else { panic!("{err}") };
+    let FinishError::CookieTooLarge { session, source } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(session.as_str(), "web");
     assert!(source.size > 4096);
     let text = err.to_string();
-    assert!(text.contains("session `web`") && text.contains(&source.size.to_string()), "{text}");
+    assert!(
+        text.contains("session `web`") && text.contains(&source.size.to_string()),
+        "{text}"
+    );
 }
 
 #[test]
@@ -94,7 +111,9 @@ fn largest_fitting_session_fits() {
         m.insert("blob", &"x".repeat(size)).expect("insert");
         match m.finish(200, w.now, &mut w.rng) {
             Ok(outcome) => {
-                let c = outcome.set_cookie(sessionkit_core::WriteResult::Applied).expect("cookie");
+                let c = outcome
+                    .set_cookie(sessionkit_core::WriteResult::Applied)
+                    .expect("cookie");
                 assert!(c.as_str().len() <= 4096);
                 size += 1;
             }

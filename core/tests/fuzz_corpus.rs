@@ -8,14 +8,20 @@ mod bodies;
 use std::path::Path;
 
 fn replay(target: &str, body: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("entry").path();
         // A fuzzer running beside the tests may replace files as it reduces them.
         let Ok(data) = std::fs::read(&path) else { continue };
         let outcome = std::panic::catch_unwind(|| body(&data));
-        assert!(outcome.is_ok(), "{target}: {} breaks an invariant", path.display());
+        assert!(
+            outcome.is_ok(),
+            "{target}: {} breaks an invariant",
+            path.display()
+        );
         count += 1;
     }
     assert!(count > 0, "no corpus for {target}");

@@ -10,14 +10,30 @@ fn rotate(def: SessionDef) {
     let mut old = World::new(spec_with(def.clone(), "app", KeyRing::new(&secret(1))));
     old.request(|s| s.insert("user", "ada").expect("insert"));
 
-    let mut new = World::new(spec_with(def.clone(), "app", KeyRing::new(&secret(2)).with_previous(&secret(1))));
+    let mut new = World::new(spec_with(
+        def.clone(),
+        "app",
+        KeyRing::new(&secret(2)).with_previous(&secret(1)),
+    ));
     new.store = std::mem::take(&mut old.store);
     new.cookie = old.cookie.clone();
     let r = new.request(|s| assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada")));
-    assert!(r.outcome.write().is_none(), "re-issue needs no store write: {:?}", r.outcome);
+    assert!(
+        r.outcome.write().is_none(),
+        "re-issue needs no store write: {:?}",
+        r.outcome
+    );
     let reissued = r.set_cookie.expect("re-issued cookie");
-    assert!(r.outcome.events().iter().any(|e| matches!(e, Event::Reissued { .. })));
-    assert_ne!(Some(reissued.split(';').next().expect("pair")), old.cookie.as_deref());
+    assert!(
+        r.outcome
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Reissued { .. }))
+    );
+    assert_ne!(
+        Some(reissued.split(';').next().expect("pair")),
+        old.cookie.as_deref()
+    );
 
     // The re-issued cookie verifies with the new secret alone.
     let mut only_new = World::new(spec_with(def, "app", KeyRing::new(&secret(2))));
@@ -48,6 +64,8 @@ fn without_the_previous_secret_old_cookies_are_anonymous() {
     assert!(m.is_new().expect("ready"));
     assert!(matches!(
         m.poll_event(),
-        Some(Event::CookieRejected { reason: sessionkit_core::Rejection::UnknownKey })
+        Some(Event::CookieRejected {
+            reason: sessionkit_core::Rejection::UnknownKey
+        })
     ));
 }

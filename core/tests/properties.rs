@@ -56,13 +56,15 @@ struct Setup {
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
-    (secret_bytes(), name(), name(), name(), any::<u64>()).prop_map(|(secret, namespace, session, cookie, seed)| Setup {
-        secret,
-        namespace,
-        session,
-        cookie,
-        seed,
-    })
+    (secret_bytes(), name(), name(), name(), any::<u64>()).prop_map(
+        |(secret, namespace, session, cookie, seed)| Setup {
+            secret,
+            namespace,
+            session,
+            cookie,
+            seed,
+        },
+    )
 }
 
 impl Setup {
@@ -70,7 +72,11 @@ impl Setup {
         KeyRing::new(&Secret::new(self.secret.clone()).expect("long"))
     }
     fn binding(&self) -> Binding<'_> {
-        Binding { namespace: Some(&self.namespace), session: &self.session, cookie: &self.cookie }
+        Binding {
+            namespace: Some(&self.namespace),
+            session: &self.session,
+            cookie: &self.cookie,
+        }
     }
     fn rng(&self) -> ChaCha20Rng {
         ChaCha20Rng::seed_from_u64(self.seed)
@@ -89,7 +95,8 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<prop::sample::Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
-        (any::<prop::sample::Index>(), any::<char>()).prop_map(|(at, with)| Mutation::ReplaceChar { at, with }),
+        (any::<prop::sample::Index>(), any::<char>())
+            .prop_map(|(at, with)| Mutation::ReplaceChar { at, with }),
         any::<prop::sample::Index>().prop_map(|at| Mutation::Truncate { at }),
         "\\PC{1,8}".prop_map(|with| Mutation::Extend { with }),
     ]
@@ -222,7 +229,12 @@ enum Op {
 }
 
 fn key() -> impl Strategy<Value = String> {
-    prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned()), "[a-e]{1,2}"]
+    prop_oneof![
+        Just("a".to_owned()),
+        Just("b".to_owned()),
+        Just("c".to_owned()),
+        "[a-e]{1,2}"
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -260,14 +272,19 @@ fn loaded(data: Map<String, Value>, now: Timestamp) -> (SessionMachine, Record) 
     let cookie = format!("__Host-web={}", codec::sign_id(spec.keys(), &spec.binding(), &id));
     let record = Record::new(now, data);
     let mut machine = SessionMachine::begin(spec, [cookie.as_bytes()], now);
-    machine.handle_load(LoadResult::Found(record.clone()), now).expect("load");
+    machine
+        .handle_load(LoadResult::Found(record.clone()), now)
+        .expect("load");
     (machine, record)
 }
 
 fn view(machine: &SessionMachine) -> Map<String, Value> {
     let mut out = Map::new();
     for k in machine.keys().expect("keys") {
-        out.insert(k.clone(), machine.get_value(&k).expect("get").expect("listed").clone());
+        out.insert(
+            k.clone(),
+            machine.get_value(&k).expect("get").expect("listed").clone(),
+        );
     }
     if let Some(flashes) = machine.get_value("__sessionkit.flash").ok().flatten() {
         out.insert("__sessionkit.flash".into(), flashes.clone());

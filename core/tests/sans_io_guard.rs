@@ -56,7 +56,11 @@ fn core_sources_are_sans_io() {
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let source = std::fs::read_to_string(&path).expect("readable");
                 let found = violations(&source);
-                assert!(found.is_empty(), "{} uses {found:?}; the core must stay sans-IO", path.display());
+                assert!(
+                    found.is_empty(),
+                    "{} uses {found:?}; the core must stay sans-IO",
+                    path.display()
+                );
                 checked += 1;
             }
         }
@@ -66,18 +70,39 @@ fn core_sources_are_sans_io() {
 
 #[test]
 fn core_manifest_has_no_async_dependency() {
-    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("manifest");
-    let deps = manifest.split("[dependencies]").nth(1).expect("deps").split("[dev-dependencies]").next().expect("deps");
-    for crate_name in ["tokio", "async-std", "futures", "smol", "hyper", "http", "getrandom", "rand ="] {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("manifest");
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("deps")
+        .split("[dev-dependencies]")
+        .next()
+        .expect("deps");
+    for crate_name in [
+        "tokio",
+        "async-std",
+        "futures",
+        "smol",
+        "hyper",
+        "http",
+        "getrandom",
+        "rand =",
+    ] {
         assert!(!deps.contains(crate_name), "core depends on {crate_name}");
     }
 }
 
 #[test]
 fn the_guard_catches_what_it_should() {
-    assert_eq!(violations("fn f() { let t = std::time::SystemTime::now(); }"), ["SystemTime::now"]);
+    assert_eq!(
+        violations("fn f() { let t = std::time::SystemTime::now(); }"),
+        ["SystemTime::now"]
+    );
     assert_eq!(violations("pub async fn load() {}"), ["async fn"]);
-    assert!(violations("fn f() {}\n#[cfg(test)]\nmod tests { fn g() { std::time::Instant::now(); } }").is_empty());
+    assert!(
+        violations("fn f() {}\n#[cfg(test)]\nmod tests { fn g() { std::time::Instant::now(); } }").is_empty()
+    );
     assert!(violations("/// let now = SystemTime::now();\nfn f() {}").is_empty());
     assert_eq!(violations("use rand_core::OsRng;"), ["OsRng"]);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{MIN, World, spec_with, secret, web_def};
+use common::{MIN, World, secret, spec_with, web_def};
 use serde_json::json;
 use sessionkit_core::{Event, KeyRing, Write};
 
@@ -39,14 +39,20 @@ fn new_session_never_written_leaves_no_record_and_no_cookie() {
 fn first_write_creates_with_one_cookie_and_no_store_header() {
     let mut w = world();
     let r = w.request(|s| s.insert("user", "ada").expect("insert"));
-    let Some(Write::Create { record, expires_at, .. }) = r.outcome.write() else {
+    let Some(Write::Create {
+        record, expires_at, ..
+    }) = r.outcome.write()
+    else {
         panic!("expected a create, got {:?}", r.outcome.write());
     };
     assert_eq!(record.data["user"], "ada");
     assert_eq!(*expires_at, w.now.saturating_add(Duration::from_secs(30 * 60)));
     let cookie = r.set_cookie.expect("cookie");
     assert!(cookie.starts_with("__Host-web="), "{cookie}");
-    assert!(cookie.ends_with("; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400"), "{cookie}");
+    assert!(
+        cookie.ends_with("; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400"),
+        "{cookie}"
+    );
     assert_eq!(r.outcome.cache_control(), Some("no-store"));
     assert!(matches!(r.outcome.events(), [Event::Created { .. }]));
 }
@@ -78,11 +84,16 @@ fn patches_name_only_changed_keys_and_send_no_cookie() {
         s.remove("b").expect("remove");
         s.insert("c", &3).expect("insert");
     });
-    let Some(Write::Patch { patch, .. }) = r.outcome.write() else { panic!("{:?}", r.outcome) };
+    let Some(Write::Patch { patch, .. }) = r.outcome.write() else {
+        panic!("{:?}", r.outcome)
+    };
     assert_eq!(patch.set.keys().collect::<Vec<_>>(), ["a", "c"]);
     assert_eq!(patch.remove, ["b"]);
     assert!(!patch.clear);
-    assert!(r.set_cookie.is_none(), "server cookies carry the absolute lifetime; no refresh needed");
+    assert!(
+        r.set_cookie.is_none(),
+        "server cookies carry the absolute lifetime; no refresh needed"
+    );
 }
 
 #[test]
@@ -112,7 +123,11 @@ fn touch_is_throttled_and_sends_no_cookie() {
     assert!(r.outcome.is_noop());
     w.advance(Duration::from_secs(60));
     let r = w.request(|s| drop(s.get::<i32>("n")));
-    assert!(matches!(r.outcome.write(), Some(Write::Touch { .. })), "{:?}", r.outcome);
+    assert!(
+        matches!(r.outcome.write(), Some(Write::Touch { .. })),
+        "{:?}",
+        r.outcome
+    );
     assert!(r.set_cookie.is_none());
     // The touch moved last-seen: 29 more minutes later the session is alive.
     w.advance(Duration::from_secs(29 * 60));
@@ -163,7 +178,9 @@ fn regenerate_keeps_data_and_creation_time_and_kills_the_old_cookie() {
         s.insert("user", "ada").expect("insert");
         assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
     });
-    let Some(Write::Create { record, .. }) = r.outcome.write() else { panic!("{:?}", r.outcome) };
+    let Some(Write::Create { record, .. }) = r.outcome.write() else {
+        panic!("{:?}", r.outcome)
+    };
     assert_eq!(record.created_at, created);
     assert_eq!(record.data["cart"], json!([1, 2]));
     assert!(r.outcome.delete().is_some());
@@ -188,7 +205,10 @@ fn destroy_deletes_and_removes_the_cookie_with_its_path_and_domain() {
     assert!(r.outcome.write().is_none() && r.outcome.delete().is_some());
     let removal = r.set_cookie.expect("removal cookie");
     assert!(removal.starts_with("__Secure-sid=;"), "{removal}");
-    assert!(removal.contains("Path=/app") && removal.contains("Domain=example.com"), "{removal}");
+    assert!(
+        removal.contains("Path=/app") && removal.contains("Domain=example.com"),
+        "{removal}"
+    );
     assert!(removal.contains("Max-Age=0"), "{removal}");
     assert_eq!(r.outcome.cache_control(), Some("no-store"));
     assert!(w.store.records.is_empty() && w.cookie.is_none());
@@ -227,7 +247,10 @@ fn a_patch_that_finds_the_session_gone_sends_no_cookie() {
     w.store.records.clear(); // a concurrent logout
     let r = w.finish(m, 200);
     assert_eq!(r.result, sessionkit_core::WriteResult::Gone);
-    assert!(r.set_cookie.is_none() && w.store.records.is_empty(), "nothing resurrected");
+    assert!(
+        r.set_cookie.is_none() && w.store.records.is_empty(),
+        "nothing resurrected"
+    );
 }
 
 #[test]
@@ -239,7 +262,10 @@ fn server_errors_drop_the_changes() {
     m.destroy().expect("destroy");
     let r = w.finish(m, 500);
     assert!(r.outcome.is_noop());
-    assert!(matches!(r.outcome.events(), [Event::ChangesDropped { status: 500 }]));
+    assert!(matches!(
+        r.outcome.events(),
+        [Event::ChangesDropped { status: 500 }]
+    ));
     w.request(|s| assert_eq!(s.get::<i32>("n").expect("get"), Some(1)));
 }
 
@@ -278,7 +304,9 @@ fn clear_then_identical_values_is_no_write_and_clear_is_a_patch() {
     });
     assert!(r.outcome.is_noop());
     let r = w.request(|s| s.clear().expect("clear"));
-    let Some(Write::Patch { patch, .. }) = r.outcome.write() else { panic!("{:?}", r.outcome) };
+    let Some(Write::Patch { patch, .. }) = r.outcome.write() else {
+        panic!("{:?}", r.outcome)
+    };
     assert!(patch.clear && patch.set.is_empty());
 }
 
@@ -307,7 +335,8 @@ fn corrupt_records_are_a_fresh_session() {
         [w.cookie.as_deref().expect("cookie").as_bytes()],
         w.now,
     );
-    m.handle_load(sessionkit_core::LoadResult::Corrupt, w.now).expect("load");
+    m.handle_load(sessionkit_core::LoadResult::Corrupt, w.now)
+        .expect("load");
     assert!(m.is_new().expect("ready"));
     assert!(matches!(m.poll_event(), Some(Event::CorruptRecord { .. })));
     assert!(matches!(
@@ -325,8 +354,14 @@ fn api_before_load_is_a_typed_error() {
         [w.cookie.as_deref().expect("cookie").as_bytes()],
         w.now,
     );
-    assert!(matches!(m.get::<i32>("a"), Err(sessionkit_core::SessionError::NotLoaded)));
-    assert!(matches!(m.insert("a", &2), Err(sessionkit_core::SessionError::NotLoaded)));
+    assert!(matches!(
+        m.get::<i32>("a"),
+        Err(sessionkit_core::SessionError::NotLoaded)
+    ));
+    assert!(matches!(
+        m.insert("a", &2),
+        Err(sessionkit_core::SessionError::NotLoaded)
+    ));
     // Finishing without loading writes nothing.
     assert!(m.finish(200, w.now, &mut w.rng).expect("finish").is_noop());
 }
@@ -346,11 +381,16 @@ fn core_enforces_expiry_even_when_a_store_returns_the_record() {
     for (after, expected) in cases {
         let now = sessionkit_core::Timestamp::from_millis(common::T0 + after);
         let mut m = SessionMachine::begin(w.spec.clone(), [cookie.as_bytes()], now);
-        m.handle_load(LoadResult::Found(record.clone()), now).expect("load");
+        m.handle_load(LoadResult::Found(record.clone()), now)
+            .expect("load");
         assert_eq!(m.is_new().expect("ready"), expected.is_some(), "after {after} ms");
         if let Some(by) = expected {
             assert!(matches!(m.poll_event(), Some(Event::Expired { by: b, .. }) if b == by));
-            assert_eq!(m.get::<i32>("n").expect("get"), None, "an expired session is never returned");
+            assert_eq!(
+                m.get::<i32>("n").expect("get"),
+                None,
+                "an expired session is never returned"
+            );
         }
     }
 }

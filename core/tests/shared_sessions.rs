@@ -15,7 +15,8 @@ fn accepted_across_apps(shared: bool) -> bool {
     let cookie = shop.cookie.clone().expect("cookie");
     let mut m = SessionMachine::begin(blog, [cookie.as_bytes()], shop.now);
     if let Some(key) = m.load_request().cloned() {
-        m.handle_load(shop.store.load(&key, shop.now), shop.now).expect("load");
+        m.handle_load(shop.store.load(&key, shop.now), shop.now)
+            .expect("load");
     }
     !m.is_new().expect("ready")
 }

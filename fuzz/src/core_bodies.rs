@@ -57,7 +57,10 @@ pub fn cookie_header(data: &[u8]) {
         if machine.load_request().is_some() {
             panic!("a forged signed id was accepted");
         }
-        assert!(machine.is_new().expect("ready"), "a forged sealed cookie was accepted");
+        assert!(
+            machine.is_new().expect("ready"),
+            "a forged sealed cookie was accepted"
+        );
         while machine.poll_event().is_some() {}
     }
 }
@@ -67,10 +70,15 @@ pub fn cookie_header(data: &[u8]) {
 pub fn id_cookie(data: &[u8]) {
     let spec = spec(false);
     let binding = spec.binding();
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
-        assert!(codec::verify_id(spec.keys(), &binding, &text).is_err(), "forged id accepted");
+        assert!(
+            codec::verify_id(spec.keys(), &binding, &text).is_err(),
+            "forged id accepted"
+        );
         return;
     }
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
@@ -90,16 +98,25 @@ pub fn id_cookie(data: &[u8]) {
 pub fn sealed_cookie(data: &[u8]) {
     let spec = spec(true);
     let binding = spec.binding();
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
-        assert!(codec::open(spec.keys(), &binding, &text).is_err(), "forged record opened");
+        assert!(
+            codec::open(spec.keys(), &binding, &text).is_err(),
+            "forged record opened"
+        );
         return;
     }
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
     let mut map = serde_json::Map::new();
     map.insert("k".into(), serde_json::Value::from(u64::from(mode)));
-    let record = SealedRecord { created_at: Timestamp::from_millis(1), last_seen: Timestamp::from_millis(2), data: map };
+    let record = SealedRecord {
+        created_at: Timestamp::from_millis(1),
+        last_seen: Timestamp::from_millis(2),
+        data: map,
+    };
     let valid = codec::seal(spec.keys(), &binding, &record, &mut rng).expect("seals");
     let changed = apply_edits(&valid, rest);
     let result = codec::open(spec.keys(), &binding, &changed);
@@ -133,11 +150,15 @@ fn apply_edits(valid: &str, edits: &[u8]) -> String {
 /// The config parser: arbitrary text never panics; what parses applies to a session
 /// definition without panicking, and errors never quote the secret.
 pub fn config(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match sessionkit_core::config::parse(text) {
         Ok(config) => {
             for (name, overrides) in &config.sessions {
-                let Ok(name) = SessionName::new(name) else { continue };
+                let Ok(name) = SessionName::new(name) else {
+                    continue;
+                };
                 let mut def = SessionDef::new(name);
                 if def.apply(overrides).is_ok() {
                     def.validate().expect("apply validates");
@@ -193,22 +214,29 @@ struct Request {
 /// a due touch).
 pub fn state_machine(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let Ok(cookie_driver) = u.arbitrary::<bool>() else { return };
+    let Ok(cookie_driver) = u.arbitrary::<bool>() else {
+        return;
+    };
     let spec = spec(cookie_driver);
     let expiry = spec.def().expiry;
     let mut rng = ChaCha20Rng::seed_from_u64(0);
-    let mut store: std::collections::HashMap<StoreKey, (Record, Timestamp)> = std::collections::HashMap::new();
+    let mut store: std::collections::HashMap<StoreKey, (Record, Timestamp)> =
+        std::collections::HashMap::new();
     let mut now = Timestamp::from_millis(T0);
     let mut browser: Option<String> = None;
     let mut issued: std::collections::HashMap<String, Timestamp> = std::collections::HashMap::new();
     let mut seen: Vec<String> = Vec::new();
     for _ in 0..16 {
-        let Ok(request) = u.arbitrary::<Request>() else { return };
+        let Ok(request) = u.arbitrary::<Request>() else {
+            return;
+        };
         now = now.saturating_add(Duration::from_secs(u64::from(request.advance_secs) * 8));
         let header: Option<Vec<u8>> = match &request.cookie {
             CookieChoice::Browser => browser.clone().map(String::into_bytes),
             CookieChoice::NoCookie => None,
-            CookieChoice::Stale(i) => (!seen.is_empty()).then(|| seen[usize::from(*i) % seen.len()].clone().into_bytes()),
+            CookieChoice::Stale(i) => {
+                (!seen.is_empty()).then(|| seen[usize::from(*i) % seen.len()].clone().into_bytes())
+            }
             CookieChoice::Raw(raw) => Some(raw.clone()),
         };
         let headers: Vec<&[u8]> = header.as_deref().into_iter().collect();
@@ -228,7 +256,9 @@ pub fn state_machine(data: &[u8]) {
             let key = |k: &u8| format!("k{}", k % 4);
             match op {
                 Op::Insert(k, v) => machine.insert(key(k), v).expect("insert"),
-                Op::InsertBig(n) => machine.insert("big", &"x".repeat(usize::from(*n) % 6000)).expect("insert"),
+                Op::InsertBig(n) => machine
+                    .insert("big", &"x".repeat(usize::from(*n) % 6000))
+                    .expect("insert"),
                 Op::Remove(k) => drop(machine.remove(&key(k)).expect("remove")),
                 Op::Get(k) => drop(machine.get::<serde_json::Value>(&key(k)).expect("get")),
                 Op::Keys => drop(machine.keys().expect("keys")),
@@ -254,11 +284,19 @@ pub fn state_machine(data: &[u8]) {
             );
             if cookie_driver && outcome.set_cookie(WriteResult::Applied).is_some() {
                 let presented = header.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                let last = *issued.get(presented.as_ref()).expect("only cookies we issued open");
-                assert!(!was_new && expiry.touch_due(last, now), "an unchanged cookie session was resealed");
+                let last = *issued
+                    .get(presented.as_ref())
+                    .expect("only cookies we issued open");
+                assert!(
+                    !was_new && expiry.touch_due(last, now),
+                    "an unchanged cookie session was resealed"
+                );
             }
             if !cookie_driver {
-                assert!(outcome.set_cookie(WriteResult::Applied).is_none(), "an unchanged session set a cookie");
+                assert!(
+                    outcome.set_cookie(WriteResult::Applied).is_none(),
+                    "an unchanged session set a cookie"
+                );
             }
         }
         if request.concurrent_delete
@@ -268,18 +306,33 @@ pub fn state_machine(data: &[u8]) {
         }
         let mut result = WriteResult::Applied;
         match outcome.write() {
-            Some(Write::Create { key, record, expires_at }) => {
+            Some(Write::Create {
+                key,
+                record,
+                expires_at,
+            }) => {
                 assert!(*expires_at > now);
-                assert!(store.insert(key.clone(), (record.clone(), *expires_at)).is_none(), "id collision");
+                assert!(
+                    store.insert(key.clone(), (record.clone(), *expires_at)).is_none(),
+                    "id collision"
+                );
             }
-            Some(Write::Patch { key, patch, expires_at }) => match store.get_mut(key) {
+            Some(Write::Patch {
+                key,
+                patch,
+                expires_at,
+            }) => match store.get_mut(key) {
                 Some((record, exp)) => {
                     patch.apply_to(record);
                     *exp = *expires_at;
                 }
                 None => result = WriteResult::Gone,
             },
-            Some(Write::Touch { key, last_seen, expires_at }) => match store.get_mut(key) {
+            Some(Write::Touch {
+                key,
+                last_seen,
+                expires_at,
+            }) => match store.get_mut(key) {
                 Some((record, exp)) => {
                     record.last_seen = *last_seen;
                     *exp = *expires_at;

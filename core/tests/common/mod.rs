@@ -55,18 +55,30 @@ impl Store {
         if let Some(write) = outcome.write() {
             self.writes += 1;
             match write {
-                Write::Create { key, record, expires_at } => {
+                Write::Create {
+                    key,
+                    record,
+                    expires_at,
+                } => {
                     assert!(!self.records.contains_key(key), "create must be insert-if-absent");
                     self.records.insert(key.clone(), (record.clone(), *expires_at));
                 }
-                Write::Patch { key, patch, expires_at } => match self.records.get_mut(key) {
+                Write::Patch {
+                    key,
+                    patch,
+                    expires_at,
+                } => match self.records.get_mut(key) {
                     Some((record, exp)) => {
                         patch.apply_to(record);
                         *exp = *expires_at;
                     }
                     None => result = WriteResult::Gone,
                 },
-                Write::Touch { key, last_seen, expires_at } => match self.records.get_mut(key) {
+                Write::Touch {
+                    key,
+                    last_seen,
+                    expires_at,
+                } => match self.records.get_mut(key) {
                     Some((record, exp)) => {
                         record.last_seen = *last_seen;
                         *exp = *expires_at;
@@ -124,7 +136,9 @@ impl World {
         let headers: Vec<&[u8]> = cookie_header.map(str::as_bytes).into_iter().collect();
         let mut machine = SessionMachine::begin(self.spec.clone(), headers, self.now);
         if let Some(key) = machine.load_request().cloned() {
-            machine.handle_load(self.store.load(&key, self.now), self.now).expect("load was requested");
+            machine
+                .handle_load(self.store.load(&key, self.now), self.now)
+                .expect("load was requested");
         }
         machine
     }
@@ -138,7 +152,11 @@ impl World {
             let pair = header.split(';').next().expect("pair").to_owned();
             self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
         }
-        Response { outcome, set_cookie, result }
+        Response {
+            outcome,
+            set_cookie,
+            result,
+        }
     }
 
     /// One request: begin, run `handler`, finish with 200.

@@ -1,0 +1,604 @@
+//! The driver contract, case by case. Each case is a public `async fn` taking the
+//! driver factory; [`driver_suite!`](crate::driver_suite) turns them into tests.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use sessionkit::core::{Namespace, SessionId};
+use sessionkit::{
+    Clock, Driver, DriverError, LoadResult, ManualClock, Patch, Record, StoreKey, SystemClock, Timestamp,
+    WriteResult,
+};
+
+/// How a driver learns the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSource {
+    /// It follows the clock passed to [`DriverFactory::build`]; the suite moves that
+    /// clock instead of sleeping.
+    Manual,
+    /// It uses a clock of its own (a store server's); the suite uses short real
+    /// lifetimes and sleeps past them (a few seconds in all).
+    Real,
+}
+
+/// Builds the driver under test. Implement it once; the suite builds a fresh driver
+/// per case.
+pub trait DriverFactory: Send + Sync + 'static {
+    /// The driver type.
+    type Driver: Driver;
+
+    /// Builds a fresh driver. Drivers that accept a clock should use `clock`.
+    fn build(&self, clock: &ManualClock) -> impl Future<Output = Self::Driver> + Send;
+
+    /// How the driver learns the time.
+    fn time(&self) -> TimeSource {
+        TimeSource::Manual
+    }
+
+    /// Writes bytes that are not a valid record under `key`, for the corrupt-record
+    /// case. Return `false` when the store cannot hold such bytes (then the case only
+    /// checks that loading a never-written key is not an error).
+    fn corrupt(&self, driver: &Self::Driver, key: &StoreKey) -> impl Future<Output = bool> + Send {
+        let _ = (driver, key);
+        async { false }
+    }
+}
+
+/// The short lifetime expiry cases use.
+pub const SHORT: Duration = Duration::from_millis(1_500);
+/// How long expiry cases wait past [`SHORT`].
+pub const PAST_SHORT: Duration = Duration::from_millis(2_100);
+const LONG: Duration = Duration::from_secs(3_600);
+
+/// A fresh driver with its clock and a namespace of its own.
+pub struct Ctx<D> {
+    /// The driver.
+    pub driver: D,
+    /// The manual clock (moved by [`Ctx::pass`] for [`TimeSource::Manual`] drivers).
+    pub clock: ManualClock,
+    time: TimeSource,
+    namespace: Namespace,
+}
+
+impl<D: Driver> Ctx<D> {
+    /// Builds a fresh driver from `factory`.
+    pub async fn new<F: DriverFactory<Driver = D>>(factory: &F) -> Self {
+        let clock = ManualClock::starting_now();
+        let driver = factory.build(&clock).await;
+        Ctx {
+            driver,
+            clock,
+            time: factory.time(),
+            namespace: unique_namespace(),
+        }
+    }
+
+    /// The current time as the driver sees it.
+    pub fn now(&self) -> Timestamp {
+        match self.time {
+            TimeSource::Manual => self.clock.now(),
+            TimeSource::Real => SystemClock.now(),
+        }
+    }
+
+    /// `now + by`.
+    pub fn later(&self, by: Duration) -> Timestamp {
+        self.now().saturating_add(by)
+    }
+
+    /// Lets `by` pass: moves the manual clock, or sleeps for real-time drivers.
+    pub async fn pass(&self, by: Duration) {
+        match self.time {
+            TimeSource::Manual => self.clock.advance(by),
+            TimeSource::Real => tokio::time::sleep(by).await,
+        }
+    }
+
+    /// A fresh random key in this context's namespace.
+    pub fn key(&self) -> StoreKey {
+        SessionId::generate(&mut rand::rng()).store_key(&self.namespace)
+    }
+
+    /// A record created now with `data`.
+    pub fn record(&self, data: Value) -> Record {
+        let Value::Object(map) = data else {
+            panic!("record data must be an object")
+        };
+        Record::new(self.now(), map)
+    }
+}
+
+/// A namespace no other run uses, so suites can share one store server.
+pub fn unique_namespace() -> Namespace {
+    let mut bytes = [0u8; 8];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+    Namespace::new(&format!("conformance-{:016x}", u64::from_le_bytes(bytes))).expect("valid namespace")
+}
+
+async fn load<D: Driver>(ctx: &Ctx<D>, key: &StoreKey) -> LoadResult {
+    ctx.driver.load(key).await.expect("load must not fail")
+}
+
+async fn found<D: Driver>(ctx: &Ctx<D>, key: &StoreKey) -> Record {
+    match load(ctx, key).await {
+        LoadResult::Found(record) => record,
+        other => panic!("expected a record, got {other:?}"),
+    }
+}
+
+async fn missing<D: Driver>(ctx: &Ctx<D>, key: &StoreKey, why: &str) {
+    let result = load(ctx, key).await;
+    assert_eq!(result, LoadResult::Missing, "{why}");
+}
+
+fn map(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => panic!("expected an object"),
+    }
+}
+
+fn patch(set: Value, remove: &[&str], clear: bool, last_seen: Timestamp) -> Patch {
+    let mut p = Patch {
+        clear,
+        set: map(set).into_iter().collect::<BTreeMap<_, _>>(),
+        remove: remove.iter().map(|s| (*s).to_owned()).collect(),
+        ..Patch::default()
+    };
+    p.last_seen = last_seen;
+    p
+}
+
+/// A key never written loads as missing.
+pub async fn load_missing_is_missing<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    missing(&ctx, &ctx.key(), "a key never written").await;
+}
+
+/// A created record loads back exactly: timestamps and every JSON type.
+pub async fn create_then_load_round_trips<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let mut record = ctx.record(json!({
+        "user": "ada", "n": 42, "neg": -7, "big": u64::MAX, "pi": 1.5, "yes": true, "none": null,
+        "list": [1, "two", [3], {"four": 4}], "nested": {"a": {"b": {"c": []}}}, "empty": {}
+    }));
+    record.last_seen = record.created_at.saturating_add(Duration::from_millis(1_234));
+    ctx.driver
+        .create(&key, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    assert_eq!(found(&ctx, &key).await, record);
+}
+
+/// `create` never overwrites: a second create of a live key is `Duplicate` and leaves
+/// the first record as it was.
+pub async fn create_is_insert_if_absent<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let first = ctx.record(json!({"v": 1}));
+    ctx.driver
+        .create(&key, &first, ctx.later(LONG))
+        .await
+        .expect("create");
+    let second = ctx.record(json!({"v": 2}));
+    let err = ctx
+        .driver
+        .create(&key, &second, ctx.later(LONG))
+        .await
+        .expect_err("duplicate create");
+    assert!(
+        matches!(err, DriverError::Duplicate),
+        "expected Duplicate, got {err:?}"
+    );
+    assert_eq!(found(&ctx, &key).await, first);
+}
+
+/// An expired record does not block a new create under the same key.
+pub async fn create_after_expiry_succeeds<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    ctx.driver
+        .create(&key, &ctx.record(json!({"v": 1})), ctx.later(SHORT))
+        .await
+        .expect("create");
+    ctx.pass(PAST_SHORT).await;
+    let fresh = ctx.record(json!({"v": 2}));
+    ctx.driver
+        .create(&key, &fresh, ctx.later(LONG))
+        .await
+        .expect("create over an expired record");
+    assert_eq!(found(&ctx, &key).await, fresh);
+}
+
+/// Of many concurrent creates of one key, exactly one succeeds.
+pub async fn concurrent_creates_of_one_key_admit_one<F: DriverFactory>(f: &F) {
+    let ctx = Arc::new(Ctx::new(f).await);
+    let key = ctx.key();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let ctx = ctx.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let record = ctx.record(json!({ "writer": i }));
+            ctx.driver.create(&key, &record, ctx.later(LONG)).await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) => ok += 1,
+            Err(DriverError::Duplicate) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one create wins");
+}
+
+/// A patch clears (if asked), removes, sets, and moves last-seen; other keys stay.
+pub async fn patch_applies_clear_remove_set_and_last_seen<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let mut expected = ctx.record(json!({"a": 1, "b": 2, "c": 3}));
+    ctx.driver
+        .create(&key, &expected, ctx.later(LONG))
+        .await
+        .expect("create");
+    let seen = ctx.later(Duration::from_secs(5));
+    let p = patch(
+        json!({"a": 10, "d": {"x": [1]}}),
+        &["b", "never-set"],
+        false,
+        seen,
+    );
+    assert_eq!(
+        ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch"),
+        WriteResult::Applied
+    );
+    p.apply_to(&mut expected);
+    let got = found(&ctx, &key).await;
+    assert_eq!(got, expected);
+    assert_eq!(got.data.keys().collect::<Vec<_>>(), ["a", "c", "d"]);
+    assert_eq!(got.last_seen, seen);
+
+    let cleared = patch(json!({"only": true}), &[], true, seen);
+    assert_eq!(
+        ctx.driver
+            .patch(&key, &cleared, ctx.later(LONG))
+            .await
+            .expect("patch"),
+        WriteResult::Applied
+    );
+    assert_eq!(found(&ctx, &key).await.data, map(json!({"only": true})));
+}
+
+/// Patching a key that does not exist reports `Gone` and creates nothing.
+pub async fn patch_of_missing_is_gone_and_creates_nothing<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let p = patch(json!({"a": 1}), &[], false, ctx.now());
+    assert_eq!(
+        ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch"),
+        WriteResult::Gone
+    );
+    missing(&ctx, &key, "a patch must not create a record").await;
+}
+
+/// A touch moves last-seen and nothing else.
+pub async fn touch_moves_last_seen_only<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let record = ctx.record(json!({"a": 1}));
+    ctx.driver
+        .create(&key, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    let seen = ctx.later(Duration::from_secs(9));
+    assert_eq!(
+        ctx.driver
+            .touch(&key, seen, ctx.later(LONG))
+            .await
+            .expect("touch"),
+        WriteResult::Applied
+    );
+    let got = found(&ctx, &key).await;
+    assert_eq!(got.last_seen, seen);
+    assert_eq!(got.created_at, record.created_at);
+    assert_eq!(got.data, record.data);
+}
+
+/// Touching a key that does not exist reports `Gone` and creates nothing.
+pub async fn touch_of_missing_is_gone_and_creates_nothing<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    assert_eq!(
+        ctx.driver
+            .touch(&key, ctx.now(), ctx.later(LONG))
+            .await
+            .expect("touch"),
+        WriteResult::Gone
+    );
+    missing(&ctx, &key, "a touch must not create a record").await;
+}
+
+/// After a delete (a logout), a late patch or touch from a request that loaded the
+/// session before it is `Gone` and brings nothing back.
+pub async fn patch_and_touch_after_delete_are_gone<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    ctx.driver
+        .create(&key, &ctx.record(json!({"user": "ada"})), ctx.later(LONG))
+        .await
+        .expect("create");
+    ctx.driver.delete(&key).await.expect("delete");
+    let p = patch(json!({"cart": [1]}), &[], false, ctx.now());
+    assert_eq!(
+        ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch"),
+        WriteResult::Gone
+    );
+    assert_eq!(
+        ctx.driver
+            .touch(&key, ctx.now(), ctx.later(LONG))
+            .await
+            .expect("touch"),
+        WriteResult::Gone
+    );
+    missing(&ctx, &key, "a deleted session must stay deleted").await;
+}
+
+/// Deleting twice, or deleting a key never written, is fine.
+pub async fn delete_is_idempotent<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    ctx.driver.delete(&key).await.expect("delete of a missing key");
+    ctx.driver
+        .create(&key, &ctx.record(json!({"a": 1})), ctx.later(LONG))
+        .await
+        .expect("create");
+    ctx.driver.delete(&key).await.expect("delete");
+    ctx.driver.delete(&key).await.expect("second delete");
+    missing(&ctx, &key, "deleted").await;
+}
+
+/// A record is never returned once its expiry has passed.
+pub async fn load_never_returns_expired<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let short = ctx.key();
+    let long = ctx.key();
+    ctx.driver
+        .create(&short, &ctx.record(json!({"a": 1})), ctx.later(SHORT))
+        .await
+        .expect("create");
+    ctx.driver
+        .create(&long, &ctx.record(json!({"a": 2})), ctx.later(LONG))
+        .await
+        .expect("create");
+    found(&ctx, &short).await;
+    ctx.pass(PAST_SHORT).await;
+    missing(&ctx, &short, "an expired record must not be returned").await;
+    found(&ctx, &long).await;
+}
+
+/// Patch and touch move the expiry to what they are given.
+pub async fn patch_and_touch_extend_expiry<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let patched = ctx.key();
+    let touched = ctx.key();
+    for key in [&patched, &touched] {
+        ctx.driver
+            .create(key, &ctx.record(json!({"a": 1})), ctx.later(SHORT))
+            .await
+            .expect("create");
+    }
+    let p = patch(json!({"b": 2}), &[], false, ctx.now());
+    ctx.driver
+        .patch(&patched, &p, ctx.later(LONG))
+        .await
+        .expect("patch");
+    ctx.driver
+        .touch(&touched, ctx.now(), ctx.later(LONG))
+        .await
+        .expect("touch");
+    ctx.pass(PAST_SHORT).await;
+    assert_eq!(found(&ctx, &patched).await.data["b"], 2);
+    found(&ctx, &touched).await;
+}
+
+/// A patch or touch after expiry is `Gone`: an expired session is not revived.
+pub async fn patch_after_expiry_is_gone<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    ctx.driver
+        .create(&key, &ctx.record(json!({"a": 1})), ctx.later(SHORT))
+        .await
+        .expect("create");
+    ctx.pass(PAST_SHORT).await;
+    let p = patch(json!({"b": 2}), &[], false, ctx.now());
+    assert_eq!(
+        ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch"),
+        WriteResult::Gone
+    );
+    assert_eq!(
+        ctx.driver
+            .touch(&key, ctx.now(), ctx.later(LONG))
+            .await
+            .expect("touch"),
+        WriteResult::Gone
+    );
+    missing(&ctx, &key, "an expired session must not be revived").await;
+}
+
+/// Values of 1 MiB round-trip through create and patch.
+pub async fn large_values_round_trip<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let big: String = (0..1024 * 1024)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).expect("< 26")))
+        .collect();
+    let record = ctx.record(json!({ "blob": big }));
+    ctx.driver
+        .create(&key, &record, ctx.later(LONG))
+        .await
+        .expect("create 1 MiB");
+    assert_eq!(
+        found(&ctx, &key).await.data["blob"].as_str().map(str::len),
+        Some(1024 * 1024)
+    );
+    let other: String = big.chars().rev().collect();
+    let p = patch(json!({ "blob2": other }), &[], false, ctx.now());
+    ctx.driver
+        .patch(&key, &p, ctx.later(LONG))
+        .await
+        .expect("patch 1 MiB");
+    let got = found(&ctx, &key).await;
+    assert_eq!(got.data["blob"], Value::String(big));
+    assert_eq!(got.data["blob2"], Value::String(other));
+}
+
+/// Keys and values in any script, with characters stores like to treat specially.
+pub async fn unicode_keys_and_values_round_trip<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let data = json!({
+        "ключ": "значение", "鍵": "値", "🔑": "🚪", "a.b": 1, "$where": 2, "key with spaces": 3,
+        "'; DROP TABLE sessions; --": 4, "\"quoted\"": "\\back\\slash", "": "empty key", "tab\tnew\nline": "é\u{301}",
+    });
+    let record = ctx.record(data.clone());
+    ctx.driver
+        .create(&key, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    assert_eq!(found(&ctx, &key).await, record);
+    let p = patch(json!({"🔑": "🗝️", "ключ2": "x"}), &["鍵", ""], false, ctx.now());
+    ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch");
+    let mut expected = record;
+    p.apply_to(&mut expected);
+    assert_eq!(found(&ctx, &key).await, expected);
+}
+
+/// 10,000 sessions coexist and stay independent.
+pub async fn ten_thousand_sessions<F: DriverFactory>(f: &F) {
+    let ctx = Arc::new(Ctx::new(f).await);
+    let keys: Vec<StoreKey> = (0..10_000).map(|_| ctx.key()).collect();
+    let keys = Arc::new(keys);
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (ctx, keys) = (ctx.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            for (i, key) in keys.iter().enumerate().skip(worker).step_by(8) {
+                ctx.driver
+                    .create(key, &ctx.record(json!({ "i": i })), ctx.later(LONG))
+                    .await
+                    .expect("create");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    for i in (0..10_000).step_by(97).chain([9_999]) {
+        assert_eq!(found(&ctx, &keys[i]).await.data["i"], i);
+    }
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (ctx, keys) = (ctx.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            for key in keys.iter().skip(worker).step_by(8) {
+                ctx.driver.delete(key).await.expect("delete");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    missing(&ctx, &keys[5_000], "deleted").await;
+}
+
+/// 50 concurrent patches of one session, each setting its own key, all survive.
+pub async fn concurrent_patches_of_different_keys_all_survive<F: DriverFactory>(f: &F) {
+    let ctx = Arc::new(Ctx::new(f).await);
+    let key = ctx.key();
+    ctx.driver
+        .create(&key, &ctx.record(json!({"base": true})), ctx.later(LONG))
+        .await
+        .expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (ctx, key) = (ctx.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let p = patch(json!({ format!("k{i}"): i }), &[], false, ctx.now());
+            ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch")
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("task"), WriteResult::Applied);
+    }
+    let got = found(&ctx, &key).await;
+    for i in 0..50 {
+        assert_eq!(
+            got.data.get(&format!("k{i}")),
+            Some(&json!(i)),
+            "patch {i} was lost"
+        );
+    }
+    assert_eq!(got.data["base"], true);
+}
+
+/// The same digest in two namespaces is two sessions.
+pub async fn namespaces_are_separate<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let other = StoreKey::from_digest(unique_namespace(), *key.digest());
+    ctx.driver
+        .create(&key, &ctx.record(json!({"app": "one"})), ctx.later(LONG))
+        .await
+        .expect("create");
+    missing(&ctx, &other, "another namespace must not see the record").await;
+    ctx.driver
+        .create(&other, &ctx.record(json!({"app": "two"})), ctx.later(LONG))
+        .await
+        .expect("create");
+    ctx.driver.delete(&other).await.expect("delete");
+    assert_eq!(found(&ctx, &key).await.data["app"], "one");
+}
+
+/// Bytes that are not a record load as `Corrupt` (or `Missing`), never as an error.
+pub async fn corrupt_record_is_not_an_error<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    if !f.corrupt(&ctx.driver, &key).await {
+        // This store holds typed records only; nothing can be corrupt. Loading a key
+        // never written must still not be an error.
+        missing(&ctx, &key, "never written").await;
+        return;
+    }
+    match ctx.driver.load(&key).await {
+        Ok(LoadResult::Corrupt | LoadResult::Missing) => {}
+        other => panic!("a corrupt record must load as Corrupt or Missing, got {other:?}"),
+    }
+    // A corrupt record must not block the session layer: delete works.
+    ctx.driver.delete(&key).await.expect("delete of a corrupt record");
+}
+
+/// `close` succeeds and can be called twice.
+pub async fn close_is_clean<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    ctx.driver
+        .create(&key, &ctx.record(json!({"a": 1})), ctx.later(LONG))
+        .await
+        .expect("create");
+    ctx.driver.close().await.expect("close");
+    ctx.driver.close().await.expect("second close");
+    if let Ok(result) = ctx.driver.load(&key).await {
+        // Drivers may keep working after close (pooled clients) or fail with Closed;
+        // they must not return garbage.
+        assert!(
+            matches!(result, LoadResult::Found(_) | LoadResult::Missing),
+            "{result:?}"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! The conformance suite every sessionkit driver and adapter must pass, ours and third
+//! parties'.
+//!
+//! # For driver authors
+//!
+//! Implement [`DriverFactory`] for your driver and invoke the macros in a test file:
+//!
+//! ```ignore
+//! // tests/conformance.rs of your driver crate
+//! struct Factory;
+//!
+//! impl sessionkit_conformance::DriverFactory for Factory {
+//!     type Driver = MyDriver;
+//!     async fn build(&self, _clock: &sessionkit::ManualClock) -> MyDriver {
+//!         MyDriver::connect("...").await.unwrap()
+//!     }
+//!     fn time(&self) -> sessionkit_conformance::TimeSource {
+//!         sessionkit_conformance::TimeSource::Real // the store keeps its own time
+//!     }
+//! }
+//!
+//! sessionkit_conformance::driver_suite!(Factory);
+//! sessionkit_conformance::session_suite!(sessionkit_conformance::DriverBackend(Factory));
+//! ```
+//!
+//! [`driver_suite!`] checks the driver contract call by call ([`driver`] lists every
+//! case); [`session_suite!`] runs whole requests through `sessionkit` on top of it
+//! ([`session`] lists those). Each case becomes its own `#[test]`. Cases that need time
+//! to pass move the manual clock for drivers that follow it, and otherwise sleep past
+//! short real lifetimes (about two seconds, once per expiry case).
+//!
+//! The built-in memory driver runs the whole suite in this crate's tests; the
+//! sealed-cookie driver runs the session suite (`session_suite!(CookieBackend)`), where
+//! the server-only cases return early.
+
+pub mod driver;
+pub mod session;
+pub mod wrappers;
+
+pub use driver::{DriverFactory, TimeSource};
+pub use session::{CookieBackend, DriverBackend, Harness, Jar, SessionBackend};
+
+/// Runs `future` to completion on a fresh multi-threaded runtime (used by the suite
+/// macros, so driver crates need no runtime setup of their own).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// Defines one `#[test]` per driver-contract case, each building its driver with
+/// `$factory` (an expression evaluated per test).
+#[macro_export]
+macro_rules! driver_suite {
+    ($factory:expr) => {
+        $crate::driver_suite!(@cases $factory;
+            load_missing_is_missing,
+            create_then_load_round_trips,
+            create_is_insert_if_absent,
+            create_after_expiry_succeeds,
+            concurrent_creates_of_one_key_admit_one,
+            patch_applies_clear_remove_set_and_last_seen,
+            patch_of_missing_is_gone_and_creates_nothing,
+            touch_moves_last_seen_only,
+            touch_of_missing_is_gone_and_creates_nothing,
+            patch_and_touch_after_delete_are_gone,
+            delete_is_idempotent,
+            load_never_returns_expired,
+            patch_and_touch_extend_expiry,
+            patch_after_expiry_is_gone,
+            large_values_round_trip,
+            unicode_keys_and_values_round_trip,
+            ten_thousand_sessions,
+            concurrent_patches_of_different_keys_all_survive,
+            namespaces_are_separate,
+            corrupt_record_is_not_an_error,
+            close_is_clean
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::block_on(async { $crate::driver::$case(&$factory).await });
+            }
+        )*
+    };
+}
+
+/// Defines one `#[test]` per session-behaviour case, each over a fresh backend from
+/// `$backend` (a [`SessionBackend`] expression, e.g. `DriverBackend(MyFactory)` or
+/// `CookieBackend`).
+#[macro_export]
+macro_rules! session_suite {
+    ($backend:expr) => {
+        $crate::session_suite!(@cases $backend;
+            untouched_request_costs_nothing,
+            write_sets_one_cookie_that_round_trips,
+            bad_cookies_are_anonymous,
+            regenerate_replaces_the_id,
+            destroy_ends_the_session,
+            idle_and_absolute_expiry,
+            flash_is_read_once,
+            named_sessions_are_independent,
+            concurrent_requests_all_persist,
+            destroy_racing_a_patch_stays_destroyed,
+            regenerate_racing_a_patch_keeps_the_new_session,
+            key_rotation_logs_nobody_out,
+            store_outage_is_an_error_then_recovers,
+            server_errors_drop_changes,
+            large_sessions,
+            misuse_is_a_clear_error
+        );
+    };
+    (@cases $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::block_on(async { $crate::session::$case(&$backend).await });
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every public case function is listed in its macro, so none is silently skipped.
+    #[test]
+    fn macros_list_every_case() {
+        let lib = include_str!("lib.rs");
+        for (file, source) in [
+            ("driver.rs", include_str!("driver.rs")),
+            ("session.rs", include_str!("session.rs")),
+        ] {
+            let cases: Vec<&str> = source
+                .lines()
+                .filter_map(|l| l.strip_prefix("pub async fn "))
+                .filter_map(|l| l.split('<').next())
+                .collect();
+            assert!(cases.len() > 10, "{file}: only {} cases found", cases.len());
+            for case in cases {
+                assert!(
+                    lib.contains(&format!("            {case},"))
+                        || lib.contains(&format!("            {case}\n")),
+                    "{file}: {case} is not in its suite macro"
+                );
+            }
+        }
+    }
+}

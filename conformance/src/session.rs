@@ -1,0 +1,702 @@
+//! Session behaviour through the public API of `sessionkit` (what adapters build on),
+//! against the store under test or the sealed-cookie driver.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::json;
+use sessionkit::{
+    DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session, Sessions,
+};
+
+use crate::driver::DriverFactory;
+use crate::wrappers::{CountingDriver, Counts, Switch, SwitchableDriver};
+
+/// The name the store under test is registered under.
+pub const DRIVER_NAME: &str = "under-test";
+/// The primary secret of the suite.
+pub const SECRET: &[u8; 32] = b"conformance suite primary secret";
+/// The secret of key-rotation cases.
+pub const NEW_SECRET: &[u8; 32] = b"conformance suite rotated secret";
+
+/// Where the suite's sessions live.
+pub trait SessionBackend: Send + Sync + 'static {
+    /// A fresh store, or `None` for sealed-cookie sessions.
+    fn store(&self, clock: &ManualClock) -> impl Future<Output = Option<Arc<dyn DynDriver>>> + Send;
+}
+
+/// The store built by a [`DriverFactory`].
+pub struct DriverBackend<F>(pub F);
+
+impl<F: DriverFactory> SessionBackend for DriverBackend<F> {
+    async fn store(&self, clock: &ManualClock) -> Option<Arc<dyn DynDriver>> {
+        Some(Arc::new(self.0.build(clock).await))
+    }
+}
+
+/// Sealed-cookie sessions (the built-in `cookie` driver).
+pub struct CookieBackend;
+
+impl SessionBackend for CookieBackend {
+    async fn store(&self, _clock: &ManualClock) -> Option<Arc<dyn DynDriver>> {
+        None
+    }
+}
+
+/// A browser's cookie jar, kept explicitly so attribute checks are exact.
+#[derive(Debug, Clone, Default)]
+pub struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    /// The `Cookie` header value.
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+    /// The value of cookie `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    /// Sets a cookie by hand.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.0.insert(name.to_owned(), value.to_owned());
+    }
+    /// Applies one Set-Cookie header value (removals delete).
+    pub fn apply(&mut self, set_cookie: &str) {
+        let pair = set_cookie.split(';').next().unwrap_or_default();
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let removal = value.is_empty() || set_cookie.contains("Max-Age=0");
+        if removal {
+            self.0.remove(name.trim());
+        } else {
+            self.0.insert(name.trim().to_owned(), value.to_owned());
+        }
+    }
+}
+
+/// One registry over the store under test, with call counters and a power switch.
+pub struct Harness {
+    /// The started registry.
+    pub sessions: Sessions,
+    /// Its clock.
+    pub clock: ManualClock,
+    /// Driver call counts (server-side sessions only).
+    pub counts: Option<Arc<Counts>>,
+    /// The store's power switch (server-side sessions only).
+    pub switch: Option<Switch>,
+    store: Option<Arc<dyn DynDriver>>,
+}
+
+/// The cookie name of the `web` session in the suite.
+pub const WEB_COOKIE: &str = "__Host-web";
+/// The cookie name of the `admin` session in the suite.
+pub const ADMIN_COOKIE: &str = "__Host-admin";
+
+impl Harness {
+    /// A harness over a fresh store from `backend`.
+    pub async fn new<B: SessionBackend>(backend: &B) -> Self {
+        let clock = ManualClock::starting_now();
+        let store = backend.store(&clock).await;
+        Self::build(
+            store,
+            clock,
+            Secret::new(*SECRET).expect("32 bytes"),
+            &[],
+            "conformance",
+        )
+    }
+
+    /// Another registry over the same store and clock, with other secrets or namespace
+    /// (another app, or the same app after a key rotation).
+    pub fn sibling(&self, primary: &[u8], previous: &[&[u8]], namespace: &str) -> Self {
+        Self::build(
+            self.store.clone(),
+            self.clock.clone(),
+            Secret::new(primary.to_vec()).expect("long secret"),
+            previous,
+            namespace,
+        )
+    }
+
+    fn build(
+        store: Option<Arc<dyn DynDriver>>,
+        clock: ManualClock,
+        primary: Secret,
+        previous: &[&[u8]],
+        namespace: &str,
+    ) -> Self {
+        let mut registry = Registry::with_clock(clock.shared());
+        registry.set_secret(primary);
+        for p in previous {
+            registry.add_previous_secret(Secret::new(p.to_vec()).expect("long secret"));
+        }
+        registry.set_namespace(namespace).expect("valid namespace");
+        let (driver_name, counts, switch) = match &store {
+            Some(store) => {
+                let (switchable, switch) = SwitchableDriver::new(store.clone());
+                let counting = CountingDriver::new(Arc::new(switchable));
+                let counts = counting.counts();
+                registry.register_driver(DRIVER_NAME, counting).expect("register");
+                (DRIVER_NAME, Some(counts), Some(switch))
+            }
+            None => ("cookie", None, None),
+        };
+        for name in ["web", "admin", "api"] {
+            let def = registry.session_mut(name).expect("built-in session");
+            driver_name.clone_into(&mut def.driver);
+        }
+        let sessions = registry.build_with_env(&|_| None).expect("registry builds");
+        Harness {
+            sessions,
+            clock,
+            counts,
+            switch,
+            store,
+        }
+    }
+
+    /// Whether records live in a store (not in the cookie).
+    pub fn server_side(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Starts a request carrying `jar`'s cookies.
+    pub fn request(&self, jar: &Jar) -> RequestSessions {
+        let header = jar.header();
+        self.sessions.request([header])
+    }
+
+    /// Saves `request` with `status` and applies the Set-Cookies to `jar`.
+    ///
+    /// # Errors
+    /// The save error.
+    pub async fn save(
+        &self,
+        request: &RequestSessions,
+        jar: &mut Jar,
+        status: u16,
+    ) -> Result<SaveOutcome, Error> {
+        let outcome = request.save(status).await?;
+        for cookie in outcome.set_cookies() {
+            jar.apply(cookie);
+        }
+        Ok(outcome)
+    }
+
+    /// One request that runs `handler` on session `name` and saves with 200.
+    pub async fn with_session(
+        &self,
+        jar: &mut Jar,
+        name: &str,
+        handler: impl FnOnce(&Session),
+    ) -> SaveOutcome {
+        let request = self.request(jar);
+        let session = request.session(name).await.expect("session loads");
+        handler(&session);
+        self.save(&request, jar, 200).await.expect("save")
+    }
+
+    /// Store calls so far (0 for cookie sessions).
+    pub fn calls(&self) -> usize {
+        self.counts.as_ref().map_or(0, |c| c.total())
+    }
+
+    /// Store writes so far (0 for cookie sessions).
+    pub fn writes(&self) -> usize {
+        self.counts.as_ref().map_or(0, |c| c.writes())
+    }
+}
+
+/// A request that never asks for a session causes no store call and no Set-Cookie;
+/// asking without a cookie and changing nothing causes none either.
+pub async fn untouched_request_costs_nothing<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let request = h.request(&jar);
+    assert!(h.save(&request, &mut jar, 200).await.expect("save").is_empty());
+    h.with_session(&mut jar, "web", |s| assert!(s.is_new().expect("new")))
+        .await;
+    assert_eq!(h.calls(), 0, "no cookie, no change: no driver call");
+    assert!(jar.get(WEB_COOKIE).is_none());
+}
+
+/// A write sets exactly one cookie with the configured name and attributes; the cookie
+/// round-trips; a read-only request writes nothing and sets no cookie.
+pub async fn write_sets_one_cookie_that_round_trips<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let out = h
+        .with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    let cookies: Vec<&str> = out.set_cookies().collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let cookie = cookies[0];
+    assert!(cookie.starts_with("__Host-web="), "{cookie}");
+    for attr in [
+        "; HttpOnly",
+        "; SameSite=Lax",
+        "; Secure",
+        "; Path=/",
+        "; Max-Age=",
+    ] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+    assert_eq!(out.cache_control(), Some("no-store"));
+    let writes = h.writes();
+    let out = h
+        .with_session(&mut jar, "web", |s| {
+            assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+        })
+        .await;
+    assert!(out.is_empty(), "a read sets no cookie");
+    assert_eq!(h.writes(), writes, "a read writes nothing");
+}
+
+/// Tampered, truncated, foreign (another session's, another app's), garbage and
+/// old-format cookies give a fresh session, never an error.
+pub async fn bad_cookies_are_anonymous<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    h.with_session(&mut jar, "admin", |s| s.insert("admin", &true).expect("insert"))
+        .await;
+    let good = jar.get(WEB_COOKIE).expect("web cookie").to_owned();
+    let admin = jar.get(ADMIN_COOKIE).expect("admin cookie").to_owned();
+    let other_app = h.sibling(SECRET, &[], "another-app");
+    let mut foreign = Jar::default();
+    other_app
+        .with_session(&mut foreign, "web", |s| s.insert("user", "eve").expect("insert"))
+        .await;
+    let foreign_app = foreign.get(WEB_COOKIE).expect("cookie").to_owned();
+    let mut bytes = B64.decode(&good).expect("our cookies are base64");
+    bytes[0] = 0;
+    let old_format = B64.encode(&bytes);
+    let mut flipped = good.clone().into_bytes();
+    let mid = flipped.len() / 2;
+    flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(flipped).expect("ascii");
+    let cases = [
+        ("tampered", tampered),
+        ("truncated", good[..good.len() - 5].to_owned()),
+        ("extended", format!("{good}AAAA")),
+        ("another session's", admin),
+        ("another app's", foreign_app),
+        ("old format", old_format),
+        ("garbage", "%%%not-a-cookie%%%".to_owned()),
+        ("empty", String::new()),
+    ];
+    for (what, value) in cases {
+        let mut bad = Jar::default();
+        bad.set(WEB_COOKIE, &value);
+        let request = h.request(&bad);
+        let session = request
+            .session("web")
+            .await
+            .unwrap_or_else(|e| panic!("{what} cookie: {e}"));
+        assert!(
+            session.is_new().expect("ready"),
+            "{what} cookie must give a fresh session"
+        );
+        assert_eq!(session.get::<String>("user").expect("get"), None, "{what}");
+        h.save(&request, &mut bad, 200).await.expect("save");
+    }
+}
+
+/// Regenerate issues a new cookie; the old one loads nothing; the data moves over.
+pub async fn regenerate_replaces_the_id<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("cart", &json!([1, 2])).expect("insert");
+    })
+    .await;
+    let old = jar.clone();
+    let out = h
+        .with_session(&mut jar, "web", |s| {
+            s.regenerate().expect("regenerate");
+            s.insert("user", "ada").expect("insert");
+        })
+        .await;
+    assert_eq!(out.set_cookies().count(), 1);
+    assert_ne!(jar.get(WEB_COOKIE), old.get(WEB_COOKIE));
+    h.with_session(&mut jar.clone(), "web", |s| {
+        assert_eq!(s.get::<Vec<i32>>("cart").expect("get"), Some(vec![1, 2]));
+        assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+    })
+    .await;
+    if h.server_side() {
+        h.with_session(&mut old.clone(), "web", |s| {
+            assert!(s.is_new().expect("ready"), "the old id loads nothing");
+        })
+        .await;
+    }
+}
+
+/// Destroy deletes the record and sends a removal cookie with the same Path and
+/// Domain; the old cookie loads nothing.
+pub async fn destroy_ends_the_session<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    let old = jar.clone();
+    let out = h
+        .with_session(&mut jar, "web", |s| s.destroy().expect("destroy"))
+        .await;
+    let removal: Vec<&str> = out.set_cookies().collect();
+    assert_eq!(removal.len(), 1);
+    assert!(
+        removal[0].starts_with("__Host-web=;") && removal[0].contains("Max-Age=0"),
+        "{}",
+        removal[0]
+    );
+    assert!(
+        removal[0].contains("; Path=/") && !removal[0].contains("Domain="),
+        "{}",
+        removal[0]
+    );
+    assert_eq!(out.cache_control(), Some("no-store"));
+    assert!(jar.get(WEB_COOKIE).is_none());
+    if h.server_side() {
+        h.with_session(&mut old.clone(), "web", |s| {
+            assert!(s.is_new().expect("ready"), "the old id loads nothing");
+        })
+        .await;
+    }
+}
+
+/// Idle expiry: unused for the idle timeout (30 min for `web`), the session is gone;
+/// used every 20 minutes it lives until its absolute lifetime (24 h) ends.
+pub async fn idle_and_absolute_expiry<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("n", &0).expect("insert"))
+        .await;
+    h.clock.advance(Duration::from_secs(29 * 60));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(!s.is_new().expect("ready"), "alive after 29 idle minutes");
+    })
+    .await;
+    h.clock.advance(Duration::from_secs(30 * 60));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "idle-expired after 30 minutes");
+        s.insert("n", &1).expect("insert");
+    })
+    .await;
+    let mut requests = 0;
+    loop {
+        h.clock.advance(Duration::from_secs(20 * 60));
+        let request = h.request(&jar);
+        let session = request.session("web").await.expect("load");
+        if session.is_new().expect("ready") {
+            break;
+        }
+        requests += 1;
+        session.insert("tick", &requests).expect("insert");
+        h.save(&request, &mut jar, 200).await.expect("save");
+        assert!(requests < 100, "the absolute lifetime was not enforced");
+    }
+    assert_eq!(
+        requests, 71,
+        "24 h of activity every 20 minutes: 71 requests, then expired"
+    );
+}
+
+/// A flash message is read exactly once.
+pub async fn flash_is_read_once<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.flash("saved!").expect("flash"))
+        .await;
+    h.with_session(&mut jar, "web", |s| {
+        assert_eq!(s.take_flashes::<String>().expect("take"), ["saved!"]);
+    })
+    .await;
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.take_flashes::<String>().expect("take").is_empty());
+    })
+    .await;
+}
+
+/// Two named sessions on one request are independent: separate cookies, data and
+/// lifetimes.
+pub async fn named_sessions_are_independent<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let request = h.request(&jar);
+    let web = request.session("web").await.expect("web");
+    let admin = request.session("admin").await.expect("admin");
+    web.insert("user", "ada").expect("insert");
+    admin.insert("level", &3).expect("insert");
+    let out = h.save(&request, &mut jar, 200).await.expect("save");
+    assert_eq!(out.set_cookies().count(), 2);
+    let request = h.request(&jar);
+    let web = request.session("web").await.expect("web");
+    let admin = request.session("admin").await.expect("admin");
+    assert_eq!(web.keys().expect("keys"), ["user"]);
+    assert_eq!(admin.keys().expect("keys"), ["level"]);
+    admin.destroy().expect("destroy");
+    let out = h.save(&request, &mut jar, 200).await.expect("save");
+    assert_eq!(out.set_cookies().count(), 1, "only admin's removal");
+    h.with_session(&mut jar, "web", |s| {
+        assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+    })
+    .await;
+    // admin has a 15 minute idle timeout, web 30.
+    h.with_session(&mut jar, "admin", |s| s.insert("level", &1).expect("insert"))
+        .await;
+    h.clock.advance(Duration::from_secs(20 * 60));
+    let request = h.request(&jar);
+    assert!(
+        request
+            .session("admin")
+            .await
+            .expect("admin")
+            .is_new()
+            .expect("ready")
+    );
+    assert!(
+        !request
+            .session("web")
+            .await
+            .expect("web")
+            .is_new()
+            .expect("ready")
+    );
+}
+
+/// 50 concurrent requests on one session, each writing a different key, all persist.
+/// (Server-side stores only: sealed cookies are last-writer-wins by nature.)
+pub async fn concurrent_requests_all_persist<B: SessionBackend>(b: &B) {
+    let h = Arc::new(Harness::new(b).await);
+    if !h.server_side() {
+        return;
+    }
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("base", &0).expect("insert"))
+        .await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (h, mut jar) = (h.clone(), jar.clone());
+        tasks.push(tokio::spawn(async move {
+            h.with_session(&mut jar, "web", |s| {
+                s.insert(&format!("k{i}"), &i).expect("insert");
+            })
+            .await;
+        }));
+    }
+    for task in tasks {
+        task.await.expect("request");
+    }
+    h.with_session(&mut jar, "web", |s| {
+        for i in 0..50 {
+            assert_eq!(
+                s.get::<i32>(&format!("k{i}")).expect("get"),
+                Some(i),
+                "request {i} was lost"
+            );
+        }
+    })
+    .await;
+}
+
+/// A request that loaded the session before a concurrent logout cannot bring it back.
+pub async fn destroy_racing_a_patch_stays_destroyed<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if !h.server_side() {
+        return;
+    }
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    let slow = h.request(&jar);
+    let slow_session = slow.session("web").await.expect("load");
+    let mut logout_jar = jar.clone();
+    h.with_session(&mut logout_jar, "web", |s| s.destroy().expect("destroy"))
+        .await;
+    slow_session.insert("cart", &[1, 2, 3]).expect("insert");
+    let mut slow_jar = jar.clone();
+    let out = h
+        .save(&slow, &mut slow_jar, 200)
+        .await
+        .expect("a lost race is not an error");
+    assert!(out.is_empty(), "no cookie re-sent for a destroyed session");
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "the session stays destroyed");
+    })
+    .await;
+}
+
+/// A request racing a regenerate: its late patch is `Gone` (the old id was deleted) and
+/// it sends no cookie that could overwrite the new one.
+pub async fn regenerate_racing_a_patch_keeps_the_new_session<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if !h.server_side() {
+        return;
+    }
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("n", &1).expect("insert"))
+        .await;
+    let slow = h.request(&jar);
+    let slow_session = slow.session("web").await.expect("load");
+    let mut login_jar = jar.clone();
+    h.with_session(&mut login_jar, "web", |s| {
+        s.regenerate().expect("regenerate");
+        s.insert("user", "ada").expect("insert");
+    })
+    .await;
+    slow_session.insert("late", &true).expect("insert");
+    let mut slow_jar = jar.clone();
+    let out = h.save(&slow, &mut slow_jar, 200).await.expect("save");
+    assert!(
+        out.is_empty(),
+        "the racing request must not re-send the old cookie"
+    );
+    h.with_session(&mut login_jar, "web", |s| {
+        assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+        assert_eq!(s.get::<i32>("n").expect("get"), Some(1));
+    })
+    .await;
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "the old id stays dead");
+    })
+    .await;
+}
+
+/// Rotating the secret logs nobody out: a cookie made with the previous secret loads,
+/// and the response re-issues it with the new one.
+pub async fn key_rotation_logs_nobody_out<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    let old_cookie = jar.get(WEB_COOKIE).expect("cookie").to_owned();
+    let rotated = h.sibling(NEW_SECRET, &[SECRET], "conformance");
+    let out = rotated
+        .with_session(&mut jar, "web", |s| {
+            assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+        })
+        .await;
+    assert_eq!(
+        out.set_cookies().count(),
+        1,
+        "the cookie is re-issued with the new key"
+    );
+    assert_ne!(jar.get(WEB_COOKIE), Some(old_cookie.as_str()));
+    let only_new = h.sibling(NEW_SECRET, &[], "conformance");
+    let out = only_new
+        .with_session(&mut jar, "web", |s| {
+            assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+        })
+        .await;
+    assert!(out.is_empty(), "after re-issue nothing more to do");
+}
+
+/// A store that is down gives a clear store error (503 through the adapters); once it
+/// is back, the next request works without a restart.
+pub async fn store_outage_is_an_error_then_recovers<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let Some(switch) = h.switch.clone() else { return };
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    switch.down();
+    let request = h.request(&jar);
+    let err = request.session("web").await.expect_err("the store is down");
+    assert!(err.is_store_unavailable() && err.status() == 503, "{err}");
+    let mut fresh = Jar::default();
+    let request = h.request(&fresh);
+    request
+        .session("web")
+        .await
+        .expect("no cookie: nothing to load")
+        .insert("x", &1)
+        .expect("insert");
+    let err = h
+        .save(&request, &mut fresh, 200)
+        .await
+        .expect_err("saving needs the store");
+    assert_eq!(err.status(), 503, "{err}");
+    assert!(fresh.get(WEB_COOKIE).is_none(), "a failed save sets no cookie");
+    switch.up();
+    h.with_session(&mut jar, "web", |s| {
+        assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+    })
+    .await;
+}
+
+/// A 5xx response drops the request's changes.
+pub async fn server_errors_drop_changes<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| s.insert("n", &1).expect("insert"))
+        .await;
+    let request = h.request(&jar);
+    request
+        .session("web")
+        .await
+        .expect("load")
+        .insert("n", &2)
+        .expect("insert");
+    assert!(h.save(&request, &mut jar, 500).await.expect("save").is_empty());
+    h.with_session(&mut jar, "web", |s| {
+        assert_eq!(s.get::<i32>("n").expect("get"), Some(1));
+    })
+    .await;
+}
+
+/// Large sessions: a store takes a 1 MiB value; a sealed cookie refuses anything over
+/// 4096 bytes with an error that names the session and the size.
+pub async fn large_sessions<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let big = "x".repeat(if h.server_side() { 1024 * 1024 } else { 5_000 });
+    let request = h.request(&jar);
+    request
+        .session("web")
+        .await
+        .expect("load")
+        .insert("blob", &big)
+        .expect("insert");
+    let result = h.save(&request, &mut jar, 200).await;
+    if h.server_side() {
+        result.expect("a store takes 1 MiB");
+        h.with_session(&mut jar, "web", |s| {
+            assert_eq!(
+                s.get::<String>("blob").expect("get").map(|b| b.len()),
+                Some(big.len())
+            );
+        })
+        .await;
+    } else {
+        let err = result.expect_err("too large for a cookie");
+        let text = err.to_string();
+        assert!(text.contains("`web`") && text.contains("4096"), "{text}");
+        assert!(jar.get(WEB_COOKIE).is_none(), "no broken cookie is sent");
+    }
+}
+
+/// Using a session after the response was saved, or asking for a session that does not
+/// exist, is a clear error.
+pub async fn misuse_is_a_clear_error<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let request = h.request(&jar);
+    let session = request.session("web").await.expect("load");
+    h.save(&request, &mut jar, 200).await.expect("save");
+    assert!(matches!(session.insert("late", &1), Err(Error::Finished { .. })));
+    let err = h.request(&jar).session("nope").await.expect_err("unknown");
+    assert!(
+        err.to_string().contains("\"nope\"") && err.to_string().contains("web"),
+        "{err}"
+    );
+}

@@ -1,0 +1,197 @@
+//! Driver wrappers the suites use: one counts calls, one can be switched off to play a
+//! store that is down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use sessionkit::{
+    Driver, DriverError, DynDriver, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult,
+};
+
+/// Counts the calls made to the driver it wraps.
+#[derive(Clone)]
+pub struct CountingDriver {
+    inner: Arc<dyn DynDriver>,
+    counts: Arc<Counts>,
+}
+
+/// Call counters of a [`CountingDriver`].
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// `load` calls.
+    pub loads: AtomicUsize,
+    /// `create`, `patch`, `touch` and `delete` calls.
+    pub writes: AtomicUsize,
+}
+
+impl Counts {
+    /// Loads so far.
+    pub fn loads(&self) -> usize {
+        self.loads.load(Ordering::SeqCst)
+    }
+    /// Writes so far.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+    /// All calls so far.
+    pub fn total(&self) -> usize {
+        self.loads() + self.writes()
+    }
+}
+
+impl CountingDriver {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn DynDriver>) -> Self {
+        CountingDriver {
+            inner,
+            counts: Arc::default(),
+        }
+    }
+
+    /// The counters (shared with clones).
+    pub fn counts(&self) -> Arc<Counts> {
+        self.counts.clone()
+    }
+
+    fn write(&self) {
+        self.counts.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Driver for CountingDriver {
+    async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
+        self.counts.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expires_at: Timestamp,
+    ) -> Result<(), DriverError> {
+        self.write();
+        self.inner.create(key, record, expires_at).await
+    }
+    async fn patch(
+        &self,
+        key: &StoreKey,
+        patch: &Patch,
+        expires_at: Timestamp,
+    ) -> Result<WriteResult, DriverError> {
+        self.write();
+        self.inner.patch(key, patch, expires_at).await
+    }
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<WriteResult, DriverError> {
+        self.write();
+        self.inner.touch(key, last_seen, expires_at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
+        self.write();
+        self.inner.delete(key).await
+    }
+    async fn close(&self) -> Result<(), DriverError> {
+        self.inner.close().await
+    }
+}
+
+/// A driver that can be switched off: while down, every call fails with
+/// [`DriverError::Unavailable`], as a real store does when it is unreachable.
+#[derive(Clone)]
+pub struct SwitchableDriver {
+    inner: Arc<dyn DynDriver>,
+    down: Arc<AtomicBool>,
+}
+
+/// The switch of a [`SwitchableDriver`].
+#[derive(Clone, Debug)]
+pub struct Switch(Arc<AtomicBool>);
+
+impl Switch {
+    /// Takes the store down.
+    pub fn down(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Brings it back.
+    pub fn up(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug)]
+struct Down;
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused (switched off by the conformance suite)")
+    }
+}
+
+impl std::error::Error for Down {}
+
+impl SwitchableDriver {
+    /// Wraps `inner`, initially up.
+    pub fn new(inner: Arc<dyn DynDriver>) -> (Self, Switch) {
+        let down = Arc::new(AtomicBool::new(false));
+        (
+            SwitchableDriver {
+                inner,
+                down: down.clone(),
+            },
+            Switch(down),
+        )
+    }
+
+    fn check(&self) -> Result<(), DriverError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(DriverError::unavailable(Down))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Driver for SwitchableDriver {
+    async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
+        self.check()?;
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expires_at: Timestamp,
+    ) -> Result<(), DriverError> {
+        self.check()?;
+        self.inner.create(key, record, expires_at).await
+    }
+    async fn patch(
+        &self,
+        key: &StoreKey,
+        patch: &Patch,
+        expires_at: Timestamp,
+    ) -> Result<WriteResult, DriverError> {
+        self.check()?;
+        self.inner.patch(key, patch, expires_at).await
+    }
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<WriteResult, DriverError> {
+        self.check()?;
+        self.inner.touch(key, last_seen, expires_at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+    async fn close(&self) -> Result<(), DriverError> {
+        self.inner.close().await
+    }
+}

@@ -1,0 +1,231 @@
+//! The storage driver contract.
+//!
+//! A driver stores session records under [`StoreKey`]s. It never sees a session id: a
+//! store key is `SHA-256(id)` in an app namespace, so a dump of the store cannot be
+//! replayed as cookies. Implement [`Driver`] with plain `async fn`s; the registry holds
+//! drivers as `Arc<dyn DynDriver>`, which every `Driver` is automatically.
+//!
+//! # The contract
+//!
+//! Every driver must behave like this, atomically per session (the conformance suite in
+//! `sessionkit-conformance` checks each point):
+//!
+//! | call | behaviour |
+//! |---|---|
+//! | [`load`](Driver::load) | the record, or [`LoadResult::Missing`]; **never** a record whose `expires_at` has passed. Bytes that do not decode are [`LoadResult::Corrupt`] (logged by the session layer, treated as missing), never an error. |
+//! | [`create`](Driver::create) | insert-if-absent; an existing live record is [`DriverError::Duplicate`] and is left untouched |
+//! | [`patch`](Driver::patch) | if the record exists: apply [`Patch::apply_to`] and set the new expiry, return [`WriteResult::Applied`]; otherwise [`WriteResult::Gone`] and write nothing (no resurrection) |
+//! | [`touch`](Driver::touch) | the same, moving only `last_seen` and the expiry |
+//! | [`delete`](Driver::delete) | remove the record; deleting a missing key is not an error |
+//! | [`close`](Driver::close) | release connections and memory; later calls may fail with [`DriverError::Closed`] |
+//!
+//! Each call gets an absolute expiry (`expires_at`): the store may forget the record
+//! from that instant on, and must not return it after. A store that is unreachable
+//! reports [`DriverError::Unavailable`]; the adapters turn that into a 503 and the next
+//! request tries again.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+
+use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+
+/// A boxed error from a store client.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A failed driver call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The store could not be reached or did not answer in time. Requests fail with 503
+    /// and succeed again once the store is back.
+    #[error("the session store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// `create` found a record under the key already.
+    #[error("a session record already exists under this key")]
+    Duplicate,
+    /// The store refused the operation for another reason.
+    #[error("the session store failed")]
+    Backend(#[source] BoxError),
+    /// The driver has been closed.
+    #[error("the session driver is closed")]
+    Closed,
+}
+
+impl DriverError {
+    /// Wraps a client error as [`DriverError::Unavailable`].
+    pub fn unavailable(err: impl Into<BoxError>) -> Self {
+        DriverError::Unavailable(err.into())
+    }
+
+    /// Wraps a client error as [`DriverError::Backend`].
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        DriverError::Backend(err.into())
+    }
+}
+
+/// A session store. See the [module documentation](self) for the contract.
+///
+/// ```
+/// use sessionkit::{Driver, DriverError};
+/// use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+///
+/// struct Nothing;
+///
+/// impl Driver for Nothing {
+///     async fn load(&self, _key: &StoreKey) -> Result<LoadResult, DriverError> {
+///         Ok(LoadResult::Missing)
+///     }
+///     async fn create(&self, _: &StoreKey, _: &Record, _: Timestamp) -> Result<(), DriverError> {
+///         Err(DriverError::backend("read-only store"))
+///     }
+///     async fn patch(&self, _: &StoreKey, _: &Patch, _: Timestamp) -> Result<WriteResult, DriverError> {
+///         Ok(WriteResult::Gone)
+///     }
+///     async fn touch(&self, _: &StoreKey, _: Timestamp, _: Timestamp) -> Result<WriteResult, DriverError> {
+///         Ok(WriteResult::Gone)
+///     }
+///     async fn delete(&self, _: &StoreKey) -> Result<(), DriverError> {
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Driver: Send + Sync + 'static {
+    /// Loads the record under `key`.
+    fn load(&self, key: &StoreKey) -> impl Future<Output = Result<LoadResult, DriverError>> + Send;
+
+    /// Inserts a new record, if none exists.
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// Applies a per-key patch, if the record exists.
+    fn patch(
+        &self,
+        key: &StoreKey,
+        patch: &Patch,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<WriteResult, DriverError>> + Send;
+
+    /// Moves `last_seen` and the expiry, if the record exists.
+    fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<WriteResult, DriverError>> + Send;
+
+    /// Deletes the record; a missing one is fine.
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// Releases the driver's resources.
+    fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A boxed, `Send` future, as returned by [`DynDriver`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe form of [`Driver`], implemented for every `Driver`. The registry
+/// stores drivers as `Arc<dyn DynDriver>`; you never implement this yourself.
+#[allow(missing_docs)] // each method is the `Driver` method of the same name
+pub trait DynDriver: Send + Sync + 'static {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<LoadResult, DriverError>>;
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn patch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        patch: &'a Patch,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<WriteResult, DriverError>>;
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<WriteResult, DriverError>>;
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn close(&self) -> BoxFuture<'_, Result<(), DriverError>>;
+}
+
+impl<D: Driver> DynDriver for D {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<LoadResult, DriverError>> {
+        Box::pin(Driver::load(self, key))
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(Driver::create(self, key, record, expires_at))
+    }
+    fn patch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        patch: &'a Patch,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<WriteResult, DriverError>> {
+        Box::pin(Driver::patch(self, key, patch, expires_at))
+    }
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<WriteResult, DriverError>> {
+        Box::pin(Driver::touch(self, key, last_seen, expires_at))
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(Driver::delete(self, key))
+    }
+    fn close(&self) -> BoxFuture<'_, Result<(), DriverError>> {
+        Box::pin(Driver::close(self))
+    }
+}
+
+/// Lets a shared driver be registered and still be used directly (tests, admin tools).
+impl<D: Driver> Driver for std::sync::Arc<D> {
+    fn load(&self, key: &StoreKey) -> impl Future<Output = Result<LoadResult, DriverError>> + Send {
+        D::load(self, key)
+    }
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send {
+        D::create(self, key, record, expires_at)
+    }
+    fn patch(
+        &self,
+        key: &StoreKey,
+        patch: &Patch,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<WriteResult, DriverError>> + Send {
+        D::patch(self, key, patch, expires_at)
+    }
+    fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<WriteResult, DriverError>> + Send {
+        D::touch(self, key, last_seen, expires_at)
+    }
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), DriverError>> + Send {
+        D::delete(self, key)
+    }
+    fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
+        D::close(self)
+    }
+}

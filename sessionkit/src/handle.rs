@@ -1,0 +1,192 @@
+//! The session handle handlers use.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sessionkit_core::{SessionMachine, SessionName};
+
+use crate::error::Error;
+
+/// One named session of one request: cheap to clone, `Send + Sync`, and synchronous.
+///
+/// A handle is handed out already loaded (loading is what extracting it does), so every
+/// method is a plain function call. Changes are kept as a delta and saved, as one
+/// per-key patch, when the response is ready. After that the handle answers
+/// [`Error::Finished`].
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: SessionName,
+    machine: Mutex<Option<SessionMachine>>,
+}
+
+impl Session {
+    pub(crate) fn new(name: SessionName, machine: SessionMachine) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                name,
+                machine: Mutex::new(Some(machine)),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<SessionMachine>> {
+        // The machine's methods do not panic on any input, so a poisoned lock only means
+        // a handler panicked elsewhere while holding it; the state is still consistent.
+        self.inner
+            .machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut SessionMachine) -> Result<T, sessionkit_core::SessionError>,
+    ) -> Result<T, Error> {
+        let mut guard = self.lock();
+        let machine = guard.as_mut().ok_or_else(|| Error::Finished {
+            session: self.inner.name.clone(),
+        })?;
+        Ok(f(machine)?)
+    }
+
+    /// Takes the machine out for saving; the handle is finished afterwards.
+    pub(crate) fn take(&self) -> Option<SessionMachine> {
+        self.lock().take()
+    }
+
+    /// The session name.
+    pub fn name(&self) -> &SessionName {
+        &self.inner.name
+    }
+
+    /// Whether this request started without a live session (or destroyed it).
+    ///
+    /// # Errors
+    /// [`Error::Finished`] after the response was saved.
+    pub fn is_new(&self) -> Result<bool, Error> {
+        self.with(|m| m.is_new())
+    }
+
+    /// When the session expires as loaded; `None` for a new session.
+    ///
+    /// # Errors
+    /// [`Error::Finished`] after the response was saved.
+    pub fn expires_at(&self) -> Result<Option<SystemTime>, Error> {
+        self.with(|m| {
+            m.expires_at()
+                .map(|t| t.map(sessionkit_core::Timestamp::to_system_time))
+        })
+    }
+
+    /// The value under `key`, decoded as `T`.
+    ///
+    /// # Errors
+    /// When the stored value is not a `T`, the key is reserved, or after saving.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.with(|m| m.get(key))
+    }
+
+    /// The raw JSON value under `key`, cloned.
+    ///
+    /// # Errors
+    /// When the key is reserved, or after saving.
+    pub fn get_value(&self, key: &str) -> Result<Option<Value>, Error> {
+        self.with(|m| m.get_value(key).map(Option::<&Value>::cloned))
+    }
+
+    /// Sets `key` to `value` (encoded as JSON).
+    ///
+    /// # Errors
+    /// When `value` cannot be encoded, the key is reserved, or after saving.
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        self.with(|m| m.insert(key, value))
+    }
+
+    /// Removes `key`, returning its old value.
+    ///
+    /// # Errors
+    /// When the key is reserved, or after saving.
+    pub fn remove(&self, key: &str) -> Result<Option<Value>, Error> {
+        self.with(|m| m.remove(key))
+    }
+
+    /// Whether `key` is set.
+    ///
+    /// # Errors
+    /// When the key is reserved, or after saving.
+    pub fn contains(&self, key: &str) -> Result<bool, Error> {
+        self.with(|m| m.contains(key))
+    }
+
+    /// The keys, sorted.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn keys(&self) -> Result<Vec<String>, Error> {
+        self.with(|m| m.keys())
+    }
+
+    /// Removes every key; the session lives on.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn clear(&self) -> Result<(), Error> {
+        self.with(SessionMachine::clear)
+    }
+
+    /// Adds a flash message, readable exactly once with [`take_flashes`](Self::take_flashes).
+    ///
+    /// # Errors
+    /// When `message` cannot be encoded, or after saving.
+    pub fn flash<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), Error> {
+        self.with(|m| m.flash(message))
+    }
+
+    /// Returns and removes every flash message.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn take_flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
+        self.with(SessionMachine::take_flashes)
+    }
+
+    /// Gives the session a new id when saved (keeping its data); the old id stops
+    /// working. Call it when a user signs in.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn regenerate(&self) -> Result<(), Error> {
+        self.with(SessionMachine::regenerate)
+    }
+
+    /// Ends the session: its record is deleted and its cookie removed when saved.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn destroy(&self) -> Result<(), Error> {
+        self.with(SessionMachine::destroy)
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.lock().as_ref().map(SessionMachine::is_new) {
+            Some(Ok(true)) => "new",
+            Some(Ok(false)) => "existing",
+            Some(Err(_)) => "loading",
+            None => "saved",
+        };
+        f.debug_struct("Session")
+            .field("name", &self.inner.name)
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,476 @@
+//! The started registry, and the sessions of one request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
+use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Write, WriteResult};
+use tokio::sync::OnceCell;
+
+use crate::clock::SharedClock;
+use crate::driver::{DriverError, DynDriver};
+use crate::error::Error;
+use crate::events;
+use crate::handle::Session;
+use crate::registry::SessionInfo;
+use crate::secrets::SecretOrigin;
+
+pub(crate) struct SessionEntry {
+    pub(crate) spec: Arc<SessionSpec>,
+    /// `None` for cookie sessions.
+    pub(crate) driver: Option<Arc<dyn DynDriver>>,
+}
+
+struct Inner {
+    entries: HashMap<SessionName, SessionEntry>,
+    default: SessionName,
+    clock: SharedClock,
+    drivers: Vec<(String, Arc<dyn DynDriver>)>,
+    info: Vec<SessionInfo>,
+    secret_origin: SecretOrigin,
+}
+
+/// The started registry: every named session, ready to serve. Cheap to clone; share
+/// one between all requests (the adapters take it).
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+impl Sessions {
+    pub(crate) fn new(
+        entries: Vec<(SessionName, SessionEntry)>,
+        default: SessionName,
+        clock: SharedClock,
+        drivers: Vec<(String, Arc<dyn DynDriver>)>,
+        info: Vec<SessionInfo>,
+        secret_origin: SecretOrigin,
+    ) -> Self {
+        Sessions {
+            inner: Arc::new(Inner {
+                entries: entries.into_iter().collect(),
+                default,
+                clock,
+                drivers,
+                info,
+                secret_origin,
+            }),
+        }
+    }
+
+    /// Every session, in name order.
+    pub fn info(&self) -> &[SessionInfo] {
+        &self.inner.info
+    }
+
+    /// The default session's name.
+    pub fn default_session(&self) -> &SessionName {
+        &self.inner.default
+    }
+
+    /// Where the primary secret came from.
+    pub fn secret_origin(&self) -> SecretOrigin {
+        self.inner.secret_origin
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The name a session is registered under, if it is.
+    pub fn session_name(&self, name: &str) -> Option<&SessionName> {
+        self.inner.entries.get_key_value(name).map(|(k, _)| k)
+    }
+
+    /// The registered driver called `name`.
+    pub fn driver(&self, name: &str) -> Option<&Arc<dyn DynDriver>> {
+        self.inner.drivers.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+    }
+
+    /// The sessions of a request whose `Cookie` header values are `cookie_headers`.
+    /// Nothing is parsed or loaded until a session is asked for.
+    pub fn request<I, V>(&self, cookie_headers: I) -> RequestSessions
+    where
+        I: IntoIterator<Item = V>,
+        V: AsRef<[u8]>,
+    {
+        let cookies = cookie_headers
+            .into_iter()
+            // Bytes that cannot be in a header value cannot be in a real request either.
+            .filter_map(|v| HeaderValue::from_bytes(v.as_ref()).ok())
+            .collect();
+        RequestSessions::new(self.clone(), cookies, None)
+    }
+
+    /// The sessions of a request, from its headers.
+    pub fn request_from_headers(&self, headers: &HeaderMap) -> RequestSessions {
+        RequestSessions::new(
+            self.clone(),
+            headers.get_all(COOKIE).iter().cloned().collect(),
+            None,
+        )
+    }
+
+    /// Like [`request_from_headers`](Self::request_from_headers), limited to the
+    /// sessions a route declared; asking for another is [`Error::SessionNotEnabled`].
+    pub fn request_with_enabled(&self, headers: &HeaderMap, enabled: Arc<[SessionName]>) -> RequestSessions {
+        RequestSessions::new(
+            self.clone(),
+            headers.get_all(COOKIE).iter().cloned().collect(),
+            Some(enabled),
+        )
+    }
+
+    /// Closes every registered driver.
+    ///
+    /// # Errors
+    /// The first driver error.
+    pub async fn close(&self) -> Result<(), DriverError> {
+        let mut result = Ok(());
+        for (_, driver) in &self.inner.drivers {
+            if let Err(err) = driver.close().await {
+                result = result.and(Err(err));
+            }
+        }
+        result
+    }
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.inner.entries.keys().map(SessionName::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Sessions")
+            .field("sessions", &names)
+            .field("default", &self.inner.default)
+            .finish_non_exhaustive()
+    }
+}
+
+type Slot = Arc<OnceCell<Session>>;
+
+struct RequestInner {
+    sessions: Sessions,
+    cookies: Vec<HeaderValue>,
+    enabled: Option<Arc<[SessionName]>>,
+    slots: Mutex<Vec<(SessionName, Slot)>>,
+    saved: AtomicBool,
+}
+
+/// The named sessions of one request, loaded lazily.
+///
+/// Asking for a session ([`session`](Self::session)) parses the cookie and loads the
+/// record on first use; a request that never asks causes no parsing and no driver call.
+/// When the response is ready, [`save`](Self::save) carries out what the core decided
+/// for every session that was asked for. Cheap to clone.
+///
+/// ```
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let sessions = sessionkit::Registry::new().build()?;
+///
+/// // First request: no cookie.
+/// let request = sessions.request([""]);
+/// let web = request.default_session().await?;
+/// web.insert("user", "ada")?;
+/// let saved = request.save(200).await?;
+/// let set_cookie = saved.set_cookies().next().expect("a new session sets its cookie");
+///
+/// // Second request: the browser sends the cookie back.
+/// let cookie = set_cookie.split(';').next().unwrap().to_owned();
+/// let request = sessions.request([cookie]);
+/// let web = request.default_session().await?;
+/// assert_eq!(web.get::<String>("user")?.as_deref(), Some("ada"));
+/// assert!(request.save(200).await?.is_empty(), "a read writes nothing");
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct RequestSessions {
+    inner: Arc<RequestInner>,
+}
+
+impl RequestSessions {
+    fn new(sessions: Sessions, cookies: Vec<HeaderValue>, enabled: Option<Arc<[SessionName]>>) -> Self {
+        RequestSessions {
+            inner: Arc::new(RequestInner {
+                sessions,
+                cookies,
+                enabled,
+                slots: Mutex::new(Vec::new()),
+                saved: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The registry this request belongs to.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The default session, loaded.
+    ///
+    /// # Errors
+    /// As [`session`](Self::session).
+    pub async fn default_session(&self) -> Result<Session, Error> {
+        let name = self.inner.sessions.inner.default.clone();
+        self.session(name.as_str()).await
+    }
+
+    /// The session called `name`, loaded on first use. Repeated calls return handles
+    /// to the same session.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSession`], [`Error::SessionNotEnabled`], [`Error::Finished`]
+    /// after [`save`](Self::save), or [`Error::Store`] when the store fails (asking
+    /// again retries).
+    pub async fn session(&self, name: &str) -> Result<Session, Error> {
+        let sessions = &self.inner.sessions.inner;
+        let Some((session_name, entry)) = sessions.entries.get_key_value(name) else {
+            let mut known: Vec<&str> = sessions.entries.keys().map(SessionName::as_str).collect();
+            known.sort_unstable();
+            return Err(Error::UnknownSession {
+                name: name.to_owned(),
+                known: known.join(", "),
+            });
+        };
+        if let Some(enabled) = &self.inner.enabled
+            && !enabled.iter().any(|n| n == session_name)
+        {
+            return Err(Error::SessionNotEnabled {
+                name: name.to_owned(),
+                enabled: enabled
+                    .iter()
+                    .map(SessionName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if self.inner.saved.load(Ordering::Acquire) {
+            return Err(Error::Finished {
+                session: session_name.clone(),
+            });
+        }
+        let slot = {
+            let mut slots = self
+                .inner
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match slots.iter().find(|(n, _)| n == session_name) {
+                Some((_, slot)) => slot.clone(),
+                None => {
+                    let slot = Slot::default();
+                    slots.push((session_name.clone(), slot.clone()));
+                    slot
+                }
+            }
+        };
+        let session = slot.get_or_try_init(|| self.load(session_name, entry)).await?;
+        Ok(session.clone())
+    }
+
+    async fn load(&self, name: &SessionName, entry: &SessionEntry) -> Result<Session, Error> {
+        let clock = &self.inner.sessions.inner.clock;
+        let mut machine = SessionMachine::begin(
+            entry.spec.clone(),
+            self.inner.cookies.iter().map(HeaderValue::as_bytes),
+            clock.now(),
+        );
+        if let (Some(key), Some(driver)) = (machine.load_request(), &entry.driver) {
+            let result = driver.load(key).await.map_err(|source| Error::Store {
+                session: name.clone(),
+                operation: "load",
+                source,
+            })?;
+            machine.handle_load(result, clock.now())?;
+        }
+        while let Some(event) = machine.poll_event() {
+            events::emit(name, &event);
+        }
+        Ok(Session::new(name.clone(), machine))
+    }
+
+    /// Whether any session was asked for.
+    pub fn touched(&self) -> bool {
+        !self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Saves every session that was asked for, given the response status (a 5xx drops
+    /// the changes), and returns the headers to add to the response. Handles are
+    /// finished afterwards.
+    ///
+    /// # Errors
+    /// [`Error::Finish`] when a cookie session is too large for its cookie (nothing is
+    /// written), or [`Error::Store`] when the store fails. Either way the response must
+    /// not go out as a success.
+    pub async fn save(&self, status: u16) -> Result<SaveOutcome, Error> {
+        self.inner.saved.store(true, Ordering::Release);
+        let slots = std::mem::take(
+            &mut *self
+                .inner
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut machines = Vec::with_capacity(slots.len());
+        for (name, slot) in slots {
+            if let Some(machine) = slot.get().and_then(Session::take) {
+                machines.push((name, machine));
+            }
+        }
+        if machines.is_empty() {
+            return Ok(SaveOutcome::default());
+        }
+        let now = self.inner.sessions.inner.clock.now();
+        // Decide everything before writing anything: if one session cannot be saved,
+        // none is.
+        let mut outcomes = Vec::with_capacity(machines.len());
+        {
+            let mut rng = rand::rng();
+            for (name, machine) in machines {
+                outcomes.push((name, machine.finish(status, now, &mut rng)?));
+            }
+        }
+        let mut saved = SaveOutcome::default();
+        for (name, outcome) in &outcomes {
+            for event in outcome.events() {
+                events::emit(name, event);
+            }
+            let entry = &self.inner.sessions.inner.entries[name];
+            let result = run_store_ops(name, entry.driver.as_deref(), outcome).await?;
+            if let Some(cookie) = outcome.set_cookie(result) {
+                saved.set_cookies.push(cookie.as_str().to_owned());
+            }
+            if outcome.set_cookie(result).is_some() {
+                saved.no_store = true;
+            }
+        }
+        Ok(saved)
+    }
+}
+
+async fn run_store_ops(
+    name: &SessionName,
+    driver: Option<&dyn DynDriver>,
+    outcome: &Outcome,
+) -> Result<WriteResult, Error> {
+    let Some(driver) = driver else {
+        return Ok(WriteResult::Applied);
+    };
+    let store_err = |operation: &'static str| {
+        move |source: DriverError| Error::Store {
+            session: name.clone(),
+            operation,
+            source,
+        }
+    };
+    let result = match outcome.write() {
+        Some(Write::Create {
+            key,
+            record,
+            expires_at,
+        }) => {
+            driver
+                .create(key, record, *expires_at)
+                .await
+                .map_err(store_err("create"))?;
+            WriteResult::Applied
+        }
+        Some(Write::Patch {
+            key,
+            patch,
+            expires_at,
+        }) => driver
+            .patch(key, patch, *expires_at)
+            .await
+            .map_err(store_err("patch"))?,
+        Some(Write::Touch {
+            key,
+            last_seen,
+            expires_at,
+        }) => driver
+            .touch(key, *last_seen, *expires_at)
+            .await
+            .map_err(store_err("touch"))?,
+        None => WriteResult::Applied,
+    };
+    if result == WriteResult::Gone {
+        tracing::info!(target: "sessionkit", session = name.as_str(), "session ended by a concurrent request; changes not saved");
+    }
+    if let Some(key) = outcome.delete() {
+        driver.delete(key).await.map_err(store_err("delete"))?;
+    }
+    Ok(result)
+}
+
+impl fmt::Debug for RequestSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSessions")
+            .field("cookie_headers", &self.inner.cookies.len())
+            .field("enabled", &self.inner.enabled)
+            .field("saved", &self.inner.saved.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The response headers a save produced.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct SaveOutcome {
+    set_cookies: Vec<String>,
+    no_store: bool,
+}
+
+impl SaveOutcome {
+    /// The `Set-Cookie` header values, one per session that set or cleared its cookie.
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        self.set_cookies.iter().map(String::as_str)
+    }
+
+    /// `Some("no-store")` when a cookie is set or cleared: such responses must not be
+    /// cached. Adapters add it unless the handler set its own `Cache-Control`.
+    pub fn cache_control(&self) -> Option<&'static str> {
+        self.no_store.then_some("no-store")
+    }
+
+    /// Whether the response needs no header at all.
+    pub fn is_empty(&self) -> bool {
+        self.set_cookies.is_empty()
+    }
+
+    /// Adds the `Set-Cookie` headers and, unless one is present, `Cache-Control:
+    /// no-store`.
+    pub fn apply_to(&self, headers: &mut HeaderMap) {
+        for cookie in &self.set_cookies {
+            // Rendered cookies contain only visible ASCII and spaces.
+            if let Ok(value) = HeaderValue::from_str(cookie) {
+                headers.append(SET_COOKIE, value);
+            }
+        }
+        if self.no_store && !headers.contains_key(CACHE_CONTROL) {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+}
+
+impl fmt::Debug for SaveOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self
+            .set_cookies
+            .iter()
+            .map(|c| c.split('=').next().unwrap_or_default())
+            .collect();
+        f.debug_struct("SaveOutcome")
+            .field("set_cookies", &names)
+            .field("no_store", &self.no_store)
+            .finish()
+    }
+}
