@@ -33,10 +33,13 @@
 //! sealed-cookie driver runs the session suite (`session_suite!(CookieBackend)`), where
 //! the server-only cases return early.
 
+pub mod adapter;
 pub mod driver;
+pub mod http;
 pub mod session;
 pub mod wrappers;
 
+pub use adapter::{AdapterUnderTest, Server};
 pub use driver::{DriverFactory, TimeSource};
 pub use session::{CookieBackend, DriverBackend, Harness, Jar, SessionBackend};
 
@@ -120,6 +123,37 @@ macro_rules! session_suite {
             #[test]
             fn $case() {
                 $crate::block_on(async { $crate::session::$case(&$backend).await });
+            }
+        )*
+    };
+}
+
+/// Defines one `#[test]` per adapter case: the reference app of `$adapter` (an
+/// [`AdapterUnderTest`]) over a fresh `$backend` (a [`SessionBackend`]), driven over
+/// real HTTP.
+#[macro_export]
+macro_rules! adapter_suite {
+    ($adapter:expr, $backend:expr) => {
+        $crate::adapter_suite!(@cases $adapter, $backend;
+            untouched_route_costs_nothing,
+            write_sets_one_cookie_that_round_trips,
+            bad_cookies_give_a_fresh_session,
+            regenerate_and_destroy,
+            idle_and_absolute_expiry,
+            flash_is_read_once,
+            named_sessions_are_independent,
+            concurrent_requests_all_persist,
+            store_outage_gives_503_then_recovers,
+            cache_control_respects_the_handler,
+            failing_handler_persists_nothing,
+            misconfigured_routes_say_how_to_fix_them
+        );
+    };
+    (@cases $adapter:expr, $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::block_on(async { $crate::adapter::$case(&$adapter, &$backend).await });
             }
         )*
     };

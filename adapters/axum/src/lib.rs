@@ -1,1 +1,355 @@
-//! Work in progress.
+//! [axum](https://docs.rs/axum) adapter for [sessionkit](https://docs.rs/sessionkit).
+//!
+//! A thin shim: [`SessionLayer`] hands the request's `Cookie` headers to sessionkit,
+//! and after the handler has run it saves what sessionkit decided and writes the
+//! `Set-Cookie` and `Cache-Control` headers. No session rule lives here. The layer is
+//! a plain tower [`Layer`](tower_layer::Layer), so it works for any tower HTTP service,
+//! not only axum.
+//!
+//! ```no_run
+//! use axum::{Router, routing::post};
+//! use sessionkit::Registry;
+//! use sessionkit_axum::{NamedSessions, Session, SessionLayer, SessionRejection};
+//!
+//! async fn visit(session: Session) -> Result<String, SessionRejection> {
+//!     let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
+//!     session.insert("visits", &visits)?;
+//!     Ok(format!("visit number {visits}"))
+//! }
+//!
+//! async fn enter_admin(sessions: NamedSessions) -> Result<&'static str, SessionRejection> {
+//!     sessions.get("admin").await?.insert("admin", &true)?;
+//!     Ok("admin mode")
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sessions = Registry::new().build()?;
+//! let app = Router::new()
+//!     .route("/visit", post(visit))
+//!     .route("/admin/enter", post(enter_admin))
+//!     .layer(SessionLayer::new(sessions).with_session("admin"));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What the layer does
+//!
+//! - Nothing is parsed or loaded until a handler extracts a session; a route that never
+//!   does costs no driver call and gets no header.
+//! - The [`Session`] extractor gives the default session, loaded. [`NamedSessions`]
+//!   reaches any session the layer carries ([`SessionLayer::with_session`]).
+//! - After the handler, the layer saves with the response status (a 5xx drops the
+//!   changes) and adds `Set-Cookie` and, unless the handler set its own,
+//!   `Cache-Control: no-store`. A failed save replaces the response: it never goes out
+//!   as a success.
+//! - Errors: a store failure is a `503 Service Unavailable` with a short plain-text
+//!   body, anything else a `500` whose body says what to fix (a route without the layer,
+//!   a session the layer does not carry or the registry does not know). Each is also a
+//!   `tracing` event. [`SessionLayer::on_error`] replaces the mapping.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
+use http::{HeaderValue, Request, StatusCode};
+use sessionkit::{Error, RequestSessions, SessionName, Sessions};
+
+/// Maps a session error to the response sent instead.
+pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
+
+/// The tower layer that gives a router its sessions.
+#[derive(Clone)]
+pub struct SessionLayer {
+    sessions: Sessions,
+    enabled: Arc<[SessionName]>,
+    on_error: Option<ErrorMapper>,
+}
+
+impl SessionLayer {
+    /// A layer carrying the registry's default session.
+    pub fn new(sessions: Sessions) -> Self {
+        let enabled: Arc<[SessionName]> = Arc::from([sessions.default_session().clone()]);
+        SessionLayer {
+            sessions,
+            enabled,
+            on_error: None,
+        }
+    }
+
+    /// Also carries the session `name`, for [`NamedSessions`]. A name that is not
+    /// registered is reported when a handler asks for it (as a 500 naming the
+    /// registered sessions) and logged now.
+    #[must_use]
+    pub fn with_session(mut self, name: &str) -> Self {
+        let name = match self.sessions.session_name(name) {
+            Some(name) => name.clone(),
+            None => match SessionName::new(name) {
+                Ok(name) => {
+                    tracing::error!(target: "sessionkit", session = %name, "SessionLayer::with_session: no such session is registered");
+                    name
+                }
+                Err(err) => {
+                    tracing::error!(target: "sessionkit", %err, "SessionLayer::with_session: invalid session name ignored");
+                    return self;
+                }
+            },
+        };
+        if !self.enabled.contains(&name) {
+            let mut names = self.enabled.to_vec();
+            names.push(name);
+            self.enabled = Arc::from(names);
+        }
+        self
+    }
+
+    /// Replaces the default error mapping (503 for store failures, 500 otherwise).
+    #[must_use]
+    pub fn on_error(mut self, mapper: impl Fn(&Error) -> Response + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(mapper));
+        self
+    }
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("sessions", &self.enabled)
+            .field("custom_error_mapping", &self.on_error.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an inner service.
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    layer: SessionLayer,
+}
+
+/// What the layer leaves in the request extensions for the extractors.
+#[derive(Clone)]
+struct RequestContext {
+    sessions: RequestSessions,
+}
+
+/// Marks a response made from a session error, so the layer can apply a custom
+/// mapping to rejections raised inside handlers.
+#[derive(Clone)]
+struct ErrorMarker(Arc<Error>);
+
+/// The default response for a session error.
+fn default_response(error: &Error) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = if error.is_store_unavailable() || status == StatusCode::SERVICE_UNAVAILABLE {
+        "session store unavailable, please retry\n".to_owned()
+    } else {
+        format!("session error: {error}\n")
+    };
+    plain(status, body)
+}
+
+fn plain(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+fn log(error: &Error) {
+    if error.status() == 503 {
+        tracing::warn!(target: "sessionkit", error = %error, source = ?std::error::Error::source(error).map(ToString::to_string), "session store failure: 503");
+    } else {
+        tracing::error!(target: "sessionkit", error = %error, "session error: 500");
+    }
+}
+
+fn error_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
+    log(error);
+    match mapper {
+        Some(mapper) => mapper(error),
+        None => default_response(error),
+    }
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for SessionService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let sessions = self.layer.sessions.request_with_enabled(request.headers(), self.layer.enabled.clone());
+        request.extensions_mut().insert(RequestContext {
+            sessions: sessions.clone(),
+        });
+        let on_error = self.layer.on_error.clone();
+        Box::pin(async move {
+            let mut response = inner.call(request).await?.map(Body::new);
+            if let Some(ErrorMarker(error)) = response.extensions_mut().remove::<ErrorMarker>()
+                && let Some(mapper) = &on_error
+            {
+                response = mapper(&error);
+            }
+            if !sessions.touched() {
+                return Ok(response);
+            }
+            match sessions.save(response.status().as_u16()).await {
+                Ok(saved) => saved.apply_to(response.headers_mut()),
+                Err(error) => response = error_response(&error, on_error.as_ref()),
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Why a session could not be extracted or used. Its response is the layer's error
+/// mapping (by default 503 for store failures, 500 with the fix otherwise). Handlers
+/// can return it, and `?` converts [`sessionkit::Error`] into it.
+#[derive(Debug)]
+pub enum SessionRejection {
+    /// The route has no [`SessionLayer`].
+    MissingLayer,
+    /// sessionkit refused.
+    Session(Error),
+}
+
+impl From<Error> for SessionRejection {
+    fn from(error: Error) -> Self {
+        SessionRejection::Session(error)
+    }
+}
+
+impl fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionRejection::MissingLayer => f.write_str(
+                "this route extracts a session but has no SessionLayer: add `.layer(SessionLayer::new(sessions))` to the router",
+            ),
+            SessionRejection::Session(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SessionRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SessionRejection::MissingLayer => None,
+            SessionRejection::Session(error) => Some(error),
+        }
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        match self {
+            SessionRejection::MissingLayer => {
+                tracing::error!(target: "sessionkit", "{self}");
+                plain(StatusCode::INTERNAL_SERVER_ERROR, format!("sessionkit: {self}\n"))
+            }
+            SessionRejection::Session(error) => {
+                log(&error);
+                let mut response = default_response(&error);
+                response.extensions_mut().insert(ErrorMarker(Arc::new(error)));
+                response
+            }
+        }
+    }
+}
+
+fn context(parts: &Parts) -> Result<&RequestContext, SessionRejection> {
+    parts.extensions.get::<RequestContext>().ok_or(SessionRejection::MissingLayer)
+}
+
+/// The default session of the request, loaded. Derefs to [`sessionkit::Session`].
+#[derive(Clone, Debug)]
+pub struct Session(pub sessionkit::Session);
+
+impl std::ops::Deref for Session {
+    type Target = sessionkit::Session;
+
+    fn deref(&self) -> &sessionkit::Session {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let sessions = context(parts)?.sessions.clone();
+        Ok(Session(sessions.default_session().await?))
+    }
+}
+
+/// Every session the layer carries, loaded on first use:
+/// `sessions.get("admin").await?`.
+#[derive(Clone, Debug)]
+pub struct NamedSessions(RequestSessions);
+
+impl NamedSessions {
+    /// The session called `name`.
+    ///
+    /// # Errors
+    /// When the layer does not carry it, the registry does not know it, or the store
+    /// fails.
+    pub async fn get(&self, name: &str) -> Result<sessionkit::Session, SessionRejection> {
+        Ok(self.0.session(name).await?)
+    }
+
+    /// The underlying request sessions.
+    pub fn request_sessions(&self) -> &RequestSessions {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for NamedSessions {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(NamedSessions(context(parts)?.sessions.clone()))
+    }
+}
+
+/// Compile-time check that the layer suits axum's router.
+#[allow(dead_code)]
+fn _assert_service<S>(s: SessionService<S>) -> impl tower_service::Service<Request<Body>, Response = Response, Error = Infallible>
+where
+    S: tower_service::Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    s
+}
