@@ -150,7 +150,11 @@ pub fn web(action: WebAction, session: &Session) -> Result<Reply, sessionkit::Er
             Reply::ok("ok")
         }
         WebAction::Get { key } => return get(session, &key),
-        WebAction::Remove { key } => Reply::ok(if session.remove(&key)?.is_some() { "removed" } else { "absent" }),
+        WebAction::Remove { key } => Reply::ok(if session.remove(&key)?.is_some() {
+            "removed"
+        } else {
+            "absent"
+        }),
         WebAction::Clear => {
             session.clear()?;
             Reply::ok("cleared")
@@ -167,7 +171,9 @@ pub fn web(action: WebAction, session: &Session) -> Result<Reply, sessionkit::Er
             session.flash(&message)?;
             Reply::ok("flashed")
         }
-        WebAction::Flashes => Reply::ok(serde_json::to_string(&session.take_flashes::<String>()?).unwrap_or_default()),
+        WebAction::Flashes => {
+            Reply::ok(serde_json::to_string(&session.take_flashes::<String>()?).unwrap_or_default())
+        }
         WebAction::Fail => {
             session.insert("failed", "yes")?;
             Reply {
@@ -272,7 +278,12 @@ impl Client {
 fn state(response: &Response) -> (bool, Vec<String>) {
     assert_eq!(response.status, 200, "GET /state: {response:?}");
     let value: serde_json::Value = serde_json::from_str(&response.body).expect("state is JSON");
-    let keys = value["keys"].as_array().expect("keys").iter().map(|k| k.as_str().unwrap_or_default().to_owned()).collect();
+    let keys = value["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().unwrap_or_default().to_owned())
+        .collect();
     (value["new"].as_bool().expect("new"), keys)
 }
 
@@ -286,7 +297,10 @@ pub async fn untouched_route_costs_nothing<A: AdapterUnderTest, B: SessionBacken
     c.send("POST", "/web/user/ada").await;
     let calls = c.calls();
     let r = c.send("GET", "/untouched").await;
-    assert!(r.set_cookies().is_empty() && r.header("cache-control").is_none(), "{r:?}");
+    assert!(
+        r.set_cookies().is_empty() && r.header("cache-control").is_none(),
+        "{r:?}"
+    );
     assert_eq!(c.calls(), calls, "an untouched route must not call the driver");
 }
 
@@ -324,7 +338,9 @@ pub async fn bad_cookies_give_a_fresh_session<A: AdapterUnderTest, B: SessionBac
     let admin = c.jar.get(ADMIN_COOKIE).expect("admin cookie").to_owned();
     let other_app = c.harness.sibling(SECRET, &[], "another-app");
     let mut foreign = Jar::default();
-    other_app.with_session(&mut foreign, "web", |s| s.insert("user", "eve").expect("insert")).await;
+    other_app
+        .with_session(&mut foreign, "web", |s| s.insert("user", "eve").expect("insert"))
+        .await;
     let mut bytes = B64.decode(&good).expect("base64");
     bytes[0] = 0;
     let mut flipped = good.clone().into_bytes();
@@ -334,7 +350,10 @@ pub async fn bad_cookies_give_a_fresh_session<A: AdapterUnderTest, B: SessionBac
         ("tampered", String::from_utf8(flipped).expect("ascii")),
         ("truncated", good[..good.len() / 2].to_owned()),
         ("another session's", admin),
-        ("another app's", foreign.get(WEB_COOKIE).expect("cookie").to_owned()),
+        (
+            "another app's",
+            foreign.get(WEB_COOKIE).expect("cookie").to_owned(),
+        ),
         ("old format", B64.encode(&bytes)),
         ("garbage", "!!!".to_owned()),
     ];
@@ -343,8 +362,14 @@ pub async fn bad_cookies_give_a_fresh_session<A: AdapterUnderTest, B: SessionBac
         jar.set(WEB_COOKIE, &value);
         let r = c.send_with(&jar, "GET", "/state").await;
         let (new, keys) = state(&r);
-        assert!(new && keys.is_empty(), "{what} cookie must give a fresh session: {r:?}");
-        assert!(r.set_cookies().is_empty(), "{what}: nothing to set for an untouched fresh session");
+        assert!(
+            new && keys.is_empty(),
+            "{what} cookie must give a fresh session: {r:?}"
+        );
+        assert!(
+            r.set_cookies().is_empty(),
+            "{what}: nothing to set for an untouched fresh session"
+        );
     }
 }
 
@@ -359,18 +384,34 @@ pub async fn regenerate_and_destroy<A: AdapterUnderTest, B: SessionBackend>(a: &
     assert_ne!(c.jar.get(WEB_COOKIE), before.get(WEB_COOKIE));
     assert_eq!(c.send("GET", "/web/user").await.body, "ada");
     if c.harness.server_side() {
-        assert_eq!(c.send_with(&before, "GET", "/web/user").await.status, 404, "the old id loads nothing");
+        assert_eq!(
+            c.send_with(&before, "GET", "/web/user").await.status,
+            404,
+            "the old id loads nothing"
+        );
     }
     let live = c.jar.clone();
     let r = c.send("POST", "/destroy").await;
     let removal = r.set_cookies();
     assert_eq!(removal.len(), 1, "{r:?}");
-    assert!(removal[0].starts_with(&format!("{WEB_COOKIE}=;")) && removal[0].contains("Max-Age=0"), "{}", removal[0]);
-    assert!(removal[0].contains("Path=/") && !removal[0].contains("Domain"), "{}", removal[0]);
+    assert!(
+        removal[0].starts_with(&format!("{WEB_COOKIE}=;")) && removal[0].contains("Max-Age=0"),
+        "{}",
+        removal[0]
+    );
+    assert!(
+        removal[0].contains("Path=/") && !removal[0].contains("Domain"),
+        "{}",
+        removal[0]
+    );
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert!(c.jar.get(WEB_COOKIE).is_none());
     if c.harness.server_side() {
-        assert_eq!(c.send_with(&live, "GET", "/web/user").await.status, 404, "the destroyed id loads nothing");
+        assert_eq!(
+            c.send_with(&live, "GET", "/web/user").await.status,
+            404,
+            "the destroyed id loads nothing"
+        );
     }
 }
 
@@ -379,9 +420,15 @@ pub async fn idle_and_absolute_expiry<A: AdapterUnderTest, B: SessionBackend>(a:
     let mut c = Client::start(a, b).await;
     c.send("POST", "/web/user/ada").await;
     c.harness.clock.advance(Duration::from_secs(29 * 60));
-    assert!(!state(&c.send("GET", "/state").await).0, "alive after 29 idle minutes");
+    assert!(
+        !state(&c.send("GET", "/state").await).0,
+        "alive after 29 idle minutes"
+    );
     c.harness.clock.advance(Duration::from_secs(30 * 60));
-    assert!(state(&c.send("GET", "/state").await).0, "expired after 30 idle minutes");
+    assert!(
+        state(&c.send("GET", "/state").await).0,
+        "expired after 30 idle minutes"
+    );
     c.send("POST", "/web/n/0").await;
     let mut alive = 0;
     loop {
@@ -430,14 +477,20 @@ pub async fn concurrent_requests_all_persist<A: AdapterUnderTest, B: SessionBack
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let header = header.clone();
-            tokio::spawn(async move { request(addr, "POST", &format!("/web/k{i}/{i}"), Some(&header), None).await })
+            tokio::spawn(async move {
+                request(addr, "POST", &format!("/web/k{i}/{i}"), Some(&header), None).await
+            })
         })
         .collect();
     for task in tasks {
         assert_eq!(task.await.expect("request").status, 200);
     }
     for i in 0..50 {
-        assert_eq!(c.send("GET", &format!("/web/k{i}")).await.body, i.to_string(), "request {i} was lost");
+        assert_eq!(
+            c.send("GET", &format!("/web/k{i}")).await.body,
+            i.to_string(),
+            "request {i} was lost"
+        );
     }
 }
 
@@ -445,13 +498,19 @@ pub async fn concurrent_requests_all_persist<A: AdapterUnderTest, B: SessionBack
 /// it comes back succeeds.
 pub async fn store_outage_gives_503_then_recovers<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
     let mut c = Client::start(a, b).await;
-    let Some(switch) = c.harness.switch.clone() else { return };
+    let Some(switch) = c.harness.switch.clone() else {
+        return;
+    };
     c.send("POST", "/web/user/ada").await;
     switch.down();
     let r = c.send("GET", "/web/user").await;
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body.len() < 200 && !r.body.contains(WEB_COOKIE), "{r:?}");
-    assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/plain")), "{r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{r:?}"
+    );
     let fresh = Jar::default();
     let r = c.send_with(&fresh, "POST", "/web/x/1").await;
     assert_eq!(r.status, 503, "a failed save never goes out as a success: {r:?}");
@@ -469,9 +528,16 @@ pub async fn cache_control_respects_the_handler<A: AdapterUnderTest, B: SessionB
     assert_eq!(r.all("cache-control"), ["private, max-age=0"], "{r:?}");
     let r = c.send("POST", "/web/a/1").await;
     if c.harness.server_side() {
-        assert!(r.set_cookies().is_empty() && r.header("cache-control").is_none(), "no cookie change: {r:?}");
+        assert!(
+            r.set_cookies().is_empty() && r.header("cache-control").is_none(),
+            "no cookie change: {r:?}"
+        );
     } else {
-        assert_eq!(r.set_cookies().len(), 1, "a sealed session is re-sealed on every change");
+        assert_eq!(
+            r.set_cookies().len(),
+            1,
+            "a sealed session is re-sealed on every change"
+        );
         assert_eq!(r.all("cache-control"), ["no-store"]);
     }
     let r = c.send("POST", "/destroy").await;
@@ -495,9 +561,21 @@ pub async fn misconfigured_routes_say_how_to_fix_them<A: AdapterUnderTest, B: Se
     let mut c = Client::start(a, b).await;
     let r = c.send("GET", "/not-on-layer").await;
     assert_eq!(r.status, 500, "{r:?}");
-    assert!(r.body.contains("\"api\"") && r.body.contains("not enabled on this route"), "{}", r.body);
+    assert!(
+        r.body.contains("\"api\"") && r.body.contains("not enabled on this route"),
+        "{}",
+        r.body
+    );
     let r = c.send("GET", "/unregistered").await;
     assert_eq!(r.status, 500, "{r:?}");
-    assert!(r.body.contains("\"nope\"") && r.body.contains("registered"), "{}", r.body);
-    assert_eq!(c.send("GET", "/untouched").await.status, 200, "the server still works");
+    assert!(
+        r.body.contains("\"nope\"") && r.body.contains("registered"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        c.send("GET", "/untouched").await.status,
+        200,
+        "the server still works"
+    );
 }

@@ -21,7 +21,11 @@ pub struct Response {
 impl Response {
     /// All values of header `name` (lowercase).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The first value of header `name` (lowercase).
@@ -40,15 +44,26 @@ impl Response {
 /// # Panics
 /// When the server cannot be reached or sends something that is not HTTP/1.1 — the
 /// suite treats either as a failed case.
-pub async fn request(addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>, body: Option<&str>) -> Response {
-    let mut stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<&str>,
+) -> Response {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
         head.push_str(&format!("Cookie: {cookie}\r\n"));
     }
     let body = body.unwrap_or("");
     if !body.is_empty() || method != "GET" {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     head.push_str("\r\n");
     head.push_str(body);
@@ -68,7 +83,9 @@ fn parse(raw: &[u8]) -> Option<Response> {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[split + 4..];
-    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
     Some(Response {
         status,
@@ -98,7 +115,10 @@ mod tests {
 
     #[test]
     fn parses_plain_and_chunked() {
-        let plain = parse(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\nhi").expect("parses");
+        let plain = parse(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\nhi",
+        )
+        .expect("parses");
         assert_eq!((plain.status, plain.body.as_str()), (200, "hi"));
         assert_eq!(plain.set_cookies(), ["a=1; Path=/", "b=2"]);
         let chunked = parse(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").expect("parses");

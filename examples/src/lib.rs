@@ -2,4 +2,5 @@
 //! `demo-poem`) and [`file_driver`], a custom storage driver written the way a third
 //! party would write one, against the public API only.
 
+pub mod demo;
 pub mod file_driver;

@@ -172,7 +172,10 @@ fn default_response(error: &Error) -> Response {
 fn plain(status: StatusCode, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -212,7 +215,10 @@ where
         // The clone that was polled ready is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let sessions = self.layer.sessions.request_with_enabled(request.headers(), self.layer.enabled.clone());
+        let sessions = self
+            .layer
+            .sessions
+            .request_with_enabled(request.headers(), self.layer.enabled.clone());
         request.extensions_mut().insert(RequestContext {
             sessions: sessions.clone(),
         });
@@ -291,7 +297,10 @@ impl IntoResponse for SessionRejection {
 }
 
 fn context(parts: &Parts) -> Result<&RequestContext, SessionRejection> {
-    parts.extensions.get::<RequestContext>().ok_or(SessionRejection::MissingLayer)
+    parts
+        .extensions
+        .get::<RequestContext>()
+        .ok_or(SessionRejection::MissingLayer)
 }
 
 /// The default session of the request, loaded. Derefs to [`sessionkit::Session`].
@@ -346,9 +355,14 @@ impl<S: Send + Sync> FromRequestParts<S> for NamedSessions {
 
 /// Compile-time check that the layer suits axum's router.
 #[allow(dead_code)]
-fn _assert_service<S>(s: SessionService<S>) -> impl tower_service::Service<Request<Body>, Response = Response, Error = Infallible>
+fn _assert_service<S>(
+    s: SessionService<S>,
+) -> impl tower_service::Service<Request<Body>, Response = Response, Error = Infallible>
 where
-    S: tower_service::Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: tower_service::Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     s

@@ -9,7 +9,9 @@ use http::StatusCode;
 use sessionkit::Sessions;
 use sessionkit_axum::{NamedSessions, Session, SessionLayer, SessionRejection};
 use sessionkit_conformance::adapter::{self, AdminAction, Reply, WebAction};
-use sessionkit_conformance::{AdapterUnderTest, CookieBackend, DriverBackend, DriverFactory, Server, adapter_suite};
+use sessionkit_conformance::{
+    AdapterUnderTest, CookieBackend, DriverBackend, DriverFactory, Server, adapter_suite,
+};
 
 fn respond(result: Result<Reply, sessionkit::Error>) -> Response {
     match result {
@@ -17,7 +19,9 @@ fn respond(result: Result<Reply, sessionkit::Error>) -> Response {
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = (status, reply.body).into_response();
             if let Some(value) = reply.cache_control {
-                response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static(value));
+                response
+                    .headers_mut()
+                    .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static(value));
             }
             response
         }
@@ -43,7 +47,9 @@ pub fn reference_app(sessions: Sessions) -> Router {
         .route("/state", get(|s: Session| web(s, WebAction::State)))
         .route(
             "/web/{key}/{value}",
-            post(|s: Session, Path((key, value)): Path<(String, String)>| web(s, WebAction::Set { key, value })),
+            post(|s: Session, Path((key, value)): Path<(String, String)>| {
+                web(s, WebAction::Set { key, value })
+            }),
         )
         .route(
             "/web/{key}",
@@ -53,15 +59,26 @@ pub fn reference_app(sessions: Sessions) -> Router {
         .route("/clear", post(|s: Session| web(s, WebAction::Clear)))
         .route("/regenerate", post(|s: Session| web(s, WebAction::Regenerate)))
         .route("/destroy", post(|s: Session| web(s, WebAction::Destroy)))
-        .route("/flash/{message}", post(|s: Session, Path(message): Path<String>| web(s, WebAction::Flash { message })))
+        .route(
+            "/flash/{message}",
+            post(|s: Session, Path(message): Path<String>| web(s, WebAction::Flash { message })),
+        )
         .route("/flashes", get(|s: Session| web(s, WebAction::Flashes)))
         .route("/fail", post(|s: Session| web(s, WebAction::Fail)))
-        .route("/own-cache-control", post(|s: Session| web(s, WebAction::OwnCacheControl)))
+        .route(
+            "/own-cache-control",
+            post(|s: Session| web(s, WebAction::OwnCacheControl)),
+        )
         .route(
             "/admin/{key}/{value}",
-            post(|n: NamedSessions, Path((key, value)): Path<(String, String)>| admin(n, AdminAction::Set { key, value })),
+            post(|n: NamedSessions, Path((key, value)): Path<(String, String)>| {
+                admin(n, AdminAction::Set { key, value })
+            }),
         )
-        .route("/admin/{key}", get(|n: NamedSessions, Path(key): Path<String>| admin(n, AdminAction::Get { key })))
+        .route(
+            "/admin/{key}",
+            get(|n: NamedSessions, Path(key): Path<String>| admin(n, AdminAction::Get { key })),
+        )
         .route(
             "/not-on-layer",
             get(|n: NamedSessions| async move { n.get("api").await.map(|_| "unreachable") }),

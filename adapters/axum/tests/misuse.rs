@@ -11,7 +11,10 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn extracting_a_session_without_the_layer_names_the_fix() {
     let app: Router = Router::new().route("/", get(|s: Session| async move { format!("{:?}", s.is_new()) }));
-    let response = app.oneshot(Request::get("/").body(Body::empty()).expect("request")).await.expect("infallible");
+    let response = app
+        .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
     assert_eq!(response.status(), 500);
     let body = response.into_body().collect().await.expect("body").to_bytes();
     let text = String::from_utf8_lossy(&body);

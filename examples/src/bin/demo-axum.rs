@@ -1,0 +1,129 @@
+//! The sessionkit demo on axum: `cargo run -p sessionkit-examples --bin demo-axum`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sessionkit::Sessions;
+use sessionkit_axum::{NamedSessions, Session, SessionLayer, SessionRejection};
+use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult, Options};
+
+fn respond(result: DemoResult) -> Response {
+    match result {
+        Ok(reply) | Err(DemoError::BadRequest(reply)) => to_response(reply),
+        Err(DemoError::Session(error)) => SessionRejection::from(error).into_response(),
+    }
+}
+
+fn to_response(reply: DemoResponse) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    let headers = response.headers_mut();
+    if let Some(content_type) = reply.content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Some(location) = reply.location {
+        headers.insert(header::LOCATION, HeaderValue::from_static(location));
+    }
+    response
+}
+
+async fn admin(sessions: &NamedSessions) -> Result<sessionkit::Session, Response> {
+    sessions.get("admin").await.map_err(IntoResponse::into_response)
+}
+
+fn app(sessions: Sessions) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|web: Session, named: NamedSessions| async move {
+                match admin(&named).await {
+                    Ok(admin) => respond(demo::page(&web, &admin)),
+                    Err(response) => response,
+                }
+            }),
+        )
+        .route("/login", post(|web: Session, body: Bytes| async move { respond(demo::form_login(&web, &body)) }))
+        .route("/logout", post(|web: Session| async move { respond(demo::form_logout(&web)) }))
+        .route(
+            "/admin/enter",
+            post(|web: Session, named: NamedSessions| async move {
+                match admin(&named).await {
+                    Ok(admin) => respond(demo::form_admin_enter(&web, &admin)),
+                    Err(response) => response,
+                }
+            }),
+        )
+        .route(
+            "/admin/leave",
+            post(|web: Session, named: NamedSessions| async move {
+                match admin(&named).await {
+                    Ok(admin) => respond(demo::form_admin_leave(&web, &admin)),
+                    Err(response) => response,
+                }
+            }),
+        )
+        .route(
+            "/api/session",
+            get(|web: Session, named: NamedSessions| async move {
+                match admin(&named).await {
+                    Ok(admin) => respond(demo::api_session(&web, &admin)),
+                    Err(response) => response,
+                }
+            }),
+        )
+        .route("/api/visit", post(|web: Session| async move { respond(demo::api_visit(&web)) }))
+        .route("/api/login", post(|web: Session, body: Bytes| async move { respond(demo::api_login(&web, &body)) }))
+        .route("/api/logout", post(|web: Session| async move { respond(demo::api_logout(&web)) }))
+        .route(
+            "/api/admin/enter",
+            post(|named: NamedSessions| async move {
+                match admin(&named).await {
+                    Ok(admin) => respond(demo::api_admin_enter(&admin)),
+                    Err(response) => response,
+                }
+            }),
+        )
+        .route(
+            "/api/admin/leave",
+            post(|named: NamedSessions| async move {
+                match admin(&named).await {
+                    Ok(admin) => respond(demo::api_admin_leave(&admin)),
+                    Err(response) => response,
+                }
+            }),
+        )
+        .route(
+            "/api/data/{key}",
+            get(|web: Session, Path(key): Path<String>| async move { respond(demo::api_data_get(&web, &key)) })
+                .put(|web: Session, Path(key): Path<String>, body: Bytes| async move {
+                    respond(demo::api_data_put(&web, &key, &body))
+                })
+                .delete(|web: Session, Path(key): Path<String>| async move { respond(demo::api_data_delete(&web, &key)) }),
+        )
+        .route(
+            "/api/flash",
+            get(|web: Session| async move { respond(demo::api_flash_take(&web)) })
+                .post(|web: Session, body: Bytes| async move { respond(demo::api_flash_add(&web, &body)) }),
+        )
+        .fallback(|| async { to_response(DemoResponse::client_error(404, "no such route")) })
+        .layer(axum::extract::DefaultBodyLimit::max(demo::MAX_BODY))
+        .layer(SessionLayer::new(sessions).with_session("admin"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let options = Options::from_env();
+    let sessions = demo::build_sessions(&options.driver).await?;
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    demo::announce("axum", listener.local_addr()?, &options.driver);
+    axum::serve(listener, app(sessions))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

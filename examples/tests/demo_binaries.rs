@@ -1,0 +1,220 @@
+//! Starts each demo binary and exercises the JSON API over HTTP: sign-in, data, flash,
+//! admin mode, sign-out and the old cookie being rejected afterwards, and bad input.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use sessionkit_conformance::Jar;
+use sessionkit_conformance::http::{Response, request};
+
+struct Demo {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Demo {
+    fn start(binary: &str, driver: &str) -> Demo {
+        let mut child = Command::new(binary)
+            .args(["--addr", "127.0.0.1:0", "--driver", driver])
+            .env("SESSIONKIT_SECRET", "demo test secret, at least 32 bytes long")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the demo prints its URL");
+        let url = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        let addr = url
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("bad address in {line:?}"));
+        Demo { child, addr }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Browser {
+    addr: SocketAddr,
+    jar: Jar,
+}
+
+impl Browser {
+    async fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Response {
+        let response = request(self.addr, method, path, Some(&self.jar.header()), body).await;
+        for cookie in response.set_cookies() {
+            self.jar.apply(cookie);
+        }
+        response
+    }
+
+    async fn json(&mut self, method: &str, path: &str, body: Option<&str>) -> Value {
+        let response = self.send(method, path, body).await;
+        assert_eq!(response.status, 200, "{method} {path}: {response:?}");
+        serde_json::from_str(&response.body).expect("JSON")
+    }
+}
+
+async fn exercise(binary: &str, driver: &str) {
+    let demo = Demo::start(binary, driver);
+    let mut b = Browser {
+        addr: demo.addr,
+        jar: Jar::default(),
+    };
+
+    let fresh = b.send("GET", "/api/session", None).await;
+    assert!(
+        fresh.set_cookies().is_empty(),
+        "reading a new session sets nothing"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&fresh.body).expect("JSON"),
+        json!({"user": null, "visits": 0, "admin": false})
+    );
+
+    assert_eq!(b.json("POST", "/api/visit", None).await, json!({"visits": 1}));
+    assert_eq!(b.json("POST", "/api/visit", None).await, json!({"visits": 2}));
+    let before_login = b.jar.get("__Host-web").expect("web cookie").to_owned();
+
+    assert_eq!(
+        b.json("POST", "/api/login", Some(r#"{"user": "ada"}"#)).await,
+        json!({"user": "ada"})
+    );
+    let signed_in = b.jar.get("__Host-web").expect("web cookie").to_owned();
+    assert_ne!(before_login, signed_in, "sign-in regenerates the id");
+    assert_eq!(
+        b.json("GET", "/api/session", None).await,
+        json!({"user": "ada", "visits": 2, "admin": false})
+    );
+    let mut pre_login = Jar::default();
+    pre_login.set("__Host-web", &before_login);
+    if driver != "cookie" {
+        let old = request(b.addr, "GET", "/api/session", Some(&pre_login.header()), None).await;
+        assert_eq!(
+            serde_json::from_str::<Value>(&old.body).expect("JSON")["user"],
+            Value::Null,
+            "the pre-login id is dead"
+        );
+    }
+
+    assert_eq!(
+        b.send("PUT", "/api/data/color", Some(r#"{"name": "blue"}"#))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        b.json("GET", "/api/data/color", None).await,
+        json!({"name": "blue"})
+    );
+    assert_eq!(b.send("DELETE", "/api/data/color", None).await.status, 204);
+    assert_eq!(b.send("GET", "/api/data/color", None).await.status, 404);
+
+    assert_eq!(
+        b.send("POST", "/api/flash", Some(r#"{"message": "hello"}"#))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        b.json("GET", "/api/flash", None).await,
+        json!({"messages": ["hello"]})
+    );
+    assert_eq!(b.json("GET", "/api/flash", None).await, json!({"messages": []}));
+
+    assert_eq!(
+        b.json("POST", "/api/admin/enter", None).await,
+        json!({"admin": true})
+    );
+    assert!(b.jar.get("__Host-admin").is_some());
+    assert_eq!(b.json("GET", "/api/session", None).await["admin"], true);
+    assert_eq!(
+        b.json("POST", "/api/admin/leave", None).await,
+        json!({"admin": false})
+    );
+    assert!(
+        b.jar.get("__Host-admin").is_none(),
+        "leaving admin mode removes its cookie"
+    );
+
+    let old = b.jar.clone();
+    let logout = b.send("POST", "/api/logout", None).await;
+    assert_eq!(logout.status, 204);
+    assert!(
+        logout
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("__Host-web=;") && c.contains("Max-Age=0")),
+        "{logout:?}"
+    );
+    assert!(b.jar.get("__Host-web").is_none());
+    if driver != "cookie" {
+        let replay = request(b.addr, "GET", "/api/session", Some(&old.header()), None).await;
+        assert_eq!(
+            serde_json::from_str::<Value>(&replay.body).expect("JSON")["user"],
+            Value::Null,
+            "the old cookie is rejected after sign-out"
+        );
+    }
+
+    // Bad input: a 4xx with a message, and the server carries on.
+    let cases: [(&str, &str, Option<&str>, u16); 6] = [
+        ("POST", "/api/login", Some("{not json"), 400),
+        ("POST", "/api/login", Some(r#"{"name": "x"}"#), 422),
+        ("POST", "/api/login", Some(r#"{"user": ""}"#), 422),
+        ("POST", "/api/flash", Some("[1, 2]"), 400),
+        ("PUT", "/api/data/bad%20key", Some("1"), 400),
+        ("GET", "/nowhere", None, 404),
+    ];
+    for (method, path, body, status) in cases {
+        let r = b.send(method, path, body).await;
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+        assert!(r.body.contains("error"), "{method} {path} explains itself: {r:?}");
+    }
+    let huge = format!(r#"{{"message": "{}"}}"#, "x".repeat(20_000));
+    let r = b.send("POST", "/api/flash", Some(&huge)).await;
+    assert_eq!(r.status, 413, "oversize body: {r:?}");
+
+    // The HTML side.
+    let page = b.send("GET", "/", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("sessionkit demo") && page.body.contains("visits in this session"));
+    let login = b.send("POST", "/login", Some("user=Grace+Hopper")).await;
+    assert_eq!((login.status, login.header("location")), (303, Some("/")));
+    let page = b.send("GET", "/", None).await;
+    assert!(
+        page.body.contains("Signed in as <strong>Grace Hopper</strong>")
+            && page.body.contains("Signed in as Grace Hopper."),
+        "{}",
+        page.body
+    );
+}
+
+macro_rules! demo_tests {
+    ($($name:ident: $bin:literal, $driver:literal;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                exercise(env!(concat!("CARGO_BIN_EXE_", $bin)), $driver).await;
+            }
+        )*
+    };
+}
+
+demo_tests! {
+    axum_memory: "demo-axum", "memory";
+    axum_cookie: "demo-axum", "cookie";
+}
