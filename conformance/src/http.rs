@@ -2,6 +2,7 @@
 //! sent with `Connection: close` and read to the end, and headers are kept exactly as
 //! received, so cookie attributes can be checked to the byte.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,14 +57,11 @@ pub async fn request(
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
-        head.push_str(&format!("Cookie: {cookie}\r\n"));
+        let _ = write!(head, "Cookie: {cookie}\r\n");
     }
     let body = body.unwrap_or("");
     if !body.is_empty() || method != "GET" {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        let _ = write!(head, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
     }
     head.push_str("\r\n");
     head.push_str(body);

@@ -525,6 +525,7 @@ impl Options {
 ///
 /// # Errors
 /// Setup or connection failures.
+#[allow(clippy::unused_async)] // Redis and PostgreSQL connect asynchronously once wired in
 pub async fn build_sessions(driver: &str) -> Result<Sessions, Box<dyn std::error::Error>> {
     let mut registry = Registry::new();
     let driver_name = match driver {

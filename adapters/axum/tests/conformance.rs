@@ -29,6 +29,7 @@ fn respond(result: Result<Reply, sessionkit::Error>) -> Response {
     }
 }
 
+#[allow(clippy::unused_async)] // used as an axum handler body, which must be a future
 async fn web(session: Session, action: WebAction) -> Response {
     respond(adapter::web(action, &session))
 }
