@@ -2,4 +2,5 @@
 //! normal test suite can replay the committed corpus through the same code
 //! (`core/tests/fuzz_corpus.rs` includes `core_bodies.rs` by path).
 
+pub mod axum_bodies;
 pub mod core_bodies;
