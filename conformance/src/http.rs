@@ -61,7 +61,11 @@ pub async fn request(
     }
     let body = body.unwrap_or("");
     if !body.is_empty() || method != "GET" {
-        let _ = write!(head, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+        let _ = write!(
+            head,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
     }
     head.push_str("\r\n");
     head.push_str(body);

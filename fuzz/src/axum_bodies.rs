@@ -15,7 +15,11 @@ use tower::ServiceExt;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"))
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    })
 }
 
 fn app(cookie_sessions: bool) -> Router {
@@ -92,7 +96,11 @@ pub fn axum_requests(data: &[u8]) {
     for _ in 0..8 {
         let Ok(step) = u.arbitrary::<Step>() else { return };
         let (method, path) = ROUTES[usize::from(step.route) % ROUTES.len()];
-        let jar_header = jar.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+        let jar_header = jar
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         let headers: Vec<Vec<u8>> = match step.cookie {
             CookieSource::Jar => vec![jar_header.into_bytes()],
             CookieSource::Raw(raw) => vec![raw],
@@ -102,12 +110,20 @@ pub fn axum_requests(data: &[u8]) {
         let mut builder = Request::builder().method(method).uri(path);
         for value in headers {
             // Bytes hyper would refuse never reach a service.
-            let Ok(value) = HeaderValue::from_bytes(&value) else { continue };
+            let Ok(value) = HeaderValue::from_bytes(&value) else {
+                continue;
+            };
             builder = builder.header(header::COOKIE, value);
         }
         let request = builder.body(Body::empty()).expect("request");
-        let response = runtime().block_on(app.clone().oneshot(request)).expect("infallible");
-        assert!(response.status().as_u16() < 500, "{method} {path} answered {}", response.status());
+        let response = runtime()
+            .block_on(app.clone().oneshot(request))
+            .expect("infallible");
+        assert!(
+            response.status().as_u16() < 500,
+            "{method} {path} answered {}",
+            response.status()
+        );
         for value in response.headers().get_all(header::SET_COOKIE) {
             let text = value.to_str().expect("set-cookie is ASCII");
             assert!(text.len() <= 4096);

@@ -1,0 +1,249 @@
+//! Shared pieces of the sessionkit benchmarks: the side-by-side axum apps and the
+//! requests each benchmark case sends.
+//!
+//! Every variant serves the same three routes with the same non-session work, so the
+//! difference between a variant and [`Variant::Bare`] is the cost of its session
+//! middleware:
+//!
+//! - `GET /untouched`: never touches the session;
+//! - `GET /read`: reads one integer from the session;
+//! - `POST /write`: reads it and writes it back incremented.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{get, post};
+use http::{HeaderValue, Request, header};
+use tower::ServiceExt;
+
+/// A middleware set-up compared in the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// axum with no session middleware: the floor.
+    Bare,
+    /// sessionkit on the memory driver.
+    SessionkitMemory,
+    /// sessionkit on the sealed-cookie driver.
+    SessionkitCookie,
+    /// tower-sessions 0.15 with its memory store.
+    TowerSessionsMemory,
+}
+
+impl Variant {
+    /// Every variant, floor first.
+    pub const ALL: [Variant; 4] = [
+        Variant::Bare,
+        Variant::SessionkitMemory,
+        Variant::SessionkitCookie,
+        Variant::TowerSessionsMemory,
+    ];
+
+    /// A short name for reports and command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare",
+            Variant::SessionkitMemory => "sessionkit-memory",
+            Variant::SessionkitCookie => "sessionkit-cookie",
+            Variant::TowerSessionsMemory => "tower-sessions-memory",
+        }
+    }
+
+    /// The variant called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// A request shape compared in the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// A route that never touches the session, with a valid session cookie.
+    Untouched,
+    /// Read one integer from an existing session.
+    Read,
+    /// Read and write it back incremented.
+    ReadWrite,
+    /// The first request: no cookie; the handler writes, creating a session.
+    First,
+}
+
+impl Case {
+    /// Every case.
+    pub const ALL: [Case; 4] = [Case::Untouched, Case::Read, Case::ReadWrite, Case::First];
+
+    /// A short name for reports and command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Untouched => "untouched",
+            Case::Read => "read",
+            Case::ReadWrite => "read-write",
+            Case::First => "first",
+        }
+    }
+
+    /// The case called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn route(self) -> (&'static str, &'static str) {
+        match self {
+            Case::Untouched => ("GET", "/untouched"),
+            Case::Read => ("GET", "/read"),
+            Case::ReadWrite | Case::First => ("POST", "/write"),
+        }
+    }
+}
+
+/// The benchmark secret (any 32 bytes; benchmarks do not need a real one).
+pub const SECRET: &[u8; 32] = b"benchmark secret, thirty-two b.!";
+
+fn sessionkit_app(cookie: bool) -> Router {
+    use sessionkit_axum::{Session, SessionLayer, SessionRejection};
+    let mut registry = sessionkit::Registry::new();
+    registry.set_secret(sessionkit::Secret::new(*SECRET).expect("32 bytes"));
+    if cookie {
+        registry.session_mut("web").expect("built in").driver = "cookie".to_owned();
+    }
+    let sessions = registry.build_with_env(&|_| None).expect("registry builds");
+    Router::new()
+        .route("/untouched", get(|| async { "0" }))
+        .route(
+            "/read",
+            get(|s: Session| async move {
+                Ok::<_, SessionRejection>(s.get::<u64>("n")?.unwrap_or(0).to_string())
+            }),
+        )
+        .route(
+            "/write",
+            post(|s: Session| async move {
+                let n = s.get::<u64>("n")?.unwrap_or(0) + 1;
+                s.insert("n", &n)?;
+                Ok::<_, SessionRejection>(n.to_string())
+            }),
+        )
+        .layer(SessionLayer::new(sessions))
+}
+
+fn tower_sessions_app() -> Router {
+    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+    let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(true);
+    Router::new()
+        .route("/untouched", get(|| async { "0" }))
+        .route(
+            "/read",
+            get(|s: Session| async move { s.get::<u64>("n").await.ok().flatten().unwrap_or(0).to_string() }),
+        )
+        .route(
+            "/write",
+            post(|s: Session| async move {
+                let n = s.get::<u64>("n").await.ok().flatten().unwrap_or(0) + 1;
+                let _ = s.insert("n", n).await;
+                n.to_string()
+            }),
+        )
+        .layer(layer)
+}
+
+fn bare_app() -> Router {
+    // The same non-session work: produce the number as text.
+    Router::new()
+        .route("/untouched", get(|| async { "0" }))
+        .route("/read", get(|| async { 0u64.to_string() }))
+        .route("/write", post(|| async { (0u64 + 1).to_string() }))
+}
+
+/// The app of `variant`.
+pub fn app(variant: Variant) -> Router {
+    match variant {
+        Variant::Bare => bare_app(),
+        Variant::SessionkitMemory => sessionkit_app(false),
+        Variant::SessionkitCookie => sessionkit_app(true),
+        Variant::TowerSessionsMemory => tower_sessions_app(),
+    }
+}
+
+/// An app and the cookie of a session it created, ready to send `case` requests.
+pub struct Bench {
+    app: Router,
+    case: Case,
+    cookie: Option<HeaderValue>,
+}
+
+impl Bench {
+    /// Builds the app of `variant` and, for cases that need one, creates a session with
+    /// one write and keeps its cookie.
+    pub async fn new(variant: Variant, case: Case) -> Self {
+        let app = app(variant);
+        let mut bench = Bench {
+            app,
+            case,
+            cookie: None,
+        };
+        if case != Case::First && variant != Variant::Bare {
+            let response = bench
+                .app
+                .clone()
+                .oneshot(request("POST", "/write", None))
+                .await
+                .expect("infallible");
+            let set = response
+                .headers()
+                .get(header::SET_COOKIE)
+                .expect("the first write sets a cookie");
+            let pair = set
+                .to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_owned();
+            bench.cookie = Some(HeaderValue::from_str(&pair).expect("valid header"));
+        }
+        bench
+    }
+
+    /// Sends one request of this case and returns the response status.
+    pub async fn send(&self) -> u16 {
+        let (method, path) = self.case.route();
+        let response = self
+            .app
+            .clone()
+            .oneshot(request(method, path, self.cookie.clone()))
+            .await
+            .expect("infallible");
+        let status = response.status().as_u16();
+        drop(response);
+        status
+    }
+
+    /// The session cookie, for load generators.
+    pub fn cookie(&self) -> Option<&HeaderValue> {
+        self.cookie.as_ref()
+    }
+
+    /// The app, for serving.
+    pub fn app(&self) -> Router {
+        self.app.clone()
+    }
+}
+
+fn request(method: &str, path: &str, cookie: Option<HeaderValue>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    builder.body(Body::empty()).expect("valid request")
+}
+
+/// A current-thread runtime, the same for every variant.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Shared so closures can hold it.
+pub type SharedBench = Arc<Bench>;
