@@ -43,13 +43,13 @@ fn id_cookie(c: &mut Criterion) {
     let spec = spec("memory");
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let id = SessionId::generate(&mut rng);
-    let value = codec::sign_id(spec.keys(), &spec.binding(), &id);
+    let value = codec::sign_id(spec.id_keys(), &id);
     let mut group = c.benchmark_group("id-cookie");
     group.bench_function("sign", |b| {
-        b.iter(|| codec::sign_id(spec.keys(), &spec.binding(), black_box(&id)))
+        b.iter(|| codec::sign_id(spec.id_keys(), black_box(&id)));
     });
     group.bench_function("verify", |b| {
-        b.iter(|| codec::verify_id(spec.keys(), &spec.binding(), black_box(&value)))
+        b.iter(|| codec::verify_id(spec.id_keys(), black_box(&value)));
     });
     // The floor: one HMAC-SHA256 over an input of the same length, key schedule done.
     let mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
@@ -75,17 +75,17 @@ fn sealed_cookie(c: &mut Criterion) {
             data: data(size),
         };
         let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let sealed = codec::seal(spec.keys(), &spec.binding(), &record, &mut rng).expect("seals");
+        let sealed = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
         group.bench_with_input(BenchmarkId::new("seal", size), &record, |b, r| {
-            b.iter(|| codec::seal(spec.keys(), &spec.binding(), black_box(r), &mut rng).expect("seals"));
+            b.iter(|| codec::seal(spec.seal_keys(), black_box(r), &mut rng).expect("seals"));
         });
         group.bench_with_input(BenchmarkId::new("open", size), &sealed, |b, s| {
-            b.iter(|| codec::open(spec.keys(), &spec.binding(), black_box(s)).expect("opens"));
+            b.iter(|| codec::open(spec.seal_keys(), black_box(s)).expect("opens"));
         });
         group.bench_with_input(BenchmarkId::new("open+seal", size), &sealed, |b, s| {
             b.iter(|| {
-                let opened = codec::open(spec.keys(), &spec.binding(), black_box(s)).expect("opens");
-                codec::seal(spec.keys(), &spec.binding(), &opened.record, &mut rng).expect("seals")
+                let opened = codec::open(spec.seal_keys(), black_box(s)).expect("opens");
+                codec::seal(spec.seal_keys(), &opened.record, &mut rng).expect("seals")
             });
         });
         // The floor: JSON encode + AES-256-GCM seal, then AES-256-GCM open + JSON decode.
@@ -129,7 +129,7 @@ fn state_machine(c: &mut Criterion) {
     let spec = spec("memory");
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let id = SessionId::generate(&mut rng);
-    let cookie = format!("__Host-web={}", codec::sign_id(spec.keys(), &spec.binding(), &id));
+    let cookie = format!("__Host-web={}", codec::sign_id(spec.id_keys(), &id));
     let now = Timestamp::from_millis(1_700_000_000_000);
     let record = Record::new(now, data(100));
     let mut group = c.benchmark_group("state-machine");
@@ -144,7 +144,7 @@ fn state_machine(c: &mut Criterion) {
     };
     group.bench_function("untouched", |b| b.iter(|| run(&mut rng, &|_| {})));
     group.bench_function("read", |b| {
-        b.iter(|| run(&mut rng, &|m| drop(black_box(m.get::<u64>("visits")))))
+        b.iter(|| run(&mut rng, &|m| drop(black_box(m.get::<u64>("visits")))));
     });
     group.bench_function("write", |b| {
         b.iter(|| {

@@ -78,7 +78,8 @@ fn registry(c: &mut Criterion) {
             }
             let elapsed = start.elapsed();
             // Per-request time across both threads.
-            Duration::from_secs_f64(elapsed.as_secs_f64() * iters as f64 / (per_thread * 2) as f64)
+            let nanos = elapsed.as_nanos() * u128::from(iters) / u128::from((per_thread * 2).max(1));
+            Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
         });
     });
     group.finish();

@@ -9,11 +9,18 @@
 //!         plaintext = created-at ms (u64 BE) | last-seen ms (u64 BE) | JSON object
 //! ```
 //!
-//! The MAC input and the AEAD associated data start with a purpose label and bind the
-//! format version, the key id, the app namespace (absent for shared sessions), the
-//! session name and the cookie name, each length-prefixed, so an envelope made for one
-//! cookie cannot be replayed under another name, session or app. Nothing is parsed
-//! before the tag is verified, and tags are compared in constant time.
+//! Both bind the format version, the key id, the app namespace (absent for shared
+//! sessions), the session name and the cookie name, so an envelope made for one cookie
+//! cannot be replayed under another name, session or app:
+//!
+//! - the signed id's MAC key is derived per binding when the session is set up,
+//!   `K = HMAC(K_sign, label | namespace | session | cookie)` (length-prefixed fields),
+//!   and the per-request MAC covers `version | key id | id` (37 bytes, one SHA-256
+//!   block), so verifying a cookie costs two SHA-256 compressions instead of four;
+//! - the sealed record's associated data is `label | version | key id | namespace |
+//!   session | cookie`, precomputed per key.
+//!
+//! Nothing is parsed before the tag is verified, and tags are compared in constant time.
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, Nonce};
@@ -24,7 +31,7 @@ use rand_core::CryptoRng;
 use serde_json::{Map, Value};
 
 use crate::id::SessionId;
-use crate::keys::{KeyRing, KeyUse};
+use crate::keys::{HmacSha256, KeyId, KeyRing, KeyUse};
 use crate::time::Timestamp;
 
 /// The current envelope format version.
@@ -113,31 +120,59 @@ pub struct VerifiedId {
     pub key: KeyUse,
 }
 
-/// Signs `id` with the ring's primary key.
-pub fn sign_id(keys: &KeyRing, binding: &Binding<'_>, id: &SessionId) -> String {
-    let primary = keys.primary();
-    let mut envelope = [0u8; SIGNED_LEN];
-    envelope[0] = FORMAT_VERSION;
-    envelope[1..5].copy_from_slice(&primary.id.0);
-    envelope[5..37].copy_from_slice(id.as_bytes());
-    let mut mac = primary.signing.clone();
-    feed_signed(&mut mac, binding, &envelope[..37]);
-    envelope[37..].copy_from_slice(&mac.finalize().into_bytes());
-    B64.encode(envelope)
+/// The signing keys of one binding: one MAC key per key of the ring, derived when the
+/// session is set up.
+pub struct IdKeys {
+    /// Primary first.
+    keys: Vec<(KeyId, HmacSha256, KeyUse)>,
 }
 
-fn feed_signed(mac: &mut crate::keys::HmacSha256, binding: &Binding<'_>, head: &[u8]) {
-    mac.update(SIGNED_LABEL);
-    mac.update(&head[..5]);
-    binding.feed(|bytes| mac.update(bytes));
-    mac.update(&head[5..]);
+impl IdKeys {
+    /// Derives the binding's MAC keys from every key of `ring`.
+    pub fn new(ring: &KeyRing, binding: &Binding<'_>) -> Self {
+        let derive = |derived: &crate::keys::DerivedKeys| {
+            let mut mac = derived.signing.clone();
+            mac.update(SIGNED_LABEL);
+            binding.feed(|bytes| mac.update(bytes));
+            let key = mac.finalize().into_bytes();
+            <HmacSha256 as hmac::KeyInit>::new_from_slice(&key).expect("HMAC accepts keys of any length")
+        };
+        let mut keys = vec![(ring.primary().id, derive(ring.primary()), KeyUse::Primary)];
+        keys.extend(ring.previous().map(|k| (k.id, derive(k), KeyUse::Previous)));
+        IdKeys { keys }
+    }
+
+    fn primary(&self) -> &(KeyId, HmacSha256, KeyUse) {
+        &self.keys[0]
+    }
+}
+
+impl std::fmt::Debug for IdKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|(id, _, _)| id))
+            .finish()
+    }
+}
+
+/// Signs `id` with the primary key.
+pub fn sign_id(keys: &IdKeys, id: &SessionId) -> String {
+    let (key_id, mac, _) = keys.primary();
+    let mut envelope = [0u8; SIGNED_LEN];
+    envelope[0] = FORMAT_VERSION;
+    envelope[1..5].copy_from_slice(&key_id.0);
+    envelope[5..37].copy_from_slice(id.as_bytes());
+    let mut mac = mac.clone();
+    mac.update(&envelope[..37]);
+    envelope[37..].copy_from_slice(&mac.finalize().into_bytes());
+    B64.encode(envelope)
 }
 
 /// Verifies a signed id cookie value.
 ///
 /// # Errors
 /// A [`Rejection`] saying why the value is not an authentic id for this binding.
-pub fn verify_id(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<VerifiedId, Rejection> {
+pub fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Rejection> {
     if value.len() != SIGNED_COOKIE_LEN {
         return Err(Rejection::Malformed);
     }
@@ -151,17 +186,18 @@ pub fn verify_id(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<V
     }
     let key_id = [envelope[1], envelope[2], envelope[3], envelope[4]];
     let mut seen = false;
-    for (derived, key_use) in keys.candidates(key_id) {
+    for (id, mac, key_use) in keys.keys.iter().filter(|(id, _, _)| id.0 == key_id) {
+        debug_assert_eq!(id.0, key_id);
         seen = true;
-        let mut mac = derived.signing.clone();
-        feed_signed(&mut mac, binding, &envelope[..37]);
+        let mut mac = mac.clone();
+        mac.update(&envelope[..37]);
         // `verify_slice` compares in constant time.
         if mac.verify_slice(&envelope[37..]).is_ok() {
             let mut id = [0u8; 32];
             id.copy_from_slice(&envelope[5..37]);
             return Ok(VerifiedId {
                 id: SessionId::from_verified(id),
-                key: key_use,
+                key: *key_use,
             });
         }
     }
@@ -170,6 +206,34 @@ pub fn verify_id(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<V
     } else {
         Rejection::UnknownKey
     })
+}
+
+/// The sealing keys of one binding: the AES-256-GCM key and precomputed associated data
+/// for every key of the ring.
+pub struct SealKeys {
+    /// Primary first.
+    keys: Vec<(KeyId, Aes256Gcm, Vec<u8>, KeyUse)>,
+}
+
+impl SealKeys {
+    /// Prepares the binding's sealing keys from every key of `ring`.
+    pub fn new(ring: &KeyRing, binding: &Binding<'_>) -> Self {
+        let entry = |derived: &crate::keys::DerivedKeys, key_use| {
+            let ad = binding.associated_data(FORMAT_VERSION, derived.id.0);
+            (derived.id, derived.sealing.clone(), ad, key_use)
+        };
+        let mut keys = vec![entry(ring.primary(), KeyUse::Primary)];
+        keys.extend(ring.previous().map(|k| entry(k, KeyUse::Previous)));
+        SealKeys { keys }
+    }
+}
+
+impl std::fmt::Debug for SealKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|(id, _, _, _)| id))
+            .finish()
+    }
 }
 
 /// The content of a sealed cookie.
@@ -209,27 +273,24 @@ pub enum SealError {
 /// # Errors
 /// [`SealError`] when the data cannot be encoded.
 pub fn seal<R: CryptoRng + ?Sized>(
-    keys: &KeyRing,
-    binding: &Binding<'_>,
+    keys: &SealKeys,
     record: &SealedRecord,
     rng: &mut R,
 ) -> Result<String, SealError> {
-    let primary = keys.primary();
+    let (key_id, cipher, ad, _) = &keys.keys[0];
     let mut nonce = [0u8; 12];
     rng.fill_bytes(&mut nonce);
     let mut buf = Vec::with_capacity(SEALED_HEADER + 16 + 64 + TAG_LEN);
     buf.push(FORMAT_VERSION);
-    buf.extend_from_slice(&primary.id.0);
+    buf.extend_from_slice(&key_id.0);
     buf.extend_from_slice(&nonce);
     buf.extend_from_slice(&record.created_at.as_millis().to_be_bytes());
     buf.extend_from_slice(&record.last_seen.as_millis().to_be_bytes());
     serde_json::to_writer(&mut buf, &record.data).map_err(SealError::Encode)?;
-    let ad = binding.associated_data(FORMAT_VERSION, primary.id.0);
-    let tag = primary
-        .sealing
+    let tag = cipher
         .encrypt_inout_detached(
             &Nonce::<Aes256Gcm>::from(nonce),
-            &ad,
+            ad,
             buf[SEALED_HEADER..].as_mut().into(),
         )
         .map_err(|_| SealError::Aead)?;
@@ -241,11 +302,11 @@ pub fn seal<R: CryptoRng + ?Sized>(
 ///
 /// # Errors
 /// A [`Rejection`] saying why the value is not an authentic record for this binding.
-pub fn open(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<Opened, Rejection> {
+pub fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
     if value.len() > MAX_SEALED_COOKIE_LEN {
         return Err(Rejection::Malformed);
     }
-    let buf = B64.decode(value).map_err(|_| Rejection::Malformed)?;
+    let mut buf = B64.decode(value).map_err(|_| Rejection::Malformed)?;
     if buf.len() < SEALED_HEADER + 16 + TAG_LEN {
         return Err(Rejection::Malformed);
     }
@@ -256,22 +317,25 @@ pub fn open(keys: &KeyRing, binding: &Binding<'_>, value: &str) -> Result<Opened
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&buf[5..SEALED_HEADER]);
     let nonce = Nonce::<Aes256Gcm>::from(nonce);
-    let (body, tag) = buf[SEALED_HEADER..].split_at(buf.len() - SEALED_HEADER - TAG_LEN);
+    let tag_at = buf.len() - TAG_LEN;
     let mut tag_bytes = [0u8; TAG_LEN];
-    tag_bytes.copy_from_slice(tag);
+    tag_bytes.copy_from_slice(&buf[tag_at..]);
     let tag = tag_bytes.into();
-    let ad = binding.associated_data(buf[0], key_id);
+    let body = &mut buf[SEALED_HEADER..tag_at];
     let mut seen = false;
-    for (derived, key_use) in keys.candidates(key_id) {
+    for (_, cipher, ad, key_use) in keys.keys.iter().filter(|(id, _, _, _)| id.0 == key_id) {
         seen = true;
-        let mut plain = body.to_vec();
-        if derived
-            .sealing
-            .decrypt_inout_detached(&nonce, &ad, plain.as_mut_slice().into(), &tag)
+        // AES-GCM checks the tag before decrypting, so a failed attempt leaves the
+        // ciphertext as it was for the next candidate key.
+        if cipher
+            .decrypt_inout_detached(&nonce, ad, (&mut *body).into(), &tag)
             .is_ok()
         {
-            let record = parse_plaintext(&plain).ok_or(Rejection::Corrupt)?;
-            return Ok(Opened { record, key: key_use });
+            let record = parse_plaintext(body).ok_or(Rejection::Corrupt)?;
+            return Ok(Opened {
+                record,
+                key: *key_use,
+            });
         }
     }
     Err(if seen {
@@ -310,6 +374,14 @@ mod tests {
         KeyRing::new(&Secret::new(vec![byte; 32]).expect("long"))
     }
 
+    fn ids(ring: &KeyRing, binding: &Binding<'_>) -> IdKeys {
+        IdKeys::new(ring, binding)
+    }
+
+    fn seals(ring: &KeyRing, binding: &Binding<'_>) -> SealKeys {
+        SealKeys::new(ring, binding)
+    }
+
     const BIND: Binding<'static> = Binding {
         namespace: Some("app"),
         session: "web",
@@ -321,10 +393,10 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let keys = ring(1);
         let id = SessionId::generate(&mut rng);
-        let value = sign_id(&keys, &BIND, &id);
+        let value = sign_id(&ids(&keys, &BIND), &id);
         assert_eq!(value.len(), SIGNED_COOKIE_LEN);
         assert_eq!(SIGNED_COOKIE_LEN, 92);
-        let verified = verify_id(&keys, &BIND, &value).expect("verifies");
+        let verified = verify_id(&ids(&keys, &BIND), &value).expect("verifies");
         assert_eq!(verified.id, id);
         assert_eq!(verified.key, KeyUse::Primary);
     }
@@ -333,21 +405,27 @@ mod tests {
     fn signed_rejections_are_typed() {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
         let keys = ring(1);
-        let value = sign_id(&keys, &BIND, &SessionId::generate(&mut rng));
+        let value = sign_id(&ids(&keys, &BIND), &SessionId::generate(&mut rng));
         let other = Binding {
             cookie: "sid",
             ..BIND
         };
-        assert_eq!(verify_id(&keys, &other, &value).err(), Some(Rejection::BadTag));
         assert_eq!(
-            verify_id(&ring(2), &BIND, &value).err(),
+            verify_id(&ids(&keys, &other), &value).err(),
+            Some(Rejection::BadTag)
+        );
+        assert_eq!(
+            verify_id(&ids(&ring(2), &BIND), &value).err(),
             Some(Rejection::UnknownKey)
         );
-        assert_eq!(verify_id(&keys, &BIND, "x").err(), Some(Rejection::Malformed));
+        assert_eq!(
+            verify_id(&ids(&keys, &BIND), "x").err(),
+            Some(Rejection::Malformed)
+        );
         let mut bytes = B64.decode(&value).expect("b64");
         bytes[0] = 0;
         assert_eq!(
-            verify_id(&keys, &BIND, &B64.encode(&bytes)).err(),
+            verify_id(&ids(&keys, &BIND), &B64.encode(&bytes)).err(),
             Some(Rejection::UnsupportedVersion)
         );
     }
@@ -358,18 +436,18 @@ mod tests {
         let old = Secret::new(vec![1u8; 32]).expect("long");
         let new = Secret::new(vec![2u8; 32]).expect("long");
         let id = SessionId::generate(&mut rng);
-        let value = sign_id(&KeyRing::new(&old), &BIND, &id);
+        let value = sign_id(&ids(&KeyRing::new(&old), &BIND), &id);
         let rotated = KeyRing::new(&new).with_previous(&old);
-        let verified = verify_id(&rotated, &BIND, &value).expect("old key still verifies");
+        let verified = verify_id(&ids(&rotated, &BIND), &value).expect("old key still verifies");
         assert_eq!(verified.key, KeyUse::Previous);
         let record = SealedRecord {
             created_at: Timestamp::from_millis(1),
             last_seen: Timestamp::from_millis(2),
             data: Map::new(),
         };
-        let sealed = seal(&KeyRing::new(&old), &BIND, &record, &mut rng).expect("seals");
+        let sealed = seal(&seals(&KeyRing::new(&old), &BIND), &record, &mut rng).expect("seals");
         assert_eq!(
-            open(&rotated, &BIND, &sealed).expect("opens").key,
+            open(&seals(&rotated, &BIND), &sealed).expect("opens").key,
             KeyUse::Previous
         );
     }
@@ -386,13 +464,16 @@ mod tests {
             last_seen: Timestamp::from_millis(2_000),
             data,
         };
-        let value = seal(&keys, &BIND, &record, &mut rng).expect("seals");
+        let value = seal(&seals(&keys, &BIND), &record, &mut rng).expect("seals");
         let json_len = serde_json::to_vec(&record.data).expect("json").len();
         assert_eq!(value.len(), sealed_len(json_len));
-        let opened = open(&keys, &BIND, &value).expect("opens");
+        let opened = open(&seals(&keys, &BIND), &value).expect("opens");
         assert_eq!(opened.record, record);
         // Same record sealed twice gives different values (fresh nonce).
-        assert_ne!(seal(&keys, &BIND, &record, &mut rng).expect("seals"), value);
+        assert_ne!(
+            seal(&seals(&keys, &BIND), &record, &mut rng).expect("seals"),
+            value
+        );
     }
 
     #[test]
@@ -419,7 +500,7 @@ mod tests {
             .expect("seal");
         buf.extend_from_slice(&tag);
         assert_eq!(
-            open(&keys, &BIND, &B64.encode(&buf)).err(),
+            open(&seals(&keys, &BIND), &B64.encode(&buf)).err(),
             Some(Rejection::Corrupt)
         );
     }

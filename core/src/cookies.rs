@@ -306,22 +306,40 @@ where
     I: IntoIterator<Item = &'h [u8]>,
 {
     let mut found = Vec::new();
+    visit_cookie_values(headers, name, |value| {
+        found.push(value.to_owned());
+        false
+    });
+    found
+}
+
+/// Calls `visit` with each value of a cookie called `name`, in order, until it returns
+/// `true` or [`MAX_CANDIDATES`] values were seen; returns how many were seen. Allocates
+/// nothing for headers that are valid UTF-8.
+pub fn visit_cookie_values<'h, I>(headers: I, name: &str, mut visit: impl FnMut(&str) -> bool) -> usize
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
+    let mut seen = 0;
     for header in headers {
         // Cheap pre-check: most requests carry no cookie of this name.
         if !contains(header, name.as_bytes()) {
             continue;
         }
-        let text: Cow<'_, str> = String::from_utf8_lossy(header);
+        let text: Cow<'_, str> = match std::str::from_utf8(header) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(header),
+        };
         for cookie in Cookie::split_parse(text.as_ref()).flatten() {
             if cookie.name() == name {
-                found.push(cookie.value_trimmed().to_owned());
-                if found.len() == MAX_CANDIDATES {
-                    return found;
+                seen += 1;
+                if visit(cookie.value_trimmed()) || seen == MAX_CANDIDATES {
+                    return seen;
                 }
             }
         }
     }
-    found
+    seen
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

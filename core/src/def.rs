@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::codec::Binding;
+use crate::codec::{Binding, IdKeys, SealKeys};
 use crate::config::{ConfigError, SessionOverrides};
 use crate::cookies::CookieSettings;
 use crate::expiry::ExpiryPolicy;
@@ -150,6 +150,8 @@ pub struct SessionSpec {
     app_namespace: Namespace,
     store_namespace: Namespace,
     keys: Arc<KeyRing>,
+    id_keys: IdKeys,
+    seal_keys: SealKeys,
 }
 
 impl SessionSpec {
@@ -164,12 +166,21 @@ impl SessionSpec {
         } else {
             namespace.clone()
         };
+        let binding = Binding {
+            namespace: (!def.shared).then(|| namespace.as_str()),
+            session: def.name.as_str(),
+            cookie: &def.cookie.name,
+        };
+        let id_keys = IdKeys::new(&keys, &binding);
+        let seal_keys = SealKeys::new(&keys, &binding);
         Ok(SessionSpec {
             storage: def.storage(),
             def,
             app_namespace: namespace.clone(),
             store_namespace,
             keys,
+            id_keys,
+            seal_keys,
         })
     }
 
@@ -196,6 +207,16 @@ impl SessionSpec {
     /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The signing keys of this session's id cookies (bound to its name and cookie).
+    pub fn id_keys(&self) -> &IdKeys {
+        &self.id_keys
+    }
+
+    /// The sealing keys of this session's sealed cookies.
+    pub fn seal_keys(&self) -> &SealKeys {
+        &self.seal_keys
     }
 
     /// What this session's cookies are bound to.

@@ -186,12 +186,10 @@ impl KeyRing {
         &self.primary
     }
 
-    /// The keys with this id, primary first. Key ids are 32 bits, so two secrets can
-    /// share one; the codecs then try each.
-    pub(crate) fn candidates(&self, id: [u8; 4]) -> impl Iterator<Item = (&DerivedKeys, KeyUse)> {
-        std::iter::once((&self.primary, KeyUse::Primary))
-            .chain(self.previous.iter().map(|k| (k, KeyUse::Previous)))
-            .filter(move |(k, _)| k.id.0 == id)
+    /// The previous keys. Key ids are 32 bits, so two secrets can share one; the codecs
+    /// try every key with a matching id.
+    pub(crate) fn previous(&self) -> impl Iterator<Item = &DerivedKeys> {
+        self.previous.iter()
     }
 }
 
@@ -240,10 +238,8 @@ mod tests {
         assert_ne!(KeyRing::new(&a).primary_id(), ring.primary_id());
         assert_eq!(ring.previous_ids().count(), 1);
         assert_eq!(
-            ring.candidates(KeyRing::new(&a).primary_id().0)
-                .next()
-                .map(|(_, u)| u),
-            Some(KeyUse::Previous)
+            ring.previous().next().map(|k| k.id),
+            Some(KeyRing::new(&a).primary_id())
         );
         // Derivation is deterministic: the same secret gives the same id.
         assert_eq!(KeyRing::new(&a).primary_id(), KeyRing::new(&a).primary_id());

@@ -100,7 +100,7 @@ mod machine;
 mod record;
 mod time;
 
-pub use codec::{Binding, Rejection};
+pub use codec::{Binding, IdKeys, Rejection, SealKeys};
 pub use config::{Config, ConfigError, SessionOverrides};
 pub use cookies::{CookieRuleError, CookieSettings, SameSite, SetCookie, SetCookieTooLarge};
 pub use def::{

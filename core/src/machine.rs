@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::codec::{self, Rejection, SealedRecord};
-use crate::cookies::{SetCookie, SetCookieTooLarge, cookie_values};
+use crate::cookies::{SetCookie, SetCookieTooLarge, visit_cookie_values};
 use crate::def::{SessionName, SessionSpec, Storage};
 use crate::delta::Delta;
 use crate::expiry::ExpiredBy;
@@ -340,13 +340,13 @@ impl SessionMachine {
     where
         I: IntoIterator<Item = &'h [u8]>,
     {
-        let candidates = cookie_values(cookie_headers, &spec.def().cookie.name);
         let mut events = VecDeque::new();
         let mut first_rejection = None;
         let mut state = None;
-        for value in &candidates {
+        let cookie_name = spec.def().cookie.name.as_str();
+        let seen = visit_cookie_values(cookie_headers, cookie_name, |value| {
             match spec.storage() {
-                Storage::Server => match codec::verify_id(spec.keys(), &spec.binding(), value) {
+                Storage::Server => match codec::verify_id(spec.id_keys(), value) {
                     Ok(verified) => {
                         let key = verified.id.store_key(spec.store_namespace());
                         state = Some(State::Loading {
@@ -359,7 +359,7 @@ impl SessionMachine {
                         first_rejection.get_or_insert(reason);
                     }
                 },
-                Storage::Cookie => match codec::open(spec.keys(), &spec.binding(), value) {
+                Storage::Cookie => match codec::open(spec.seal_keys(), value) {
                     Ok(opened) => {
                         let SealedRecord {
                             created_at,
@@ -388,10 +388,8 @@ impl SessionMachine {
                     }
                 },
             }
-            if state.is_some() {
-                break;
-            }
-        }
+            state.is_some()
+        });
         if state.is_none()
             && let Some(reason) = first_rejection
         {
@@ -400,7 +398,7 @@ impl SessionMachine {
         SessionMachine {
             spec,
             state: state.unwrap_or_else(|| State::Ready(Live::new_session())),
-            cookie_present: !candidates.is_empty(),
+            cookie_present: seen > 0,
             events,
         }
     }
@@ -723,7 +721,7 @@ fn finish_server<R: CryptoRng + ?Sized>(
 ) {
     let expiry = &spec.def().expiry;
     let new_cookie = |id: &SessionId, created: Timestamp| {
-        let value = codec::sign_id(spec.keys(), &spec.binding(), id);
+        let value = codec::sign_id(spec.id_keys(), id);
         let max_age = created.saturating_add(expiry.ttl()).saturating_since(now);
         // A signed id is 92 characters; with the validated attributes the header is far
         // below 4096 bytes, so this cannot fail for any valid configuration.
@@ -844,11 +842,10 @@ fn finish_cookie<R: CryptoRng + ?Sized>(
         last_seen: now,
         data: live.delta.view(&live.original.data),
     };
-    let value =
-        codec::seal(spec.keys(), &spec.binding(), &record, rng).map_err(|source| FinishError::Seal {
-            session: spec.name().clone(),
-            source,
-        })?;
+    let value = codec::seal(spec.seal_keys(), &record, rng).map_err(|source| FinishError::Seal {
+        session: spec.name().clone(),
+        source,
+    })?;
     let max_age: Duration = expires_at.saturating_since(now);
     let cookie = spec
         .def()

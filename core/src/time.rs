@@ -31,7 +31,14 @@ impl Timestamp {
     /// Converts a wall-clock time; instants before the epoch become the epoch.
     pub fn from_system_time(time: SystemTime) -> Self {
         match time.duration_since(UNIX_EPOCH) {
-            Ok(since) => Timestamp(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)),
+            // Seconds times 1000 cannot overflow before the year 584 million; saturate
+            // anyway rather than trust it.
+            Ok(since) => Timestamp(
+                since
+                    .as_secs()
+                    .saturating_mul(1000)
+                    .saturating_add(u64::from(since.subsec_millis())),
+            ),
             Err(_) => Timestamp::EPOCH,
         }
     }

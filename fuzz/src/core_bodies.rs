@@ -69,23 +69,22 @@ pub fn cookie_header(data: &[u8]) {
 /// is rejected.
 pub fn id_cookie(data: &[u8]) {
     let spec = spec(false);
-    let binding = spec.binding();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         assert!(
-            codec::verify_id(spec.keys(), &binding, &text).is_err(),
+            codec::verify_id(spec.id_keys(), &text).is_err(),
             "forged id accepted"
         );
         return;
     }
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
     let id = SessionId::generate(&mut rng);
-    let valid = codec::sign_id(spec.keys(), &binding, &id);
+    let valid = codec::sign_id(spec.id_keys(), &id);
     let changed = apply_edits(&valid, rest);
-    let result = codec::verify_id(spec.keys(), &binding, &changed);
+    let result = codec::verify_id(spec.id_keys(), &changed);
     if changed == valid {
         assert_eq!(result.expect("valid value verifies").id, id);
     } else {
@@ -97,14 +96,13 @@ pub fn id_cookie(data: &[u8]) {
 /// is rejected; the unchanged value opens to the same record.
 pub fn sealed_cookie(data: &[u8]) {
     let spec = spec(true);
-    let binding = spec.binding();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         assert!(
-            codec::open(spec.keys(), &binding, &text).is_err(),
+            codec::open(spec.seal_keys(), &text).is_err(),
             "forged record opened"
         );
         return;
@@ -117,9 +115,9 @@ pub fn sealed_cookie(data: &[u8]) {
         last_seen: Timestamp::from_millis(2),
         data: map,
     };
-    let valid = codec::seal(spec.keys(), &binding, &record, &mut rng).expect("seals");
+    let valid = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
     let changed = apply_edits(&valid, rest);
-    let result = codec::open(spec.keys(), &binding, &changed);
+    let result = codec::open(spec.seal_keys(), &changed);
     if changed == valid {
         assert_eq!(result.expect("valid value opens").record, record);
     } else {

@@ -1,13 +1,12 @@
 //! The started registry, and the sessions of one request.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
-use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Write, WriteResult};
+use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult};
 use tokio::sync::OnceCell;
 
 use crate::clock::SharedClock;
@@ -25,7 +24,8 @@ pub(crate) struct SessionEntry {
 }
 
 struct Inner {
-    entries: HashMap<SessionName, SessionEntry>,
+    /// A handful of sessions: a linear scan beats hashing the name.
+    entries: Vec<(SessionName, SessionEntry)>,
     default: SessionName,
     clock: SharedClock,
     drivers: Vec<(String, Arc<dyn DynDriver>)>,
@@ -51,7 +51,7 @@ impl Sessions {
     ) -> Self {
         Sessions {
             inner: Arc::new(Inner {
-                entries: entries.into_iter().collect(),
+                entries,
                 default,
                 clock,
                 drivers,
@@ -83,7 +83,11 @@ impl Sessions {
 
     /// The name a session is registered under, if it is.
     pub fn session_name(&self, name: &str) -> Option<&SessionName> {
-        self.inner.entries.get_key_value(name).map(|(k, _)| k)
+        self.entry(name).map(|(k, _)| k)
+    }
+
+    fn entry(&self, name: &str) -> Option<&(SessionName, SessionEntry)> {
+        self.inner.entries.iter().find(|(n, _)| n.as_str() == name)
     }
 
     /// The registered driver called `name`.
@@ -98,7 +102,7 @@ impl Sessions {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        let cookies = cookie_headers
+        let cookies: CookieHeaders = cookie_headers
             .into_iter()
             // Bytes that cannot be in a header value cannot be in a real request either.
             .filter_map(|v| HeaderValue::from_bytes(v.as_ref()).ok())
@@ -142,7 +146,7 @@ impl Sessions {
 
 impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<&str> = self.inner.entries.keys().map(SessionName::as_str).collect();
+        let mut names: Vec<&str> = self.inner.entries.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         f.debug_struct("Sessions")
             .field("sessions", &names)
@@ -151,14 +155,79 @@ impl fmt::Debug for Sessions {
     }
 }
 
-type Slot = Arc<OnceCell<Session>>;
+/// How many session slots live inside the request's own allocation; registries with
+/// more sessions get a separate allocation for the rest.
+const INLINE_SLOTS: usize = 4;
 
 struct RequestInner {
     sessions: Sessions,
-    cookies: Vec<HeaderValue>,
+    cookies: CookieHeaders,
     enabled: Option<Arc<[SessionName]>>,
-    slots: Mutex<Vec<(SessionName, Slot)>>,
+    /// One lazily loaded slot per registered session, by index into the registry's
+    /// entries; nothing is allocated per slot until a session is asked for.
+    inline_slots: [OnceCell<Session>; INLINE_SLOTS],
+    more_slots: Box<[OnceCell<Session>]>,
+    /// The request's `now`, read from the clock when a session is first loaded and used
+    /// for the whole request (0: not read yet).
+    now: AtomicU64,
     saved: AtomicBool,
+}
+
+impl RequestInner {
+    fn slot(&self, index: usize) -> &OnceCell<Session> {
+        match index.checked_sub(INLINE_SLOTS) {
+            None => &self.inline_slots[index],
+            Some(rest) => &self.more_slots[rest],
+        }
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &OnceCell<Session>> {
+        self.inline_slots.iter().chain(self.more_slots.iter())
+    }
+
+    fn now(&self) -> Timestamp {
+        let cached = self.now.load(Ordering::Relaxed);
+        if cached != 0 {
+            return Timestamp::from_millis(cached);
+        }
+        let now = self.sessions.inner.clock.now();
+        self.now.store(now.as_millis().max(1), Ordering::Relaxed);
+        now
+    }
+}
+
+/// The request's `Cookie` header values; the usual single header needs no allocation.
+enum CookieHeaders {
+    None,
+    One(HeaderValue),
+    Many(Vec<HeaderValue>),
+}
+
+impl FromIterator<HeaderValue> for CookieHeaders {
+    fn from_iter<I: IntoIterator<Item = HeaderValue>>(values: I) -> Self {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return CookieHeaders::None;
+        };
+        match values.next() {
+            None => CookieHeaders::One(first),
+            Some(second) => {
+                let mut all = vec![first, second];
+                all.extend(values);
+                CookieHeaders::Many(all)
+            }
+        }
+    }
+}
+
+impl CookieHeaders {
+    fn as_slice(&self) -> &[HeaderValue] {
+        match self {
+            CookieHeaders::None => &[],
+            CookieHeaders::One(value) => std::slice::from_ref(value),
+            CookieHeaders::Many(values) => values,
+        }
+    }
 }
 
 /// The named sessions of one request, loaded lazily.
@@ -194,13 +263,17 @@ pub struct RequestSessions {
 }
 
 impl RequestSessions {
-    fn new(sessions: Sessions, cookies: Vec<HeaderValue>, enabled: Option<Arc<[SessionName]>>) -> Self {
+    fn new(sessions: Sessions, cookies: CookieHeaders, enabled: Option<Arc<[SessionName]>>) -> Self {
+        let more = sessions.inner.entries.len().saturating_sub(INLINE_SLOTS);
+        let more_slots = (0..more).map(|_| OnceCell::new()).collect();
         RequestSessions {
             inner: Arc::new(RequestInner {
                 sessions,
                 cookies,
                 enabled,
-                slots: Mutex::new(Vec::new()),
+                inline_slots: std::array::from_fn(|_| OnceCell::new()),
+                more_slots,
+                now: AtomicU64::new(0),
                 saved: AtomicBool::new(false),
             }),
         }
@@ -229,14 +302,15 @@ impl RequestSessions {
     /// again retries).
     pub async fn session(&self, name: &str) -> Result<Session, Error> {
         let sessions = &self.inner.sessions.inner;
-        let Some((session_name, entry)) = sessions.entries.get_key_value(name) else {
-            let mut known: Vec<&str> = sessions.entries.keys().map(SessionName::as_str).collect();
+        let Some(index) = sessions.entries.iter().position(|(n, _)| n.as_str() == name) else {
+            let mut known: Vec<&str> = sessions.entries.iter().map(|(n, _)| n.as_str()).collect();
             known.sort_unstable();
             return Err(Error::UnknownSession {
                 name: name.to_owned(),
                 known: known.join(", "),
             });
         };
+        let (session_name, entry) = &sessions.entries[index];
         if let Some(enabled) = &self.inner.enabled
             && !enabled.iter().any(|n| n == session_name)
         {
@@ -254,31 +328,20 @@ impl RequestSessions {
                 session: session_name.clone(),
             });
         }
-        let slot = {
-            let mut slots = self
-                .inner
-                .slots
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match slots.iter().find(|(n, _)| n == session_name) {
-                Some((_, slot)) => slot.clone(),
-                None => {
-                    let slot = Slot::default();
-                    slots.push((session_name.clone(), slot.clone()));
-                    slot
-                }
-            }
-        };
-        let session = slot.get_or_try_init(|| self.load(session_name, entry)).await?;
+        let session = self
+            .inner
+            .slot(index)
+            .get_or_try_init(|| self.load(session_name, entry))
+            .await?;
         Ok(session.clone())
     }
 
     async fn load(&self, name: &SessionName, entry: &SessionEntry) -> Result<Session, Error> {
-        let clock = &self.inner.sessions.inner.clock;
+        let now = self.inner.now();
         let mut machine = SessionMachine::begin(
             entry.spec.clone(),
-            self.inner.cookies.iter().map(HeaderValue::as_bytes),
-            clock.now(),
+            self.inner.cookies.as_slice().iter().map(HeaderValue::as_bytes),
+            now,
         );
         if let (Some(key), Some(driver)) = (machine.load_request(), &entry.driver) {
             let result = driver.load(key).await.map_err(|source| Error::Store {
@@ -286,7 +349,7 @@ impl RequestSessions {
                 operation: "load",
                 source,
             })?;
-            machine.handle_load(result, clock.now())?;
+            machine.handle_load(result, now)?;
         }
         while let Some(event) = machine.poll_event() {
             events::emit(name, &event);
@@ -296,12 +359,7 @@ impl RequestSessions {
 
     /// Whether any session was asked for.
     pub fn touched(&self) -> bool {
-        !self
-            .inner
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty()
+        self.inner.slots().any(OnceCell::initialized)
     }
 
     /// Saves every session that was asked for, given the response status (a 5xx drops
@@ -314,38 +372,28 @@ impl RequestSessions {
     /// not go out as a success.
     pub async fn save(&self, status: u16) -> Result<SaveOutcome, Error> {
         self.inner.saved.store(true, Ordering::Release);
-        let slots = std::mem::take(
-            &mut *self
-                .inner
-                .slots
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        let mut machines = Vec::with_capacity(slots.len());
-        for (name, slot) in slots {
-            if let Some(machine) = slot.get().and_then(Session::take) {
-                machines.push((name, machine));
-            }
-        }
-        if machines.is_empty() {
-            return Ok(SaveOutcome::default());
-        }
-        let now = self.inner.sessions.inner.clock.now();
+        let entries = &self.inner.sessions.inner.entries;
+        let now = self.inner.now();
         // Decide everything before writing anything: if one session cannot be saved,
         // none is.
-        let mut outcomes = Vec::with_capacity(machines.len());
+        let mut outcomes = Vec::new();
         {
             let mut rng = rand::rng();
-            for (name, machine) in machines {
-                outcomes.push((name, machine.finish(status, now, &mut rng)?));
+            for (index, slot) in self.inner.slots().enumerate() {
+                if let Some(machine) = slot.get().and_then(Session::take) {
+                    outcomes.push((index, machine.finish(status, now, &mut rng)?));
+                }
             }
         }
+        if outcomes.is_empty() {
+            return Ok(SaveOutcome::default());
+        }
         let mut saved = SaveOutcome::default();
-        for (name, outcome) in &outcomes {
+        for (index, outcome) in &outcomes {
+            let (name, entry) = &entries[*index];
             for event in outcome.events() {
                 events::emit(name, event);
             }
-            let entry = &self.inner.sessions.inner.entries[name];
             let result = run_store_ops(name, entry.driver.as_deref(), outcome).await?;
             if let Some(cookie) = outcome.set_cookie(result) {
                 saved.set_cookies.push(cookie.as_str().to_owned());
@@ -415,7 +463,7 @@ async fn run_store_ops(
 impl fmt::Debug for RequestSessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestSessions")
-            .field("cookie_headers", &self.inner.cookies.len())
+            .field("cookie_headers", &self.inner.cookies.as_slice().len())
             .field("enabled", &self.inner.enabled)
             .field("saved", &self.inner.saved.load(Ordering::Relaxed))
             .finish_non_exhaustive()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Instructions per request for every (variant, case), from two callgrind runs of
+# `reqloop` with different iteration counts: (I(N2) - I(N1)) / (N2 - N1). Set-up cost
+# cancels out, and instruction counts do not move with machine noise. Wall-clock ns per
+# request come from native runs in the same invocation.
+#
+# Note: under valgrind the CPU reports no SHA extensions (AES-NI stays), so SHA-256 and
+# HMAC run their portable code there; instruction counts of HMAC-heavy paths are higher
+# than the hardware path would suggest. The ns column is native.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N1="${N1:-200}"
+N2="${N2:-1200}"
+NATIVE="${NATIVE:-20000}"
+command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install -y valgrind)"; exit 1; }
+cargo build --release -q -p sessionkit-benches --bin reqloop
+BIN=target/release/reqloop
+VARIANTS="${VARIANTS:-bare sessionkit-memory sessionkit-cookie tower-sessions-memory}"
+CASES="${CASES:-untouched read read-write first}"
+
+instructions() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" "$1" "$2" "$3" 2>&1 >/dev/null |
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
+printf '%-22s %-11s %12s %10s %12s %10s\n' variant case instr/req ns/req "over bare" "ns over"
+for case in $CASES; do
+  base_i=""; base_ns=""
+  for variant in $VARIANTS; do
+    i1=$(instructions "$variant" "$case" "$N1")
+    i2=$(instructions "$variant" "$case" "$N2")
+    per=$(( (i2 - i1) / (N2 - N1) ))
+    ns=$("$BIN" "$variant" "$case" "$NATIVE" | awk '{print $4}')
+    if [ "$variant" = bare ]; then base_i=$per; base_ns=$ns; fi
+    over="-"; over_ns="-"
+    if [ -n "$base_i" ] && [ "$variant" != bare ]; then over=$((per - base_i)); over_ns=$((ns - base_ns)); fi
+    printf '%-22s %-11s %12s %10s %12s %10s\n' "$variant" "$case" "$per" "$ns" "$over" "$over_ns"
+  done
+done
