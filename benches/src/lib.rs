@@ -100,13 +100,17 @@ impl Case {
 pub const SECRET: &[u8; 32] = b"benchmark secret, thirty-two b.!";
 
 fn sessionkit_app(cookie: bool) -> Router {
-    use sessionkit_axum::{Session, SessionLayer, SessionRejection};
     let mut registry = sessionkit::Registry::new();
     registry.set_secret(sessionkit::Secret::new(*SECRET).expect("32 bytes"));
     if cookie {
         registry.session_mut("web").expect("built in").driver = "cookie".to_owned();
     }
-    let sessions = registry.build_with_env(&|_| None).expect("registry builds");
+    sessionkit_routes(registry.build_with_env(&|_| None).expect("registry builds"))
+}
+
+/// The benchmark routes behind sessionkit's layer, over any registry.
+pub fn sessionkit_routes(sessions: sessionkit::Sessions) -> Router {
+    use sessionkit_axum::{Session, SessionLayer, SessionRejection};
     Router::new()
         .route("/untouched", get(|| async { "0" }))
         .route(
@@ -238,7 +242,8 @@ impl Bench {
     }
 }
 
-fn request(method: &str, path: &str, cookie: Option<HeaderValue>) -> Request<Body> {
+/// A request for the benchmark routes.
+pub fn request(method: &str, path: &str, cookie: Option<HeaderValue>) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(path);
     if let Some(cookie) = cookie {
         builder = builder.header(header::COOKIE, cookie);

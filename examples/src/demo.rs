@@ -542,13 +542,19 @@ pub async fn build_sessions(driver: &str) -> Result<Sessions, Box<dyn std::error
 
 /// Prints where the demo listens.
 pub fn announce(framework: &str, addr: SocketAddr, driver: &str) {
-    println!("sessionkit demo ({framework}, {driver} driver) listening on http://{addr}");
+    use std::io::Write as _;
+    // A closed stdout (`demo-axum | head -1`) must not take the server down, so write
+    // errors are ignored rather than panicking as `println!` would.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "sessionkit demo ({framework}, {driver} driver) listening on http://{addr}");
     if addr.ip().is_loopback() {
-        println!(
+        let _ = writeln!(
+            out,
             "open http://localhost:{} in a browser (Secure cookies are allowed on localhost)",
             addr.port()
         );
     }
+    let _ = out.flush();
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use serde_json::{Value, json};
 use sessionkit_conformance::Jar;
@@ -12,6 +12,9 @@ use sessionkit_conformance::http::{Response, request};
 struct Demo {
     child: Child,
     addr: SocketAddr,
+    // Kept open: the demo prints more after its URL, and a closed pipe would make that
+    // `println!` panic and take the server down mid-test.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Demo {
@@ -24,10 +27,9 @@ impl Demo {
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the demo prints its URL");
+        stdout.read_line(&mut line).expect("the demo prints its URL");
         let url = line
             .split("http://")
             .nth(1)
@@ -36,7 +38,11 @@ impl Demo {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("bad address in {line:?}"));
-        Demo { child, addr }
+        Demo {
+            child,
+            addr,
+            _stdout: stdout,
+        }
     }
 }
 
@@ -217,4 +223,8 @@ macro_rules! demo_tests {
 demo_tests! {
     axum_memory: "demo-axum", "memory";
     axum_cookie: "demo-axum", "cookie";
+    warp_memory: "demo-warp", "memory";
+    warp_cookie: "demo-warp", "cookie";
+    poem_memory: "demo-poem", "memory";
+    poem_cookie: "demo-poem", "cookie";
 }

@@ -4,3 +4,6 @@
 
 pub mod axum_bodies;
 pub mod core_bodies;
+pub mod driver_bodies;
+pub mod poem_bodies;
+pub mod warp_bodies;

@@ -1,0 +1,271 @@
+//! The sessionkit demo on warp: `cargo run -p sessionkit-examples --bin demo-warp`.
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::pin;
+
+use bytes::{Buf, BufMut, Bytes};
+use futures_core::Stream;
+use sessionkit::{Session, Sessions};
+use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult, Options};
+use sessionkit_warp::{SessionContext, SessionFilters};
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+fn to_response(reply: DemoResponse) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = warp::reply::with_status(reply.body, status).into_response();
+    let headers = response.headers_mut();
+    if let Some(content_type) = reply.content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Some(location) = reply.location {
+        headers.insert(header::LOCATION, HeaderValue::from_static(location));
+    }
+    response
+}
+
+/// Ends a handler: saves the sessions and writes their cookies. A session error goes
+/// through the adapter's error mapping.
+async fn finish(context: SessionContext, result: DemoResult) -> Result<Response, Infallible> {
+    let result = match result {
+        Ok(reply) | Err(DemoError::BadRequest(reply)) => Ok(to_response(reply)),
+        Err(DemoError::Session(error)) => Err(error),
+    };
+    Ok(context.respond(result).await)
+}
+
+/// Runs `handler` with the `admin` session, then ends like [`finish`].
+async fn with_admin(
+    context: SessionContext,
+    handler: impl FnOnce(&Session) -> DemoResult,
+) -> Result<Response, Infallible> {
+    let result = match context.named("admin").await {
+        Ok(admin) => handler(&admin),
+        Err(error) => Err(DemoError::Session(error)),
+    };
+    finish(context, result).await
+}
+
+/// Why a request body was refused.
+#[derive(Debug)]
+enum BodyRejection {
+    TooLarge,
+    Unreadable,
+}
+
+impl warp::reject::Reject for BodyRejection {}
+
+impl BodyRejection {
+    fn response(&self) -> DemoResponse {
+        match self {
+            BodyRejection::TooLarge => {
+                DemoResponse::client_error(413, &format!("request body over {} bytes", demo::MAX_BODY))
+            }
+            BodyRejection::Unreadable => {
+                DemoResponse::client_error(400, "the request body could not be read")
+            }
+        }
+    }
+}
+
+/// The request body, at most [`demo::MAX_BODY`] bytes. warp's only limit is
+/// `content_length_limit`, which refuses chunked (and HTTP/2) bodies without a
+/// `Content-Length`; so the body is read as a stream and refused as soon as it is too
+/// large, whatever the headers say.
+fn body() -> BoxedFilter<(Bytes,)> {
+    warp::body::stream().and_then(collect).boxed()
+}
+
+async fn collect<B: Buf>(stream: impl Stream<Item = Result<B, warp::Error>>) -> Result<Bytes, Rejection> {
+    let mut stream = pin!(stream);
+    let mut body = Vec::new();
+    while let Some(chunk) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let chunk = chunk.map_err(|_| warp::reject::custom(BodyRejection::Unreadable))?;
+        if body.len() + chunk.remaining() > demo::MAX_BODY {
+            return Err(warp::reject::custom(BodyRejection::TooLarge));
+        }
+        body.put(chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// Answers what no route took: the session mapping for a session that failed to load,
+/// JSON errors for a refused body and for an unknown path, warp's own response for the
+/// rest (405 for a known path with the wrong method).
+async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
+    if let Some(body) = rejection.find::<BodyRejection>() {
+        return Ok(to_response(body.response()));
+    }
+    if rejection.is_not_found() {
+        return Ok(to_response(DemoResponse::client_error(404, "no such route")));
+    }
+    sessionkit_warp::recover(rejection).await
+}
+
+/// `GET`, and `HEAD` the way axum and poem answer it (hyper drops the body).
+fn get() -> BoxedFilter<()> {
+    warp::get().or(warp::head()).unify().boxed()
+}
+
+// Each route matches its path before its method, so an unknown path is a 404 rather
+// than a 405 from the first route's method filter; and it reads the body before it
+// starts the session context, so a refused request never opens one.
+fn app(sessions: Sessions) -> BoxedFilter<(Response,)> {
+    let filters = SessionFilters::new(sessions).with_session("admin");
+    let web = filters.session();
+    let context = filters.context();
+    let routes: Vec<BoxedFilter<(Response,)>> = vec![
+        warp::path::end()
+            .and(get())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| with_admin(c, move |admin| demo::page(&web, admin)))
+            .boxed(),
+        warp::path!("login")
+            .and(warp::post())
+            .and(body())
+            .and(web.clone())
+            .and_then(|form: Bytes, c: SessionContext, web: Session| finish(c, demo::form_login(&web, &form)))
+            .boxed(),
+        warp::path!("logout")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| finish(c, demo::form_logout(&web)))
+            .boxed(),
+        warp::path!("admin" / "enter")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| {
+                with_admin(c, move |admin| demo::form_admin_enter(&web, admin))
+            })
+            .boxed(),
+        warp::path!("admin" / "leave")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| {
+                with_admin(c, move |admin| demo::form_admin_leave(&web, admin))
+            })
+            .boxed(),
+        warp::path!("api" / "session")
+            .and(get())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| {
+                with_admin(c, move |admin| demo::api_session(&web, admin))
+            })
+            .boxed(),
+        warp::path!("api" / "visit")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| finish(c, demo::api_visit(&web)))
+            .boxed(),
+        warp::path!("api" / "login")
+            .and(warp::post())
+            .and(body())
+            .and(web.clone())
+            .and_then(|body: Bytes, c: SessionContext, web: Session| finish(c, demo::api_login(&web, &body)))
+            .boxed(),
+        warp::path!("api" / "logout")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| finish(c, demo::api_logout(&web)))
+            .boxed(),
+        warp::path!("api" / "admin" / "enter")
+            .and(warp::post())
+            .and(context.clone())
+            .and_then(|c: SessionContext| with_admin(c, demo::api_admin_enter))
+            .boxed(),
+        warp::path!("api" / "admin" / "leave")
+            .and(warp::post())
+            .and(context)
+            .and_then(|c: SessionContext| with_admin(c, demo::api_admin_leave))
+            .boxed(),
+        warp::path!("api" / "data" / String)
+            .and(get())
+            .and(web.clone())
+            .and_then(|key: String, c: SessionContext, web: Session| {
+                finish(c, demo::api_data_get(&web, &decode_segment(&key)))
+            })
+            .boxed(),
+        warp::path!("api" / "data" / String)
+            .and(warp::put())
+            .and(body())
+            .and(web.clone())
+            .and_then(|key: String, body: Bytes, c: SessionContext, web: Session| {
+                finish(c, demo::api_data_put(&web, &decode_segment(&key), &body))
+            })
+            .boxed(),
+        warp::path!("api" / "data" / String)
+            .and(warp::delete())
+            .and(web.clone())
+            .and_then(|key: String, c: SessionContext, web: Session| {
+                finish(c, demo::api_data_delete(&web, &decode_segment(&key)))
+            })
+            .boxed(),
+        warp::path!("api" / "flash")
+            .and(get())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| finish(c, demo::api_flash_take(&web)))
+            .boxed(),
+        warp::path!("api" / "flash")
+            .and(warp::post())
+            .and(body())
+            .and(web)
+            .and_then(|body: Bytes, c: SessionContext, web: Session| {
+                finish(c, demo::api_flash_add(&web, &body))
+            })
+            .boxed(),
+    ];
+    routes
+        .into_iter()
+        .reduce(|a, b| a.or(b).unify().boxed())
+        .expect("the route table is not empty")
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// A path segment, percent-decoded the way axum and poem decode theirs (warp hands
+/// segments over raw). A segment that does not decode to UTF-8 stays raw, and the
+/// demo's key check then refuses its `%`.
+fn decode_segment(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| raw.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    let options = Options::from_env();
+    let sessions = demo::build_sessions(&options.driver).await?;
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    demo::announce("warp", listener.local_addr()?, &options.driver);
+    warp::serve(app(sessions))
+        .incoming(listener)
+        .graceful(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .run()
+        .await;
+    Ok(())
+}
