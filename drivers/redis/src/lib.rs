@@ -1,1 +1,18 @@
-//! Work in progress.
+#![doc = include_str!("../README.md")]
+//!
+//! # Panics
+//!
+//! None: no stored data, reply or setting makes the driver panic. Bad stored data is a
+//! corrupt record; a failing store is a [`DriverError`](sessionkit::DriverError).
+
+pub mod codec;
+mod driver;
+mod error;
+
+#[doc(hidden)]
+pub use codec::decode_stored;
+pub use driver::{
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
+    RedisDriver, RedisDriverBuilder,
+};
+pub use error::{SetupError, TimedOut};

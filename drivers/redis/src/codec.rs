@@ -1,0 +1,351 @@
+//! How a record is laid out in a Redis hash, and how a `HGETALL` reply is read back.
+//!
+//! One hash per session, with three reserved fields and one field per data key:
+//!
+//! | field | value |
+//! |---|---|
+//! | `v` | the layout version, `1` |
+//! | `created` | creation time, milliseconds since the Unix epoch, in decimal |
+//! | `seen` | last-seen time, the same way |
+//! | `d:<key>` | the value of data key `<key>`, as JSON text |
+//!
+//! Data keys are prefixed so that no data key can collide with a reserved field, and so
+//! a patch can write and delete single keys with `HSET`/`HDEL`. Anything else in the
+//! hash (an unknown field, a bad number, a value that is not JSON, a field name that is
+//! not UTF-8) makes the record undecodable: the driver reports it as
+//! [`LoadResult::Corrupt`], and the session layer logs
+//! it and treats it as missing.
+
+use redis::Value as Reply;
+use serde_json::{Map, Value};
+use sessionkit::{LoadResult, Record, Timestamp};
+
+/// The layout version written into field [`VERSION_FIELD`].
+pub const LAYOUT_VERSION: &str = "1";
+/// The field holding the layout version.
+pub const VERSION_FIELD: &str = "v";
+/// The field holding the creation time.
+pub const CREATED_FIELD: &str = "created";
+/// The field holding the last-seen time.
+pub const SEEN_FIELD: &str = "seen";
+/// The prefix of every data field.
+pub const DATA_PREFIX: &str = "d:";
+
+/// Why a stored hash is not a record. The messages never include stored bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The reply is not a hash (a key of another type, or an unexpected reply shape).
+    #[error("the stored value is not a session hash")]
+    NotAHash,
+    /// A reserved field is missing.
+    #[error("the stored hash lacks the `{0}` field")]
+    MissingField(&'static str),
+    /// A field appears twice in the reply.
+    #[error("the stored hash repeats a field")]
+    DuplicateField,
+    /// A field that is neither reserved nor a data field.
+    #[error("the stored hash has an unknown field")]
+    UnknownField,
+    /// The layout version is not [`LAYOUT_VERSION`].
+    #[error("the stored hash has an unsupported layout version")]
+    Version,
+    /// A timestamp field is not a decimal number of milliseconds.
+    #[error("the stored `{0}` field is not a timestamp")]
+    Timestamp(&'static str),
+    /// A data field name is not UTF-8.
+    #[error("a stored data key is not UTF-8")]
+    KeyNotUtf8,
+    /// A data value is not JSON.
+    #[error("a stored data value is not JSON")]
+    Json(#[source] serde_json::Error),
+}
+
+/// The hash fields `record` is stored as, in the layout described in the
+/// [module documentation](self): the reserved fields first, then one per data key.
+pub fn encode_fields(record: &Record) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut fields = Vec::with_capacity(3 + record.data.len());
+    fields.push((VERSION_FIELD.into(), LAYOUT_VERSION.into()));
+    fields.push((CREATED_FIELD.into(), millis(record.created_at).into_bytes()));
+    fields.push((SEEN_FIELD.into(), millis(record.last_seen).into_bytes()));
+    for (key, value) in &record.data {
+        fields.push((data_field(key), json(value)));
+    }
+    fields
+}
+
+/// The hash field of data key `key`.
+pub fn data_field(key: &str) -> Vec<u8> {
+    let mut field = Vec::with_capacity(DATA_PREFIX.len() + key.len());
+    field.extend_from_slice(DATA_PREFIX.as_bytes());
+    field.extend_from_slice(key.as_bytes());
+    field
+}
+
+/// A value as the JSON text stored in its field.
+pub(crate) fn json(value: &Value) -> Vec<u8> {
+    // `Display` of a JSON value is its compact JSON text and cannot fail.
+    value.to_string().into_bytes()
+}
+
+/// A timestamp as stored: decimal milliseconds.
+pub(crate) fn millis(at: Timestamp) -> String {
+    at.as_millis().to_string()
+}
+
+/// Decodes the fields of a stored hash.
+///
+/// # Errors
+/// [`DecodeError`] when the fields are not a record in the layout of the
+/// [module documentation](self).
+pub fn decode_fields<F, V>(fields: impl IntoIterator<Item = (F, V)>) -> Result<Record, DecodeError>
+where
+    F: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let mut version: Option<Vec<u8>> = None;
+    let mut created: Option<Vec<u8>> = None;
+    let mut seen: Option<Vec<u8>> = None;
+    let mut data = Map::new();
+    for (field, value) in fields {
+        let (field, value) = (field.as_ref(), value.as_ref());
+        if let Some(key) = field.strip_prefix(DATA_PREFIX.as_bytes()) {
+            let key = std::str::from_utf8(key).map_err(|_| DecodeError::KeyNotUtf8)?;
+            let value: Value = serde_json::from_slice(value).map_err(DecodeError::Json)?;
+            if data.insert(key.to_owned(), value).is_some() {
+                return Err(DecodeError::DuplicateField);
+            }
+            continue;
+        }
+        let slot = match field {
+            b"v" => &mut version,
+            b"created" => &mut created,
+            b"seen" => &mut seen,
+            _ => return Err(DecodeError::UnknownField),
+        };
+        if slot.replace(value.to_vec()).is_some() {
+            return Err(DecodeError::DuplicateField);
+        }
+    }
+    if version.ok_or(DecodeError::MissingField(VERSION_FIELD))? != LAYOUT_VERSION.as_bytes() {
+        return Err(DecodeError::Version);
+    }
+    let created = created.ok_or(DecodeError::MissingField(CREATED_FIELD))?;
+    let seen = seen.ok_or(DecodeError::MissingField(SEEN_FIELD))?;
+    Ok(Record {
+        created_at: parse_millis(&created).ok_or(DecodeError::Timestamp(CREATED_FIELD))?,
+        last_seen: parse_millis(&seen).ok_or(DecodeError::Timestamp(SEEN_FIELD))?,
+        data,
+    })
+}
+
+/// Strict decimal: 1 to 20 ASCII digits that fit in a `u64`.
+fn parse_millis(bytes: &[u8]) -> Option<Timestamp> {
+    if bytes.is_empty() || bytes.len() > 20 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .map(Timestamp::from_millis)
+}
+
+/// Decodes a `HGETALL` reply (RESP2 array or RESP3 map): `Ok(None)` for an empty reply
+/// (no such key), the record, or why the reply is not one.
+///
+/// # Errors
+/// [`DecodeError`] when the reply is not a record.
+pub fn decode_reply(reply: &Reply) -> Result<Option<Record>, DecodeError> {
+    let mut reply = reply;
+    // RESP3 may wrap a reply in attributes; unwrap a few levels, no more.
+    for _ in 0..4 {
+        if let Reply::Attribute { data, .. } = reply {
+            reply = data;
+        }
+    }
+    match reply {
+        Reply::Nil => Ok(None),
+        Reply::Array(items) if items.is_empty() => Ok(None),
+        Reply::Map(pairs) if pairs.is_empty() => Ok(None),
+        Reply::Array(items) => {
+            if !items.len().is_multiple_of(2) {
+                return Err(DecodeError::NotAHash);
+            }
+            let pairs = items
+                .chunks_exact(2)
+                .map(|pair| Ok((bytes_of(&pair[0])?, bytes_of(&pair[1])?)))
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            decode_fields(pairs).map(Some)
+        }
+        Reply::Map(pairs) => {
+            let pairs = pairs
+                .iter()
+                .map(|(field, value)| Ok((bytes_of(field)?, bytes_of(value)?)))
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            decode_fields(pairs).map(Some)
+        }
+        _ => Err(DecodeError::NotAHash),
+    }
+}
+
+fn bytes_of(reply: &Reply) -> Result<&[u8], DecodeError> {
+    match reply {
+        Reply::BulkString(bytes) => Ok(bytes),
+        Reply::SimpleString(text) => Ok(text.as_bytes()),
+        _ => Err(DecodeError::NotAHash),
+    }
+}
+
+/// Maps a decoded reply to what a load returns.
+pub(crate) fn load_result(decoded: Result<Option<Record>, DecodeError>) -> LoadResult {
+    match decoded {
+        Ok(Some(record)) => LoadResult::Found(record),
+        Ok(None) => LoadResult::Missing,
+        Err(_) => LoadResult::Corrupt,
+    }
+}
+
+/// Decodes raw bytes as if the store had returned them; the entry point of the
+/// `redis_record` fuzz target and of the corpus replay test.
+///
+/// Input starting with a RESP type byte (`*`, `%`, `|`, `_`, `$`, `+`, `-`, `:`, ...)
+/// is parsed as a RESP reply and decoded like a `HGETALL` reply. Any other input is
+/// split on NUL bytes into alternating field names and values and decoded as hash
+/// fields, which lets a fuzzer reach the field decoder without building RESP framing.
+#[doc(hidden)]
+pub fn decode_stored(bytes: &[u8]) -> LoadResult {
+    match bytes.first() {
+        Some(
+            b'*' | b'%' | b'|' | b'_' | b'$' | b'+' | b'-' | b':' | b'~' | b'>' | b'#' | b',' | b'(' | b'!'
+            | b'=',
+        ) => match redis::parse_redis_value(bytes) {
+            Ok(reply) => load_result(decode_reply(&reply)),
+            Err(_) => LoadResult::Corrupt,
+        },
+        _ => {
+            let parts: Vec<&[u8]> = bytes.split(|b| *b == 0).collect();
+            if !parts.len().is_multiple_of(2) {
+                return LoadResult::Corrupt;
+            }
+            let pairs = parts.chunks_exact(2).map(|pair| (pair[0], pair[1]));
+            load_result(decode_fields(pairs).map(Some))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record() -> Record {
+        let Value::Object(data) = json!({"user": "ada", "": 1, "d:x": [1, {"a": null}], "🔑": 1.5}) else {
+            unreachable!()
+        };
+        Record {
+            created_at: Timestamp::from_millis(1_700_000_000_000),
+            last_seen: Timestamp::from_millis(u64::MAX),
+            data,
+        }
+    }
+
+    #[test]
+    fn fields_round_trip() {
+        let rec = record();
+        let fields = encode_fields(&rec);
+        assert_eq!(fields.len(), 3 + rec.data.len());
+        assert_eq!(decode_fields(fields.clone()).expect("decodes"), rec);
+        let reversed: Vec<_> = fields.into_iter().rev().collect();
+        assert_eq!(decode_fields(reversed).expect("order does not matter"), rec);
+    }
+
+    #[test]
+    fn replies_round_trip_in_both_protocols() {
+        let rec = record();
+        let fields = encode_fields(&rec);
+        let array = Reply::Array(
+            fields
+                .iter()
+                .flat_map(|(f, v)| [Reply::BulkString(f.clone()), Reply::BulkString(v.clone())])
+                .collect(),
+        );
+        let map = Reply::Map(
+            fields
+                .iter()
+                .map(|(f, v)| (Reply::BulkString(f.clone()), Reply::BulkString(v.clone())))
+                .collect(),
+        );
+        assert_eq!(decode_reply(&array).expect("array"), Some(rec.clone()));
+        assert_eq!(decode_reply(&map).expect("map"), Some(rec));
+        assert_eq!(decode_reply(&Reply::Array(vec![])).expect("empty"), None);
+        assert_eq!(decode_reply(&Reply::Map(vec![])).expect("empty"), None);
+    }
+
+    #[test]
+    fn everything_else_is_an_error() {
+        let ok = |extra: &[(&[u8], &[u8])]| {
+            let mut fields: Vec<(Vec<u8>, Vec<u8>)> = vec![
+                (b"v".to_vec(), b"1".to_vec()),
+                (b"created".to_vec(), b"1".to_vec()),
+                (b"seen".to_vec(), b"2".to_vec()),
+            ];
+            fields.extend(extra.iter().map(|(f, v)| (f.to_vec(), v.to_vec())));
+            fields
+        };
+        assert!(decode_fields(ok(&[])).is_ok());
+        let bad: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
+            ok(&[(b"x", b"1")]),
+            ok(&[(b"d:a", b"not json")]),
+            ok(&[(b"d:\xff", b"1")]),
+            ok(&[(b"d:a", b"1"), (b"d:a", b"2")]),
+            ok(&[(b"v", b"1")]),
+            vec![(b"v".to_vec(), b"2".to_vec())],
+            ok(&[])[1..].to_vec(),
+            ok(&[])[..2].to_vec(),
+            vec![
+                (b"v".to_vec(), b"1".to_vec()),
+                (b"created".to_vec(), b"-1".to_vec()),
+                (b"seen".to_vec(), b"2".to_vec()),
+            ],
+            vec![
+                (b"v".to_vec(), b"1".to_vec()),
+                (b"created".to_vec(), b"1".to_vec()),
+                (b"seen".to_vec(), b"18446744073709551616".to_vec()),
+            ],
+            vec![
+                (b"v".to_vec(), b"1".to_vec()),
+                (b"created".to_vec(), b"+1".to_vec()),
+                (b"seen".to_vec(), b"2".to_vec()),
+            ],
+        ];
+        for case in bad {
+            assert!(decode_fields(case.clone()).is_err(), "{case:?}");
+        }
+        for reply in [
+            Reply::Int(1),
+            Reply::Okay,
+            Reply::BulkString(b"x".to_vec()),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(2)]),
+            Reply::Array(vec![Reply::BulkString(b"v".to_vec())]),
+        ] {
+            assert!(decode_reply(&reply).is_err(), "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn fuzz_entry_point_reads_both_framings() {
+        assert_eq!(decode_stored(b""), LoadResult::Corrupt);
+        assert_eq!(decode_stored(b"*0\r\n"), LoadResult::Missing);
+        assert_eq!(
+            decode_stored(b"v\x001\x00created\x005\x00seen\x006\x00d:a\x00[1]"),
+            LoadResult::Found(Record {
+                created_at: Timestamp::from_millis(5),
+                last_seen: Timestamp::from_millis(6),
+                data: [("a".to_owned(), json!([1]))].into_iter().collect(),
+            })
+        );
+        assert_eq!(decode_stored(b"*1\r\n$1\r\nv\r\n"), LoadResult::Corrupt);
+        assert_eq!(decode_stored(b"*2\r\n"), LoadResult::Corrupt);
+    }
+}

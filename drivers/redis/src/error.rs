@@ -1,0 +1,59 @@
+//! Errors: setting the driver up, and mapping Redis errors onto the driver contract.
+
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+use sessionkit::DriverError;
+
+/// Why a [`RedisDriver`](crate::RedisDriver) could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The connection URL is not a valid `redis://`, `rediss://` or `unix://` URL.
+    /// The message never repeats the URL, which may hold a password.
+    #[error("the Redis connection URL is invalid")]
+    InvalidUrl(#[source] RedisError),
+    /// A `rediss://` URL, but the crate was built without its `tls` feature.
+    #[error("`rediss://` needs the `tls` feature of sessionkit-redis")]
+    TlsNotEnabled,
+    /// The server could not be reached (or refused the connection) in time.
+    #[error("could not connect to Redis")]
+    Unavailable(#[source] RedisError),
+    /// A setting is out of range.
+    #[error("invalid Redis driver setting: {0}")]
+    Setting(&'static str),
+}
+
+/// A call that did not finish within the driver's operation timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("Redis did not answer within {0:?}")]
+pub struct TimedOut(pub Duration);
+
+/// Whether `err` means "the store cannot be reached right now" rather than "the store
+/// refused this request".
+pub(crate) fn is_unavailable(err: &RedisError) -> bool {
+    if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal() {
+        return true;
+    }
+    match err.kind() {
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ReadOnly,
+        )
+        | ErrorKind::ClusterConnectionNotFound => true,
+        // A long-running script on the server (BUSY) is an outage for our callers.
+        _ => err.code() == Some("BUSY"),
+    }
+}
+
+/// Maps a client error onto the driver contract.
+pub(crate) fn driver_error(err: RedisError) -> DriverError {
+    if is_unavailable(&err) {
+        DriverError::unavailable(err)
+    } else {
+        DriverError::backend(err)
+    }
+}

@@ -1,0 +1,287 @@
+//! A throwaway `redis-server` for the tests, and the conformance factory over it.
+//!
+//! Each test binary starts at most one shared server (on a spare loopback port, with no
+//! persistence) the first time a test needs it. A watchdog shell holds the read end of
+//! a pipe whose write end lives in the test process: however the process ends, the
+//! pipe closes and the watchdog kills the server and removes its directory. With
+//! `REDIS_URL` set, tests use that server instead. When no server can be had, tests
+//! skip with a message, except under `CI`, where they fail.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sessionkit::{ManualClock, StoreKey};
+use sessionkit_conformance::{DriverFactory, TimeSource};
+use sessionkit_redis::RedisDriver;
+
+/// A `redis-server` process owned by the test process.
+pub(crate) struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    watchdog: Option<(Child, ChildStdin)>,
+}
+
+impl RedisServer {
+    /// Starts a server on a spare loopback port.
+    pub(crate) fn start() -> Result<Self, String> {
+        let version = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("redis-server is not installed ({e}); `apt-get install -y redis-server`"))?;
+        if !version.status.success() {
+            return Err("`redis-server --version` failed".to_owned());
+        }
+        let mut last = String::new();
+        for _ in 0..5 {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("sessionkit-redis-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut server = RedisServer {
+                port: spare_port()?,
+                dir,
+                watchdog: None,
+            };
+            server.arm_watchdog()?;
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(why) => last = why,
+            }
+        }
+        Err(last)
+    }
+
+    /// `redis://127.0.0.1:{port}/`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.join("redis.pid")
+    }
+
+    fn arm_watchdog(&mut self) -> Result<(), String> {
+        let script = format!(
+            "read _; kill -9 \"$(cat '{pid}' 2>/dev/null)\" 2>/dev/null; rm -rf '{dir}'",
+            pid = self.pidfile().display(),
+            dir = self.dir.display()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the watchdog shell: {e}"))?;
+        let stdin = child.stdin.take().ok_or("watchdog without stdin")?;
+        self.watchdog = Some((child, stdin));
+        Ok(())
+    }
+
+    /// Starts (or restarts) the server process on this server's port and waits until
+    /// it answers `PING`.
+    pub(crate) fn launch(&mut self) -> Result<(), String> {
+        let _ = std::fs::remove_file(self.pidfile());
+        let status = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--pidfile")
+            .arg(self.pidfile())
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        if !status.success() {
+            return Err(format!("redis-server exited with {status}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        self.kill();
+        Err(format!(
+            "redis-server on port {} did not answer:\n{log}",
+            self.port
+        ))
+    }
+
+    fn pid(&self) -> Option<String> {
+        let pid = std::fs::read_to_string(self.pidfile()).ok()?;
+        let pid = pid.trim();
+        (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_owned())
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args([signal, &pid]).status();
+        }
+    }
+
+    /// Kills the server abruptly (SIGKILL) and waits until the port is closed.
+    pub(crate) fn kill(&mut self) {
+        self.signal("-KILL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
+    pub(crate) fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server.
+    pub(crate) fn thaw(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+        if let Some((mut child, stdin)) = self.watchdog.take() {
+            drop(stdin); // the watchdog reads EOF and cleans up
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spare_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no spare port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no spare port: {e}"))
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// Whether a test that cannot get a server must fail rather than skip.
+pub(crate) fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Fails (in CI) or reports a skip; returns `None` for the caller to return early.
+pub(crate) fn unavailable<T>(why: &str) -> Option<T> {
+    assert!(!in_ci(), "no Redis server for the tests: {why}");
+    eprintln!("skipping: no Redis server for the tests: {why}");
+    None
+}
+
+/// The URL of the server shared by this test binary: `REDIS_URL`, or a server started
+/// on first use. `None` (after a message) when there is none and we are not in CI.
+pub(crate) fn shared_url() -> Option<String> {
+    static SERVER: OnceLock<Result<RedisServer, String>> = OnceLock::new();
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return Some(url);
+    }
+    match SERVER.get_or_init(RedisServer::start) {
+        Ok(server) => Some(server.url()),
+        Err(why) => unavailable(why),
+    }
+}
+
+/// A key prefix no other test uses.
+pub(crate) fn unique_prefix() -> String {
+    let n: u64 = rand::random();
+    format!("sessionkit-test:{n:016x}:")
+}
+
+/// The conformance factory: a driver with a prefix of its own per test.
+pub(crate) struct Factory {
+    url: String,
+}
+
+impl Factory {
+    /// The factory over the shared server, or `None` to skip.
+    pub(crate) fn new() -> Option<Self> {
+        shared_url().map(|url| Factory { url })
+    }
+
+    /// A plain client connection for poking at the store directly.
+    pub(crate) async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("raw connection")
+    }
+
+    pub(crate) async fn driver(&self) -> RedisDriver {
+        RedisDriver::builder(&self.url)
+            .prefix(unique_prefix())
+            .connect()
+            .await
+            .expect("connect to the test server")
+    }
+}
+
+impl DriverFactory for Factory {
+    type Driver = RedisDriver;
+
+    async fn build(&self, _clock: &ManualClock) -> RedisDriver {
+        self.driver().await
+    }
+
+    fn time(&self) -> TimeSource {
+        TimeSource::Real
+    }
+
+    async fn corrupt(&self, driver: &RedisDriver, key: &StoreKey) -> bool {
+        let mut raw = self.raw().await;
+        redis::cmd("HSET")
+            .arg(driver.redis_key(key))
+            .arg(&["v", "1", "created", "1", "seen", "1", "d:user", "{not json"])
+            .exec_async(&mut raw)
+            .await
+            .expect("HSET");
+        true
+    }
+}
+
+/// The factory, or an early `return` from the enclosing test (a skip) when there is no
+/// server and we are not in CI.
+#[macro_export]
+macro_rules! factory {
+    () => {{
+        let Some(factory) = common::Factory::new() else {
+            return;
+        };
+        factory
+    }};
+}
+
+/// A server of the test's own (for tests that stop it or read its statistics), or
+/// `None` to skip.
+pub(crate) fn own_server() -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(server) => Some(server),
+        Err(why) => unavailable(&why),
+    }
+}
