@@ -525,16 +525,30 @@ impl Options {
 ///
 /// # Errors
 /// Setup or connection failures.
-#[allow(clippy::unused_async)] // Redis and PostgreSQL connect asynchronously once wired in
 pub async fn build_sessions(driver: &str) -> Result<Sessions, Box<dyn std::error::Error>> {
     let mut registry = Registry::new();
-    let driver_name = match driver {
-        "memory" | "cookie" => driver,
-        other => return Err(format!("driver {other:?} is not available in this build").into()),
-    };
+    match driver {
+        "memory" | "cookie" => {}
+        "redis" => {
+            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let store = sessionkit_redis::RedisDriver::connect(&url)
+                .await
+                .map_err(|err| format!("cannot connect to Redis (REDIS_URL): {err}"))?;
+            registry.register_driver("redis", store)?;
+        }
+        "postgres" => {
+            let url = std::env::var("DATABASE_URL").map_err(|_| "--driver postgres needs DATABASE_URL")?;
+            let store = sessionkit_postgres::PostgresDriver::connect(&url)
+                .await
+                .map_err(|err| format!("cannot connect to PostgreSQL (DATABASE_URL): {err}"))?;
+            store.migrate().await?;
+            registry.register_driver("postgres", store)?;
+        }
+        other => return Err(format!("unknown driver {other:?}").into()),
+    }
     for name in ["web", "admin"] {
         if let Some(def) = registry.session_mut(name) {
-            driver_name.clone_into(&mut def.driver);
+            driver.clone_into(&mut def.driver);
         }
     }
     Ok(registry.build()?)
@@ -546,7 +560,10 @@ pub fn announce(framework: &str, addr: SocketAddr, driver: &str) {
     // A closed stdout (`demo-axum | head -1`) must not take the server down, so write
     // errors are ignored rather than panicking as `println!` would.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "sessionkit demo ({framework}, {driver} driver) listening on http://{addr}");
+    let _ = writeln!(
+        out,
+        "sessionkit demo ({framework}, {driver} driver) listening on http://{addr}"
+    );
     if addr.ip().is_loopback() {
         let _ = writeln!(
             out,

@@ -28,6 +28,7 @@ pub struct FileDriver {
     clock: SharedClock,
     writes: Mutex<()>,
     temp_counter: AtomicU64,
+    remove_on_drop: bool,
 }
 
 enum Stored {
@@ -44,7 +45,16 @@ impl FileDriver {
             clock,
             writes: Mutex::new(()),
             temp_counter: AtomicU64::new(0),
+            remove_on_drop: false,
         }
+    }
+
+    /// A driver whose directory (with every session in it) is deleted when the driver
+    /// is dropped: for tests and throwaway demos.
+    pub fn temporary(dir: impl Into<PathBuf>, clock: SharedClock) -> Self {
+        let mut driver = Self::new(dir, clock);
+        driver.remove_on_drop = true;
+        driver
     }
 
     /// The file that holds `key`.
@@ -106,6 +116,14 @@ impl FileDriver {
         change(&mut record);
         self.write(key, &record, expires_at).await?;
         Ok(WriteResult::Applied)
+    }
+}
+
+impl Drop for FileDriver {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -4,3 +4,8 @@
 
 pub mod demo;
 pub mod file_driver;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}

@@ -21,7 +21,7 @@ impl DriverFactory for Files {
     type Driver = FileDriver;
 
     async fn build(&self, clock: &ManualClock) -> FileDriver {
-        FileDriver::new(scratch_dir(), clock.shared())
+        FileDriver::temporary(scratch_dir(), clock.shared())
     }
 
     async fn corrupt(&self, driver: &FileDriver, key: &StoreKey) -> bool {
