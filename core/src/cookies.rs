@@ -322,15 +322,24 @@ where
 {
     let mut seen = 0;
     for header in headers {
-        // Cheap pre-check: most requests carry no cookie of this name.
-        if !contains(header, name.as_bytes()) {
-            continue;
-        }
-        let text: Cow<'_, str> = match std::str::from_utf8(header) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(header),
-        };
-        for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+        // Pairs are separated by ';' (RFC 6265 section 4.2.1). Only the pairs that
+        // start with the name go to the cookie crate's parser, so a header with thirty
+        // cookies costs one parse, not thirty.
+        for piece in header.split(|b| *b == b';') {
+            let trimmed = piece.trim_ascii_start();
+            let Some(rest) = trimmed.strip_prefix(name.as_bytes()) else {
+                continue;
+            };
+            if !rest.trim_ascii_start().starts_with(b"=") {
+                continue;
+            }
+            let text: Cow<'_, str> = match std::str::from_utf8(trimmed) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(trimmed),
+            };
+            let Ok(cookie) = Cookie::parse(text.as_ref()) else {
+                continue;
+            };
             if cookie.name() == name {
                 seen += 1;
                 if visit(cookie.value_trimmed()) || seen == MAX_CANDIDATES {
@@ -340,10 +349,6 @@ where
         }
     }
     seen
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -367,3 +367,38 @@ fn json_value_strategy_is_not_trivial() {
     assert!(nested && unicode);
     assert_eq!(json!(1), Value::from(1));
 }
+
+fn header_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("sid".to_owned()),
+        Just("sidx".to_owned()),
+        Just("xsid".to_owned()),
+        Just("=".to_owned()),
+        Just(";".to_owned()),
+        Just("; ".to_owned()),
+        Just(" ".to_owned()),
+        Just("\t".to_owned()),
+        Just("\"".to_owned()),
+        "[a-zA-Z0-9_-]{0,6}",
+        "\\PC{0,3}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The cookie-pair prefilter finds exactly what the `cookie` crate's own splitter
+    /// finds, in the same order.
+    #[test]
+    fn prefiltered_parsing_matches_the_cookie_crate(pieces in prop::collection::vec(header_piece(), 0..16)) {
+        let header = pieces.concat();
+        let ours = sessionkit_core::cookies::cookie_values([header.as_bytes()], "sid");
+        let reference: Vec<String> = cookie::Cookie::split_parse(header.as_str())
+            .flatten()
+            .filter(|c| c.name() == "sid")
+            .map(|c| c.value_trimmed().to_owned())
+            .take(sessionkit_core::cookies::MAX_CANDIDATES)
+            .collect();
+        prop_assert_eq!(ours, reference, "header {:?}", header);
+    }
+}

@@ -26,9 +26,10 @@ const PURGE_BATCH: usize = 32;
 ///   drops up to 32 expired entries from the front of that order, so expired sessions
 ///   are removed without ever scanning a shard, and `load` never returns one.
 /// - **Bounded**: at most `max_sessions` (100,000 by default), split evenly across
-///   shards. When a shard is full, `create` first drops expired entries, then evicts the
-///   session closest to expiring. With an idle timeout that is the least recently used
-///   session; the evicted user simply gets a new session.
+///   shards (so the fullest shard starts evicting a little before the total is
+///   reached). When a shard is full, `create` first drops expired entries, then evicts
+///   the session closest to expiring. With an idle timeout that is the least recently
+///   used session; the evicted user simply gets a new session.
 /// - Time comes from the injected [`Clock`](crate::Clock), so tests run in simulated
 ///   time. Data is lost when the process exits; use Redis or PostgreSQL to share
 ///   sessions between processes.

@@ -33,11 +33,15 @@ fn main() {
     data.insert("visits".into(), Value::from(42));
     data.insert("cart".into(), Value::from(vec![101, 202, 303]));
     data.insert("theme".into(), Value::from("dark"));
+    data.insert("locale".into(), Value::from("en-GB"));
+    data.insert("csrf".into(), Value::from("Zm9vYmFy"));
     let json_len = serde_json::to_vec(&data).expect("json").len();
     let keys: Vec<_> = (0..SESSIONS)
         .map(|_| SessionId::generate(&mut rng).store_key(&namespace))
         .collect();
-    let driver = MemoryDriver::builder().max_sessions(SESSIONS).build();
+    // Room to spare: each shard holds an equal share of the maximum, so a full-size run
+    // would start evicting in the fullest shard just before the total is reached.
+    let driver = MemoryDriver::builder().max_sessions(2 * SESSIONS).build();
     let before = resident_bytes();
     rt.block_on(async {
         for key in &keys {
