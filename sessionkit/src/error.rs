@@ -71,6 +71,9 @@ pub enum SetupError {
     MissingSecret,
 }
 
+/// The `Content-Type` of [`Error::response_body`].
+pub const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
 /// A request-time failure.
 ///
 /// [`Error::status`] says which HTTP status an adapter answers with: 503 when the store
@@ -129,6 +132,28 @@ impl Error {
         match self {
             Error::Store { .. } => 503,
             _ => 500,
+        }
+    }
+
+    /// The short plain-text body adapters answer with by default (see
+    /// [`ERROR_CONTENT_TYPE`]): a fixed message for store failures, so nothing about
+    /// the store reaches the client; otherwise what is wrong and how to fix it.
+    pub fn response_body(&self) -> String {
+        if self.status() == 503 {
+            "session store unavailable, please retry\n".to_owned()
+        } else {
+            format!("session error: {self}\n")
+        }
+    }
+
+    /// Emits the `tracing` event for a request this error failed: a warning with the
+    /// store's error for a 503, an error otherwise.
+    pub fn log(&self) {
+        if self.status() == 503 {
+            let source = std::error::Error::source(self).map(ToString::to_string);
+            tracing::warn!(target: "sessionkit", error = %self, source = ?source, "session store failure: 503");
+        } else {
+            tracing::error!(target: "sessionkit", error = %self, "session error: 500");
         }
     }
 

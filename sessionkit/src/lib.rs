@@ -89,12 +89,12 @@ mod sessions;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use driver::{BoxError, Driver, DriverError, DynDriver};
-pub use error::{Error, SetupError};
+pub use error::{ERROR_CONTENT_TYPE, Error, SetupError};
 pub use handle::Session;
 pub use memory::{DEFAULT_MAX_SESSIONS, DEFAULT_SHARDS, MemoryDriver, MemoryDriverBuilder};
 pub use registry::{DEFAULT_NAMESPACE, MEMORY_DRIVER, Registry, SessionInfo};
 pub use secrets::{SecretOrigin, env};
-pub use sessions::{RequestSessions, SaveOutcome, Sessions};
+pub use sessions::{EnabledSessions, RequestSessions, SaveOutcome, Sessions};
 
 pub use sessionkit_core as core;
 pub use sessionkit_core::{

@@ -155,6 +155,51 @@ impl fmt::Debug for Sessions {
     }
 }
 
+/// The sessions an adapter's layer (or filters, or middleware) carries for its routes:
+/// the registry's default session plus those added by name. Asking a route for any
+/// other session is [`Error::SessionNotEnabled`].
+#[derive(Clone, Debug)]
+pub struct EnabledSessions(Arc<[SessionName]>);
+
+impl EnabledSessions {
+    /// Just the default session of `sessions`.
+    pub fn default_of(sessions: &Sessions) -> Self {
+        EnabledSessions(Arc::from([sessions.default_session().clone()]))
+    }
+
+    /// Adds the session `name`. A name the registry does not know is kept (asking for it
+    /// gives [`Error::UnknownSession`], naming the registered sessions) and logged now,
+    /// on behalf of `adapter` (e.g. `"SessionLayer::with_session"`); an invalid name is
+    /// logged and ignored.
+    #[must_use]
+    pub fn with(self, sessions: &Sessions, name: &str, adapter: &str) -> Self {
+        let name = match sessions.session_name(name) {
+            Some(name) => name.clone(),
+            None => match SessionName::new(name) {
+                Ok(name) => {
+                    tracing::error!(target: "sessionkit", session = %name, "{adapter}: no such session is registered");
+                    name
+                }
+                Err(err) => {
+                    tracing::error!(target: "sessionkit", %err, "{adapter}: invalid session name ignored");
+                    return self;
+                }
+            },
+        };
+        if self.0.contains(&name) {
+            return self;
+        }
+        let mut names = self.0.to_vec();
+        names.push(name);
+        EnabledSessions(Arc::from(names))
+    }
+
+    /// The names, for [`Sessions::request_with_enabled`].
+    pub fn names(&self) -> &Arc<[SessionName]> {
+        &self.0
+    }
+}
+
 /// How many session slots live inside the request's own allocation; registries with
 /// more sessions get a separate allocation for the rest.
 const INLINE_SLOTS: usize = 4;

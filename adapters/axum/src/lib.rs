@@ -62,7 +62,7 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
-use sessionkit::{Error, RequestSessions, SessionName, Sessions};
+use sessionkit::{EnabledSessions, Error, RequestSessions, Sessions};
 
 /// Maps a session error to the response sent instead.
 pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
@@ -71,14 +71,14 @@ pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
 #[derive(Clone)]
 pub struct SessionLayer {
     sessions: Sessions,
-    enabled: Arc<[SessionName]>,
+    enabled: EnabledSessions,
     on_error: Option<ErrorMapper>,
 }
 
 impl SessionLayer {
     /// A layer carrying the registry's default session.
     pub fn new(sessions: Sessions) -> Self {
-        let enabled: Arc<[SessionName]> = Arc::from([sessions.default_session().clone()]);
+        let enabled = EnabledSessions::default_of(&sessions);
         SessionLayer {
             sessions,
             enabled,
@@ -91,24 +91,9 @@ impl SessionLayer {
     /// registered sessions) and logged now.
     #[must_use]
     pub fn with_session(mut self, name: &str) -> Self {
-        let name = match self.sessions.session_name(name) {
-            Some(name) => name.clone(),
-            None => match SessionName::new(name) {
-                Ok(name) => {
-                    tracing::error!(target: "sessionkit", session = %name, "SessionLayer::with_session: no such session is registered");
-                    name
-                }
-                Err(err) => {
-                    tracing::error!(target: "sessionkit", %err, "SessionLayer::with_session: invalid session name ignored");
-                    return self;
-                }
-            },
-        };
-        if !self.enabled.contains(&name) {
-            let mut names = self.enabled.to_vec();
-            names.push(name);
-            self.enabled = Arc::from(names);
-        }
+        self.enabled = self
+            .enabled
+            .with(&self.sessions, name, "SessionLayer::with_session");
         self
     }
 
@@ -123,7 +108,7 @@ impl SessionLayer {
 impl fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("sessions", &self.enabled)
+            .field("sessions", self.enabled.names())
             .field("custom_error_mapping", &self.on_error.is_some())
             .finish_non_exhaustive()
     }
@@ -161,11 +146,7 @@ struct ErrorMarker(Arc<Error>);
 /// The default response for a session error.
 fn default_response(error: &Error) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = if error.is_store_unavailable() || status == StatusCode::SERVICE_UNAVAILABLE {
-        "session store unavailable, please retry\n".to_owned()
-    } else {
-        format!("session error: {error}\n")
-    };
+    let body = error.response_body();
     plain(status, body)
 }
 
@@ -174,21 +155,13 @@ fn plain(status: StatusCode, body: String) -> Response {
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(sessionkit::ERROR_CONTENT_TYPE),
     );
     response
 }
 
-fn log(error: &Error) {
-    if error.status() == 503 {
-        tracing::warn!(target: "sessionkit", error = %error, source = ?std::error::Error::source(error).map(ToString::to_string), "session store failure: 503");
-    } else {
-        tracing::error!(target: "sessionkit", error = %error, "session error: 500");
-    }
-}
-
 fn error_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
-    log(error);
+    error.log();
     match mapper {
         Some(mapper) => mapper(error),
         None => default_response(error),
@@ -218,7 +191,7 @@ where
         let sessions = self
             .layer
             .sessions
-            .request_with_enabled(request.headers(), self.layer.enabled.clone());
+            .request_with_enabled(request.headers(), self.layer.enabled.names().clone());
         request.extensions_mut().insert(RequestContext {
             sessions: sessions.clone(),
         });
@@ -287,7 +260,7 @@ impl IntoResponse for SessionRejection {
                 plain(StatusCode::INTERNAL_SERVER_ERROR, format!("sessionkit: {self}\n"))
             }
             SessionRejection::Session(error) => {
-                log(&error);
+                error.log();
                 let mut response = default_response(&error);
                 response.extensions_mut().insert(ErrorMarker(Arc::new(error)));
                 response

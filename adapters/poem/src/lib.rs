@@ -71,7 +71,7 @@ use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
-use sessionkit::{Error, RequestSessions, SessionName, Sessions};
+use sessionkit::{EnabledSessions, Error, RequestSessions, Sessions};
 
 /// Maps a session error to the response sent instead.
 pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
@@ -80,14 +80,14 @@ pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
 #[derive(Clone)]
 pub struct SessionMiddleware {
     sessions: Sessions,
-    enabled: Arc<[SessionName]>,
+    enabled: EnabledSessions,
     on_error: Option<ErrorMapper>,
 }
 
 impl SessionMiddleware {
     /// A middleware carrying the registry's default session.
     pub fn new(sessions: Sessions) -> Self {
-        let enabled: Arc<[SessionName]> = Arc::from([sessions.default_session().clone()]);
+        let enabled = EnabledSessions::default_of(&sessions);
         SessionMiddleware {
             sessions,
             enabled,
@@ -100,24 +100,9 @@ impl SessionMiddleware {
     /// registered sessions) and logged now.
     #[must_use]
     pub fn with_session(mut self, name: &str) -> Self {
-        let name = match self.sessions.session_name(name) {
-            Some(name) => name.clone(),
-            None => match SessionName::new(name) {
-                Ok(name) => {
-                    tracing::error!(target: "sessionkit", session = %name, "SessionMiddleware::with_session: no such session is registered");
-                    name
-                }
-                Err(err) => {
-                    tracing::error!(target: "sessionkit", %err, "SessionMiddleware::with_session: invalid session name ignored");
-                    return self;
-                }
-            },
-        };
-        if !self.enabled.contains(&name) {
-            let mut names = self.enabled.to_vec();
-            names.push(name);
-            self.enabled = Arc::from(names);
-        }
+        self.enabled = self
+            .enabled
+            .with(&self.sessions, name, "SessionMiddleware::with_session");
         self
     }
 
@@ -132,7 +117,7 @@ impl SessionMiddleware {
 impl fmt::Debug for SessionMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionMiddleware")
-            .field("sessions", &self.enabled)
+            .field("sessions", self.enabled.names())
             .field("custom_error_mapping", &self.on_error.is_some())
             .finish_non_exhaustive()
     }
@@ -169,7 +154,7 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
         let sessions = self
             .middleware
             .sessions
-            .request_with_enabled(request.headers(), self.middleware.enabled.clone());
+            .request_with_enabled(request.headers(), self.middleware.enabled.names().clone());
         request.extensions_mut().insert(RequestContext {
             sessions: sessions.clone(),
         });
@@ -178,7 +163,7 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
             Ok(output) => output.into_response(),
             Err(error) => match (error.downcast_ref::<SessionRejection>(), on_error) {
                 (Some(SessionRejection::Session(session_error)), Some(mapper)) => {
-                    log(session_error);
+                    session_error.log();
                     mapper(session_error)
                 }
                 _ => error.into_response(),
@@ -190,7 +175,7 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
         match sessions.save(response.status().as_u16()).await {
             Ok(saved) => saved.apply_to(response.headers_mut()),
             Err(error) => {
-                log(&error);
+                error.log();
                 response = match on_error {
                     Some(mapper) => mapper(&error),
                     None => default_response(&error),
@@ -204,27 +189,15 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
 /// The default response for a session error.
 fn default_response(error: &Error) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = if error.is_store_unavailable() || status == StatusCode::SERVICE_UNAVAILABLE {
-        "session store unavailable, please retry\n".to_owned()
-    } else {
-        format!("session error: {error}\n")
-    };
+    let body = error.response_body();
     plain(status, body)
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
     Response::builder()
         .status(status)
-        .content_type("text/plain; charset=utf-8")
+        .content_type(sessionkit::ERROR_CONTENT_TYPE)
         .body(body)
-}
-
-fn log(error: &Error) {
-    if error.status() == 503 {
-        tracing::warn!(target: "sessionkit", error = %error, source = ?std::error::Error::source(error).map(ToString::to_string), "session store failure: 503");
-    } else {
-        tracing::error!(target: "sessionkit", error = %error, "session error: 500");
-    }
 }
 
 /// Why a session could not be extracted or used. As a [`poem::Error`] its response is
@@ -282,7 +255,7 @@ impl poem::error::ResponseError for SessionRejection {
                 plain(StatusCode::INTERNAL_SERVER_ERROR, format!("sessionkit: {self}\n"))
             }
             SessionRejection::Session(error) => {
-                log(error);
+                error.log();
                 default_response(error)
             }
         }

@@ -98,7 +98,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use sessionkit::{Error, RequestSessions, SessionName, Sessions};
+use sessionkit::{EnabledSessions, Error, RequestSessions, Sessions};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
@@ -109,14 +109,14 @@ pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
 #[derive(Clone)]
 pub struct SessionFilters {
     sessions: Sessions,
-    enabled: Arc<[SessionName]>,
+    enabled: EnabledSessions,
     on_error: Option<ErrorMapper>,
 }
 
 impl SessionFilters {
     /// Filters carrying the registry's default session.
     pub fn new(sessions: Sessions) -> Self {
-        let enabled: Arc<[SessionName]> = Arc::from([sessions.default_session().clone()]);
+        let enabled = EnabledSessions::default_of(&sessions);
         SessionFilters {
             sessions,
             enabled,
@@ -129,24 +129,9 @@ impl SessionFilters {
     /// registered sessions) and logged now.
     #[must_use]
     pub fn with_session(mut self, name: &str) -> Self {
-        let name = match self.sessions.session_name(name) {
-            Some(name) => name.clone(),
-            None => match SessionName::new(name) {
-                Ok(name) => {
-                    tracing::error!(target: "sessionkit", session = %name, "SessionFilters::with_session: no such session is registered");
-                    name
-                }
-                Err(err) => {
-                    tracing::error!(target: "sessionkit", %err, "SessionFilters::with_session: invalid session name ignored");
-                    return self;
-                }
-            },
-        };
-        if !self.enabled.contains(&name) {
-            let mut names = self.enabled.to_vec();
-            names.push(name);
-            self.enabled = Arc::from(names);
-        }
+        self.enabled = self
+            .enabled
+            .with(&self.sessions, name, "SessionFilters::with_session");
         self
     }
 
@@ -185,7 +170,9 @@ impl SessionFilters {
     fn start(&self, headers: &HeaderMap) -> SessionContext {
         SessionContext {
             inner: Arc::new(ContextInner {
-                sessions: self.sessions.request_with_enabled(headers, self.enabled.clone()),
+                sessions: self
+                    .sessions
+                    .request_with_enabled(headers, self.enabled.names().clone()),
                 on_error: self.on_error.clone(),
                 finished: AtomicBool::new(false),
             }),
@@ -196,7 +183,7 @@ impl SessionFilters {
 impl fmt::Debug for SessionFilters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionFilters")
-            .field("sessions", &self.enabled)
+            .field("sessions", self.enabled.names())
             .field("custom_error_mapping", &self.on_error.is_some())
             .finish_non_exhaustive()
     }
@@ -292,7 +279,7 @@ impl SessionContext {
 
     /// The rejection for a session that failed to load in [`SessionFilters::session`].
     fn reject(self, error: Error) -> SessionRejection {
-        log(&error);
+        error.log();
         // The context is fresh and its only session failed to load, so there is nothing
         // to save: it need not be finished.
         self.inner.finished.store(true, Ordering::Release);
@@ -378,26 +365,14 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
 /// The default response for a session error.
 fn default_response(error: &Error) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = if error.is_store_unavailable() || status == StatusCode::SERVICE_UNAVAILABLE {
-        "session store unavailable, please retry\n".to_owned()
-    } else {
-        format!("session error: {error}\n")
-    };
+    let body = error.response_body();
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(sessionkit::ERROR_CONTENT_TYPE),
     );
     response
-}
-
-fn log(error: &Error) {
-    if error.status() == 503 {
-        tracing::warn!(target: "sessionkit", error = %error, source = ?std::error::Error::source(error).map(ToString::to_string), "session store failure: 503");
-    } else {
-        tracing::error!(target: "sessionkit", error = %error, "session error: 500");
-    }
 }
 
 fn mapped_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
@@ -408,6 +383,6 @@ fn mapped_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
 }
 
 fn error_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
-    log(error);
+    error.log();
     mapped_response(error, mapper)
 }
