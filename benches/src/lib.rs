@@ -11,6 +11,9 @@
 
 use std::sync::Arc;
 
+pub mod drivers;
+pub mod memory;
+
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
