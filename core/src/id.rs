@@ -63,7 +63,7 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// The app namespace a store key lives in (see [`crate::Namespace::SHARED`]).
+/// The app namespace a store key lives in ([`Namespace::shared`] for shared sessions).
 ///
 /// Valid names are 1 to 64 characters from `A-Z a-z 0-9 . _ -` and do not start with
 /// `_`, which is kept for the shared namespace.
