@@ -18,12 +18,10 @@ use sessionkit_core::{
 };
 
 fn spec(driver: &str) -> Arc<SessionSpec> {
-    let keys = Arc::new(KeyRing::new(
-        &Secret::new(*b"benchmark secret, thirty-two b.!").expect("32 bytes"),
-    ));
+    let keys = KeyRing::new(&Secret::new(*b"benchmark secret, thirty-two b.!").expect("32 bytes"));
     let mut def = SessionDef::new(SessionName::new("web").expect("name"));
     def.driver = driver.to_owned();
-    Arc::new(SessionSpec::new(def, &Namespace::new("bench").expect("ns"), keys).expect("spec"))
+    Arc::new(SessionSpec::new(def, &Namespace::new("bench").expect("ns"), &keys).expect("spec"))
 }
 
 /// A JSON object whose encoding is about `size` bytes.

@@ -259,15 +259,6 @@ impl SetCookie {
     pub fn into_string(self) -> String {
         self.0
     }
-
-    /// Whether this removes the cookie (empty value, `Max-Age=0`).
-    pub fn is_removal(&self) -> bool {
-        let value_empty = self
-            .0
-            .split_once('=')
-            .is_some_and(|(_, rest)| rest.starts_with(';') || rest.is_empty());
-        value_empty && self.0.contains("Max-Age=0")
-    }
 }
 
 impl fmt::Debug for SetCookie {
@@ -423,7 +414,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Max-Age=0") && text.contains("Expires="), "{text}");
-        assert!(removal.is_removal());
     }
 
     #[test]

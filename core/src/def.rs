@@ -149,7 +149,6 @@ pub struct SessionSpec {
     storage: Storage,
     app_namespace: Namespace,
     store_namespace: Namespace,
-    keys: Arc<KeyRing>,
     id_keys: IdKeys,
     seal_keys: SealKeys,
 }
@@ -159,26 +158,21 @@ impl SessionSpec {
     ///
     /// # Errors
     /// [`ConfigError::Cookie`] when the cookie attributes break a rule.
-    pub fn new(def: SessionDef, namespace: &Namespace, keys: Arc<KeyRing>) -> Result<Self, ConfigError> {
+    pub fn new(def: SessionDef, namespace: &Namespace, keys: &KeyRing) -> Result<Self, ConfigError> {
         def.validate()?;
         let store_namespace = if def.shared {
             Namespace::shared()
         } else {
             namespace.clone()
         };
-        let binding = Binding {
-            namespace: (!def.shared).then(|| namespace.as_str()),
-            session: def.name.as_str(),
-            cookie: &def.cookie.name,
-        };
-        let id_keys = IdKeys::new(&keys, &binding);
-        let seal_keys = SealKeys::new(&keys, &binding);
+        let binding = binding_of(&def, namespace);
+        let id_keys = IdKeys::new(keys, &binding);
+        let seal_keys = SealKeys::new(keys, &binding);
         Ok(SessionSpec {
             storage: def.storage(),
             def,
             app_namespace: namespace.clone(),
             store_namespace,
-            keys,
             id_keys,
             seal_keys,
         })
@@ -204,11 +198,6 @@ impl SessionSpec {
         &self.store_namespace
     }
 
-    /// The key ring.
-    pub fn keys(&self) -> &KeyRing {
-        &self.keys
-    }
-
     /// The signing keys of this session's id cookies (bound to its name and cookie).
     pub fn id_keys(&self) -> &IdKeys {
         &self.id_keys
@@ -221,11 +210,17 @@ impl SessionSpec {
 
     /// What this session's cookies are bound to.
     pub fn binding(&self) -> Binding<'_> {
-        Binding {
-            namespace: (!self.def.shared).then(|| self.app_namespace.as_str()),
-            session: self.def.name.as_str(),
-            cookie: &self.def.cookie.name,
-        }
+        binding_of(&self.def, &self.app_namespace)
+    }
+}
+
+/// What a session's cookies are bound to: the app namespace (none when shared), the
+/// session name and the cookie name.
+fn binding_of<'a>(def: &'a SessionDef, namespace: &'a Namespace) -> Binding<'a> {
+    Binding {
+        namespace: (!def.shared).then(|| namespace.as_str()),
+        session: def.name.as_str(),
+        cookie: &def.cookie.name,
     }
 }
 
@@ -252,14 +247,14 @@ mod tests {
 
     #[test]
     fn shared_sessions_drop_the_namespace() {
-        let keys = Arc::new(KeyRing::new(&Secret::new(vec![0u8; 32]).expect("long")));
+        let keys = KeyRing::new(&Secret::new(vec![0u8; 32]).expect("long"));
         let ns = Namespace::new("shop").expect("valid");
         let mut def = SessionDef::new(SessionName::new("sso").expect("valid"));
-        let own = SessionSpec::new(def.clone(), &ns, keys.clone()).expect("valid");
+        let own = SessionSpec::new(def.clone(), &ns, &keys).expect("valid");
         assert_eq!(own.binding().namespace, Some("shop"));
         assert_eq!(own.store_namespace().as_str(), "shop");
         def.shared = true;
-        let shared = SessionSpec::new(def, &ns, keys).expect("valid");
+        let shared = SessionSpec::new(def, &ns, &keys).expect("valid");
         assert_eq!(shared.binding().namespace, None);
         assert_eq!(shared.store_namespace(), &Namespace::shared());
     }

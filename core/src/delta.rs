@@ -77,35 +77,61 @@ impl Delta {
         self.keys(original).next().is_none()
     }
 
+    /// Whether the current view differs from `original`, without building the patch.
+    pub(crate) fn changes(&self, original: &Map<String, Value>) -> bool {
+        if self.cleared {
+            !self.cleared_view_equals(original)
+        } else {
+            self.effective(original).next().is_some()
+        }
+    }
+
+    /// After `clear`, whether the keys set since equal `original` exactly.
+    fn cleared_view_equals(&self, original: &Map<String, Value>) -> bool {
+        let mut set = self
+            .changes
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)));
+        set.clone().count() == original.len() && set.all(|(k, v)| original.get(k) == Some(v))
+    }
+
+    /// Without `clear`: the recorded changes that really change `original`.
+    fn effective<'a>(
+        &'a self,
+        original: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = (&'a String, Option<&'a Value>)> {
+        self.changes.iter().filter_map(move |(key, change)| match change {
+            Some(value) if original.get(key) != Some(value) => Some((key, Some(value))),
+            None if original.contains_key(key) => Some((key, None)),
+            _ => None,
+        })
+    }
+
     /// The minimal patch from `original` to the current view, or `None` if the view
     /// equals the original.
     pub(crate) fn patch(&self, original: &Map<String, Value>, last_seen: Timestamp) -> Option<Patch> {
+        let mut patch = Patch {
+            clear: self.cleared,
+            last_seen,
+            ..Patch::default()
+        };
         if self.cleared {
-            let set: BTreeMap<String, Value> = self
+            if self.cleared_view_equals(original) {
+                return None;
+            }
+            patch.set = self
                 .changes
                 .iter()
                 .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
                 .collect();
-            let unchanged =
-                set.len() == original.len() && set.iter().all(|(k, v)| original.get(k) == Some(v));
-            return (!unchanged).then_some(Patch {
-                clear: true,
-                set,
-                remove: Vec::new(),
-                last_seen,
-            });
+            return Some(patch);
         }
-        let mut patch = Patch {
-            last_seen,
-            ..Patch::default()
-        };
-        for (key, change) in &self.changes {
+        for (key, change) in self.effective(original) {
             match change {
-                Some(value) if original.get(key) != Some(value) => {
+                Some(value) => {
                     patch.set.insert(key.clone(), value.clone());
                 }
-                None if original.contains_key(key) => patch.remove.push(key.clone()),
-                _ => {}
+                None => patch.remove.push(key.clone()),
             }
         }
         patch.changes_data().then_some(patch)
@@ -151,11 +177,15 @@ mod tests {
         delta.set("a".into(), json!(1));
         delta.remove("missing");
         assert_eq!(delta.patch(&orig, Timestamp::EPOCH), None);
+        assert!(!delta.changes(&orig));
         let mut cleared = Delta::default();
         cleared.clear();
         cleared.set("a".into(), json!(1));
         cleared.set("b".into(), json!("two"));
         assert_eq!(cleared.patch(&orig, Timestamp::EPOCH), None);
+        assert!(!cleared.changes(&orig));
+        cleared.remove("b");
+        assert!(cleared.changes(&orig) && cleared.patch(&orig, Timestamp::EPOCH).is_some());
     }
 
     #[test]

@@ -26,9 +26,9 @@
 //! };
 //!
 //! let mut rng = ChaCha20Rng::seed_from_u64(7);
-//! let keys = Arc::new(KeyRing::new(&Secret::new(*b"an example secret of 32+ bytes!!")?));
+//! let keys = KeyRing::new(&Secret::new(*b"an example secret of 32+ bytes!!")?);
 //! let def = SessionDef::new(SessionName::new("web")?);
-//! let spec = Arc::new(SessionSpec::new(def, &Namespace::new("demo")?, keys)?);
+//! let spec = Arc::new(SessionSpec::new(def, &Namespace::new("demo")?, &keys)?);
 //! let mut store: HashMap<_, Record> = HashMap::new();
 //! let now = Timestamp::from_millis(1_700_000_000_000);
 //!
@@ -41,7 +41,7 @@
 //! let Some(Write::Create { key, record, .. }) = outcome.write() else { unreachable!() };
 //! store.insert(key.clone(), record.clone());
 //! let set_cookie = outcome.set_cookie(WriteResult::Applied).expect("a new session sets a cookie");
-//! assert_eq!(outcome.cache_control(), Some("no-store"));
+//! assert_eq!(outcome.cache_control(WriteResult::Applied), Some("no-store"));
 //!
 //! // The browser sends the cookie back.
 //! let cookie = set_cookie.as_str().split(';').next().unwrap().to_owned();

@@ -234,16 +234,30 @@ impl Outcome {
     /// the session gone, no cookie is sent: re-sending the old id could overwrite the
     /// cookie of the request that replaced it.
     pub fn set_cookie(&self, result: WriteResult) -> Option<&SetCookie> {
-        match (result, &self.write) {
-            (WriteResult::Gone, Some(Write::Patch { .. } | Write::Touch { .. })) => None,
-            _ => self.set_cookie.as_ref(),
+        if self.write_gone(result) {
+            None
+        } else {
+            self.set_cookie.as_ref()
         }
     }
 
-    /// The `Cache-Control` value the response needs (when a cookie is set or cleared)
-    /// unless the handler set its own.
-    pub fn cache_control(&self) -> Option<&'static str> {
-        self.set_cookie.as_ref().map(|_| "no-store")
+    /// [`set_cookie`](Self::set_cookie), by value.
+    pub fn into_set_cookie(self, result: WriteResult) -> Option<SetCookie> {
+        if self.write_gone(result) {
+            None
+        } else {
+            self.set_cookie
+        }
+    }
+
+    fn write_gone(&self, result: WriteResult) -> bool {
+        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. } | Write::Touch { .. }))
+    }
+
+    /// The `Cache-Control` value the response needs once the write returned `result`:
+    /// `no-store` when a cookie is set or cleared, unless the handler set its own.
+    pub fn cache_control(&self, result: WriteResult) -> Option<&'static str> {
+        self.set_cookie(result).map(|_| "no-store")
     }
 
     /// Events to log.
@@ -692,14 +706,8 @@ impl SessionMachine {
             return Ok(outcome);
         }
         match self.spec.storage() {
-            Storage::Server => finish_server(&self.spec, live, now, rng, &mut outcome),
+            Storage::Server => finish_server(&self.spec, live, self.cookie_present, now, rng, &mut outcome),
             Storage::Cookie => finish_cookie(&self.spec, &live, self.cookie_present, now, rng, &mut outcome)?,
-        }
-        if let Some(cookie) = &outcome.set_cookie
-            && cookie.is_removal()
-            && !self.cookie_present
-        {
-            outcome.set_cookie = None;
         }
         Ok(outcome)
     }
@@ -715,6 +723,7 @@ fn check_key(key: &str) -> Result<(), SessionError> {
 fn finish_server<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
     live: Live,
+    cookie_present: bool,
     now: Timestamp,
     rng: &mut R,
     outcome: &mut Outcome,
@@ -798,7 +807,7 @@ fn finish_server<R: CryptoRng + ?Sized>(
                     expires_at: expiry.expires_at(now, now),
                 });
                 outcome.set_cookie = new_cookie(&id, now);
-            } else if live.destroyed {
+            } else if live.destroyed && cookie_present {
                 outcome.set_cookie = Some(spec.def().cookie.render_removal());
             }
         }
@@ -814,7 +823,7 @@ fn finish_cookie<R: CryptoRng + ?Sized>(
     outcome: &mut Outcome,
 ) -> Result<(), FinishError> {
     let expiry = &spec.def().expiry;
-    let data_changed = live.delta.patch(&live.original.data, now).is_some();
+    let data_changed = live.delta.changes(&live.original.data);
     if live.destroyed {
         outcome.events.push(Event::Destroyed { session: None });
     }

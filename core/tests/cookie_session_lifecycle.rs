@@ -9,7 +9,7 @@ use serde_json::json;
 use sessionkit_core::{Event, FinishError, KeyRing, SessionMachine};
 
 fn world() -> World {
-    World::new(spec_with(cookie_def(), "app", KeyRing::new(&secret(1))))
+    World::new(spec_with(cookie_def(), "app", &KeyRing::new(&secret(1))))
 }
 
 #[test]
@@ -19,7 +19,7 @@ fn round_trip_without_any_store() {
     assert!(r.outcome.write().is_none() && r.outcome.delete().is_none());
     let cookie = r.set_cookie.expect("sealed cookie");
     assert!(cookie.contains("Max-Age=1800"), "{cookie}");
-    assert_eq!(r.outcome.cache_control(), Some("no-store"));
+    assert_eq!(r.outcome.cache_control(r.result), Some("no-store"));
     w.advance(Duration::from_secs(60));
     let r = w.request(|s| assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada")));
     assert!(r.outcome.is_noop(), "an unchanged read re-seals nothing");
@@ -131,9 +131,9 @@ fn sealed_cookies_do_not_move_between_sessions_or_apps() {
     let mut admin = cookie_def();
     admin.name = sessionkit_core::SessionName::new("admin").expect("name");
     let specs = [
-        spec_with(admin, "app", KeyRing::new(&secret(1))),
-        spec_with(cookie_def(), "other-app", KeyRing::new(&secret(1))),
-        spec_with(cookie_def(), "app", KeyRing::new(&secret(2))),
+        spec_with(admin, "app", &KeyRing::new(&secret(1))),
+        spec_with(cookie_def(), "other-app", &KeyRing::new(&secret(1))),
+        spec_with(cookie_def(), "app", &KeyRing::new(&secret(2))),
     ];
     for spec in specs {
         let m = SessionMachine::begin(spec, [value.as_bytes()], w.now);

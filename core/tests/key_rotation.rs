@@ -7,13 +7,13 @@ use common::{World, cookie_def, secret, spec_with, web_def};
 use sessionkit_core::{Event, KeyRing, SessionDef};
 
 fn rotate(def: SessionDef) {
-    let mut old = World::new(spec_with(def.clone(), "app", KeyRing::new(&secret(1))));
+    let mut old = World::new(spec_with(def.clone(), "app", &KeyRing::new(&secret(1))));
     old.request(|s| s.insert("user", "ada").expect("insert"));
 
     let mut new = World::new(spec_with(
         def.clone(),
         "app",
-        KeyRing::new(&secret(2)).with_previous(&secret(1)),
+        &KeyRing::new(&secret(2)).with_previous(&secret(1)),
     ));
     new.store = std::mem::take(&mut old.store);
     new.cookie = old.cookie.clone();
@@ -36,7 +36,7 @@ fn rotate(def: SessionDef) {
     );
 
     // The re-issued cookie verifies with the new secret alone.
-    let mut only_new = World::new(spec_with(def, "app", KeyRing::new(&secret(2))));
+    let mut only_new = World::new(spec_with(def, "app", &KeyRing::new(&secret(2))));
     only_new.store = std::mem::take(&mut new.store);
     only_new.cookie = new.cookie.clone();
     let r = only_new.request(|s| assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada")));
@@ -55,9 +55,9 @@ fn sealed_cookies_rotate() {
 
 #[test]
 fn without_the_previous_secret_old_cookies_are_anonymous() {
-    let mut old = World::new(spec_with(web_def(), "app", KeyRing::new(&secret(1))));
+    let mut old = World::new(spec_with(web_def(), "app", &KeyRing::new(&secret(1))));
     old.request(|s| s.insert("user", "ada").expect("insert"));
-    let mut new = World::new(spec_with(web_def(), "app", KeyRing::new(&secret(2))));
+    let mut new = World::new(spec_with(web_def(), "app", &KeyRing::new(&secret(2))));
     new.store = std::mem::take(&mut old.store);
     new.cookie = old.cookie.clone();
     let mut m = new.begin();

@@ -265,9 +265,9 @@ fn run(machine: &mut SessionMachine, op: &Op) {
 
 /// A machine holding a loaded server session with `data`.
 fn loaded(data: Map<String, Value>, now: Timestamp) -> (SessionMachine, Record) {
-    let keys = Arc::new(KeyRing::new(&common::secret(5)));
+    let keys = KeyRing::new(&common::secret(5));
     let def = SessionDef::new(SessionName::new("web").expect("name"));
-    let spec = Arc::new(SessionSpec::new(def, &Namespace::new("app").expect("ns"), keys).expect("spec"));
+    let spec = Arc::new(SessionSpec::new(def, &Namespace::new("app").expect("ns"), &keys).expect("spec"));
     let id = SessionId::generate(&mut ChaCha20Rng::seed_from_u64(1));
     let cookie = format!("__Host-web={}", codec::sign_id(spec.id_keys(), &id));
     let record = Record::new(now, data);

@@ -10,7 +10,7 @@ use serde_json::json;
 use sessionkit_core::{Event, KeyRing, Write};
 
 fn world() -> World {
-    World::new(spec_with(web_def(), "app", KeyRing::new(&secret(1))))
+    World::new(spec_with(web_def(), "app", &KeyRing::new(&secret(1))))
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn first_write_creates_with_one_cookie_and_no_store_header() {
         cookie.ends_with("; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400"),
         "{cookie}"
     );
-    assert_eq!(r.outcome.cache_control(), Some("no-store"));
+    assert_eq!(r.outcome.cache_control(r.result), Some("no-store"));
     assert!(matches!(r.outcome.events(), [Event::Created { .. }]));
 }
 
@@ -198,7 +198,7 @@ fn destroy_deletes_and_removes_the_cookie_with_its_path_and_domain() {
     def.cookie.name = "__Secure-sid".into();
     def.cookie.domain = Some("example.com".into());
     def.cookie.path = "/app".into();
-    let mut w = World::new(spec_with(def, "app", KeyRing::new(&secret(1))));
+    let mut w = World::new(spec_with(def, "app", &KeyRing::new(&secret(1))));
     w.request(|s| s.insert("user", "ada").expect("insert"));
     let old = w.cookie.clone().expect("cookie");
     let r = w.request(|s| s.destroy().expect("destroy"));
@@ -210,9 +210,12 @@ fn destroy_deletes_and_removes_the_cookie_with_its_path_and_domain() {
         "{removal}"
     );
     assert!(removal.contains("Max-Age=0"), "{removal}");
-    assert_eq!(r.outcome.cache_control(), Some("no-store"));
+    assert_eq!(r.outcome.cache_control(r.result), Some("no-store"));
     assert!(w.store.records.is_empty() && w.cookie.is_none());
     assert!(w.begin_with(Some(&old)).is_new().expect("ready"));
+    // Destroying with no cookie presented has nothing to remove.
+    let r = w.request(|s| s.destroy().expect("destroy"));
+    assert!(r.outcome.is_noop(), "{:?}", r.outcome);
 }
 
 #[test]
@@ -235,10 +238,10 @@ fn a_patch_that_finds_the_session_gone_sends_no_cookie() {
     let mut w = World::new(spec_with(
         web_def(),
         "app",
-        KeyRing::new(&secret(2)).with_previous(&secret(1)),
+        &KeyRing::new(&secret(2)).with_previous(&secret(1)),
     ));
     // A cookie signed with the previous key, so the response would re-issue it.
-    let mut old = World::new(spec_with(web_def(), "app", KeyRing::new(&secret(1))));
+    let mut old = World::new(spec_with(web_def(), "app", &KeyRing::new(&secret(1))));
     old.request(|s| s.insert("n", &1).expect("insert"));
     w.store = std::mem::take(&mut old.store);
     w.cookie = old.cookie.clone();

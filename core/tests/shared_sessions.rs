@@ -9,9 +9,9 @@ use sessionkit_core::{KeyRing, SessionMachine};
 fn accepted_across_apps(shared: bool) -> bool {
     let mut def = web_def();
     def.shared = shared;
-    let mut shop = World::new(spec_with(def.clone(), "shop", KeyRing::new(&secret(1))));
+    let mut shop = World::new(spec_with(def.clone(), "shop", &KeyRing::new(&secret(1))));
     shop.request(|s| s.insert("user", "ada").expect("insert"));
-    let blog = spec_with(def, "blog", KeyRing::new(&secret(1)));
+    let blog = spec_with(def, "blog", &KeyRing::new(&secret(1)));
     let cookie = shop.cookie.clone().expect("cookie");
     let mut m = SessionMachine::begin(blog, [cookie.as_bytes()], shop.now);
     if let Some(key) = m.load_request().cloned() {

@@ -16,23 +16,16 @@ use sessionkit_core::{
 
 const T0: u64 = 1_700_000_000_000;
 
-fn keys() -> Arc<KeyRing> {
-    static KEYS: OnceLock<Arc<KeyRing>> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let primary = Secret::new(*b"fuzzing primary secret, 32 bytes").expect("32 bytes");
-        let previous = Secret::new(*b"fuzzing previous secret, 32 byte").expect("32 bytes");
-        Arc::new(KeyRing::new(&primary).with_previous(&previous))
-    })
-    .clone()
-}
-
 fn spec(cookie_driver: bool) -> Arc<SessionSpec> {
     static SPECS: OnceLock<[Arc<SessionSpec>; 2]> = OnceLock::new();
     let specs = SPECS.get_or_init(|| {
+        let primary = Secret::new(*b"fuzzing primary secret, 32 bytes").expect("32 bytes");
+        let previous = Secret::new(*b"fuzzing previous secret, 32 byte").expect("32 bytes");
+        let keys = KeyRing::new(&primary).with_previous(&previous);
         let make = |driver: &str| {
             let mut def = SessionDef::new(SessionName::new("web").expect("name"));
             def.driver = driver.to_owned();
-            Arc::new(SessionSpec::new(def, &Namespace::new("fuzz").expect("ns"), keys()).expect("spec"))
+            Arc::new(SessionSpec::new(def, &Namespace::new("fuzz").expect("ns"), &keys).expect("spec"))
         };
         [make("memory"), make("cookie")]
     });

@@ -387,7 +387,6 @@ impl Registry {
         }
         let info = self.info();
         let (keys, origin) = secrets::resolve(self.secrets, env)?;
-        let keys = Arc::new(keys);
         tracing::info!(
             secret = ?origin,
             previous_keys = keys.previous_ids().count(),
@@ -401,7 +400,7 @@ impl Registry {
                 Storage::Server => self.drivers.get(&def.driver).cloned(),
                 Storage::Cookie => None,
             };
-            let spec = Arc::new(SessionSpec::new(def, &self.namespace, keys.clone())?);
+            let spec = Arc::new(SessionSpec::new(def, &self.namespace, &keys)?);
             entries.push((session, SessionEntry { spec, driver }));
         }
         Ok(Sessions::new(

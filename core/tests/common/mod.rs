@@ -22,8 +22,8 @@ pub fn secret(byte: u8) -> Secret {
     Secret::new(vec![byte; 32]).expect("32 bytes")
 }
 
-pub fn spec_with(def: SessionDef, namespace: &str, keys: KeyRing) -> Arc<SessionSpec> {
-    Arc::new(SessionSpec::new(def, &Namespace::new(namespace).expect("ns"), Arc::new(keys)).expect("valid"))
+pub fn spec_with(def: SessionDef, namespace: &str, keys: &KeyRing) -> Arc<SessionSpec> {
+    Arc::new(SessionSpec::new(def, &Namespace::new(namespace).expect("ns"), keys).expect("valid"))
 }
 
 pub fn web_def() -> SessionDef {
