@@ -334,8 +334,7 @@ impl RequestSessions {
     /// # Errors
     /// As [`session`](Self::session).
     pub async fn default_session(&self) -> Result<Session, Error> {
-        let name = self.inner.sessions.inner.default.clone();
-        self.session(name.as_str()).await
+        self.session(self.inner.sessions.inner.default.as_str()).await
     }
 
     /// The session called `name`, loaded on first use. Repeated calls return handles
@@ -417,37 +416,55 @@ impl RequestSessions {
     /// not go out as a success.
     pub async fn save(&self, status: u16) -> Result<SaveOutcome, Error> {
         self.inner.saved.store(true, Ordering::Release);
+        let outcomes = self.finish_all(status)?;
         let entries = &self.inner.sessions.inner.entries;
-        let now = self.inner.now();
-        // Decide everything before writing anything: if one session cannot be saved,
-        // none is.
-        let mut outcomes = Vec::new();
-        {
-            let mut rng = rand::rng();
-            for (index, slot) in self.inner.slots().enumerate() {
-                if let Some(machine) = slot.get().and_then(Session::take) {
-                    outcomes.push((index, machine.finish(status, now, &mut rng)?));
-                }
-            }
-        }
-        if outcomes.is_empty() {
-            return Ok(SaveOutcome::default());
-        }
         let mut saved = SaveOutcome::default();
-        for (index, outcome) in &outcomes {
-            let (name, entry) = &entries[*index];
+        for (index, outcome) in outcomes {
+            let (name, entry) = &entries[index];
             for event in outcome.events() {
                 events::emit(name, event);
             }
-            let result = run_store_ops(name, entry.driver.as_deref(), outcome).await?;
-            if let Some(cookie) = outcome.set_cookie(result) {
-                saved.set_cookies.push(cookie.as_str().to_owned());
-            }
-            if outcome.set_cookie(result).is_some() {
-                saved.no_store = true;
+            let result = run_store_ops(name, entry.driver.as_deref(), &outcome).await?;
+            saved.no_store |= outcome.cache_control(result).is_some();
+            if let Some(cookie) = outcome.into_set_cookie(result) {
+                // Rendered cookies are visible ASCII (validated names and attributes,
+                // base64 values), so this conversion takes the String without a copy
+                // and cannot fail.
+                saved
+                    .set_cookies
+                    .extend(HeaderValue::try_from(cookie.into_string()).ok());
             }
         }
         Ok(saved)
+    }
+
+    /// Finishes every session that was asked for, deciding everything before anything
+    /// is written: if one session cannot be saved, none is. A request that never asked
+    /// for a session costs no clock read and no RNG.
+    fn finish_all(&self, status: u16) -> Result<Vec<(usize, Outcome)>, Error> {
+        let mut machines = self
+            .inner
+            .slots()
+            .enumerate()
+            .filter_map(|(index, slot)| slot.get().and_then(Session::take).map(|m| (index, m)))
+            .peekable();
+        if machines.peek().is_none() {
+            return Ok(Vec::new());
+        }
+        let now = self.inner.now();
+        let mut rng = rand::rng();
+        machines
+            .map(|(index, machine)| Ok((index, machine.finish(status, now, &mut rng)?)))
+            .collect()
+    }
+
+    /// [`save`](Self::save), then [`SaveOutcome::apply_to`] on the response headers.
+    ///
+    /// # Errors
+    /// As [`save`](Self::save); the headers are untouched then.
+    pub async fn save_to(&self, status: u16, headers: &mut HeaderMap) -> Result<(), Error> {
+        self.save(status).await?.apply_to(headers);
+        Ok(())
     }
 }
 
@@ -518,14 +535,14 @@ impl fmt::Debug for RequestSessions {
 /// The response headers a save produced.
 #[derive(Default, Clone, PartialEq, Eq)]
 pub struct SaveOutcome {
-    set_cookies: Vec<String>,
+    set_cookies: Vec<HeaderValue>,
     no_store: bool,
 }
 
 impl SaveOutcome {
     /// The `Set-Cookie` header values, one per session that set or cleared its cookie.
     pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
-        self.set_cookies.iter().map(String::as_str)
+        self.set_cookies.iter().filter_map(|v| v.to_str().ok())
     }
 
     /// `Some("no-store")` when a cookie is set or cleared: such responses must not be
@@ -536,20 +553,19 @@ impl SaveOutcome {
 
     /// Whether the response needs no header at all.
     pub fn is_empty(&self) -> bool {
-        self.set_cookies.is_empty()
+        self.set_cookies.is_empty() && !self.no_store
     }
 
     /// Adds the `Set-Cookie` headers and, unless one is present, `Cache-Control:
     /// no-store`.
     pub fn apply_to(&self, headers: &mut HeaderMap) {
         for cookie in &self.set_cookies {
-            // Rendered cookies contain only visible ASCII and spaces.
-            if let Ok(value) = HeaderValue::from_str(cookie) {
-                headers.append(SET_COOKIE, value);
-            }
+            headers.append(SET_COOKIE, cookie.clone());
         }
-        if self.no_store && !headers.contains_key(CACHE_CONTROL) {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = self.cache_control()
+            && !headers.contains_key(CACHE_CONTROL)
+        {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(value));
         }
     }
 }
@@ -557,8 +573,7 @@ impl SaveOutcome {
 impl fmt::Debug for SaveOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self
-            .set_cookies
-            .iter()
+            .set_cookies()
             .map(|c| c.split('=').next().unwrap_or_default())
             .collect();
         f.debug_struct("SaveOutcome")

@@ -203,12 +203,9 @@ where
             {
                 response = mapper(&error);
             }
-            if !sessions.touched() {
-                return Ok(response);
-            }
-            match sessions.save(response.status().as_u16()).await {
-                Ok(saved) => saved.apply_to(response.headers_mut()),
-                Err(error) => response = error_response(&error, on_error.as_ref()),
+            let status = response.status().as_u16();
+            if let Err(error) = sessions.save_to(status, response.headers_mut()).await {
+                response = error_response(&error, on_error.as_ref());
             }
             Ok(response)
         })

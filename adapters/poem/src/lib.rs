@@ -169,18 +169,13 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
                 _ => error.into_response(),
             },
         };
-        if !sessions.touched() {
-            return Ok(response);
-        }
-        match sessions.save(response.status().as_u16()).await {
-            Ok(saved) => saved.apply_to(response.headers_mut()),
-            Err(error) => {
-                error.log();
-                response = match on_error {
-                    Some(mapper) => mapper(&error),
-                    None => default_response(&error),
-                };
-            }
+        let status = response.status().as_u16();
+        if let Err(error) = sessions.save_to(status, response.headers_mut()).await {
+            error.log();
+            response = match on_error {
+                Some(mapper) => mapper(&error),
+                None => default_response(&error),
+            };
         }
         Ok(response)
     }

@@ -266,13 +266,9 @@ impl SessionContext {
 
     async fn complete(self, mut response: Response) -> Response {
         self.inner.finished.store(true, Ordering::Release);
-        let sessions = &self.inner.sessions;
-        if !sessions.touched() {
-            return response;
-        }
-        match sessions.save(response.status().as_u16()).await {
-            Ok(saved) => saved.apply_to(response.headers_mut()),
-            Err(error) => response = error_response(&error, self.inner.on_error.as_ref()),
+        let status = response.status().as_u16();
+        if let Err(error) = self.inner.sessions.save_to(status, response.headers_mut()).await {
+            response = error_response(&error, self.inner.on_error.as_ref());
         }
         response
     }
