@@ -40,6 +40,7 @@ use sessionkit::{Session, Sessions};
 
 use crate::http::{Response, request};
 use crate::session::{ADMIN_COOKIE, Harness, Jar, SECRET, SessionBackend, WEB_COOKIE};
+use crate::wrappers::Switch;
 
 /// The sessions the reference app's layer carries.
 pub const LAYER_SESSIONS: [&str; 2] = ["web", "admin"];
@@ -497,15 +498,34 @@ pub async fn concurrent_requests_all_persist<A: AdapterUnderTest, B: SessionBack
 /// A store that is down gives 503 with a short plain-text body; the next request after
 /// it comes back succeeds.
 pub async fn store_outage_gives_503_then_recovers<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
+    store_failure_then_recovery(a, b, Switch::down, 503).await;
+}
+
+/// A store that answers with an error is a 500 (not a 503 "please retry") with a short
+/// plain-text body that says nothing about the store; a failed save never goes out as a
+/// success; once the store is healthy again, requests work.
+pub async fn store_error_gives_500<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
+    store_failure_then_recovery(a, b, Switch::fail, 500).await;
+}
+
+async fn store_failure_then_recovery<A: AdapterUnderTest, B: SessionBackend>(
+    a: &A,
+    b: &B,
+    failure: fn(&Switch),
+    status: u16,
+) {
     let mut c = Client::start(a, b).await;
     let Some(switch) = c.harness.switch.clone() else {
         return;
     };
     c.send("POST", "/web/user/ada").await;
-    switch.down();
+    failure(&switch);
     let r = c.send("GET", "/web/user").await;
-    assert_eq!(r.status, 503, "{r:?}");
-    assert!(r.body.len() < 200 && !r.body.contains(WEB_COOKIE), "{r:?}");
+    assert_eq!(r.status, status, "{r:?}");
+    assert!(
+        r.body.len() < 200 && !r.body.contains(WEB_COOKIE) && !r.body.contains("relation"),
+        "nothing about the store or the session reaches the client: {r:?}"
+    );
     assert!(
         r.header("content-type")
             .is_some_and(|t| t.starts_with("text/plain")),
@@ -513,7 +533,10 @@ pub async fn store_outage_gives_503_then_recovers<A: AdapterUnderTest, B: Sessio
     );
     let fresh = Jar::default();
     let r = c.send_with(&fresh, "POST", "/web/x/1").await;
-    assert_eq!(r.status, 503, "a failed save never goes out as a success: {r:?}");
+    assert_eq!(
+        r.status, status,
+        "a failed save never goes out as a success: {r:?}"
+    );
     assert!(r.set_cookies().is_empty());
     switch.up();
     assert_eq!(c.send("GET", "/web/user").await.body, "ada");

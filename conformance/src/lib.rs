@@ -113,6 +113,7 @@ macro_rules! session_suite {
             regenerate_racing_a_patch_keeps_the_new_session,
             key_rotation_logs_nobody_out,
             store_outage_is_an_error_then_recovers,
+            store_error_is_a_500_with_its_cause,
             server_errors_drop_changes,
             large_sessions,
             misuse_is_a_clear_error
@@ -144,6 +145,7 @@ macro_rules! adapter_suite {
             named_sessions_are_independent,
             concurrent_requests_all_persist,
             store_outage_gives_503_then_recovers,
+            store_error_gives_500,
             cache_control_respects_the_handler,
             failing_handler_persists_nothing,
             misconfigured_routes_say_how_to_fix_them
@@ -168,6 +170,7 @@ mod tests {
         for (file, source) in [
             ("driver.rs", include_str!("driver.rs")),
             ("session.rs", include_str!("session.rs")),
+            ("adapter.rs", include_str!("adapter.rs")),
         ] {
             let cases: Vec<&str> = source
                 .lines()

@@ -604,15 +604,41 @@ pub async fn key_rotation_logs_nobody_out<B: SessionBackend>(b: &B) {
 /// A store that is down gives a clear store error (503 through the adapters); once it
 /// is back, the next request works without a restart.
 pub async fn store_outage_is_an_error_then_recovers<B: SessionBackend>(b: &B) {
+    store_failure_then_recovery(b, Switch::down, 503).await;
+}
+
+/// A store that answers with an error (a missing table, a refused value) is a 500, not
+/// a 503: retrying would not help. The error keeps the store's own message in its source
+/// chain, for the log; once the store is healthy again, the session loads.
+pub async fn store_error_is_a_500_with_its_cause<B: SessionBackend>(b: &B) {
+    store_failure_then_recovery(b, Switch::fail, 500).await;
+}
+
+/// Loading and saving fail with `status` while `failure` holds, a failed save sets no
+/// cookie, and the session loads again once the store is up.
+async fn store_failure_then_recovery<B: SessionBackend>(b: &B, failure: fn(&Switch), status: u16) {
     let h = Harness::new(b).await;
     let Some(switch) = h.switch.clone() else { return };
     let mut jar = Jar::default();
     h.with_session(&mut jar, "web", |s| s.insert("user", "ada").expect("insert"))
         .await;
-    switch.down();
+    failure(&switch);
     let request = h.request(&jar);
-    let err = request.session("web").await.expect_err("the store is down");
-    assert!(err.is_store_unavailable() && err.status() == 503, "{err}");
+    let err = request.session("web").await.expect_err("the store fails");
+    assert_eq!(err.is_store_unavailable(), status == 503, "{err}");
+    assert_eq!(err.status(), status, "{err}");
+    if status == 500 {
+        let mut chain = Vec::new();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = source {
+            chain.push(e.to_string());
+            source = e.source();
+        }
+        assert!(
+            chain.iter().any(|m| m == crate::wrappers::FAILING_STORE_MESSAGE),
+            "the store's own message is in the chain: {chain:?}"
+        );
+    }
     let mut fresh = Jar::default();
     let request = h.request(&fresh);
     request
@@ -625,7 +651,7 @@ pub async fn store_outage_is_an_error_then_recovers<B: SessionBackend>(b: &B) {
         .save(&request, &mut fresh, 200)
         .await
         .expect_err("saving needs the store");
-    assert_eq!(err.status(), 503, "{err}");
+    assert_eq!(err.status(), status, "{err}");
     assert!(fresh.get(WEB_COOKIE).is_none(), "a failed save sets no cookie");
     switch.up();
     h.with_session(&mut jar, "web", |s| {
@@ -693,7 +719,10 @@ pub async fn misuse_is_a_clear_error<B: SessionBackend>(b: &B) {
     let request = h.request(&jar);
     let session = request.session("web").await.expect("load");
     h.save(&request, &mut jar, 200).await.expect("save");
-    assert!(matches!(session.insert("late", &1), Err(Error::Finished { .. })));
+    assert!(matches!(
+        session.insert("late", &1),
+        Err(Error::AlreadySaved { .. })
+    ));
     let err = h.request(&jar).session("nope").await.expect_err("unknown");
     assert!(
         err.to_string().contains("\"nope\"") && err.to_string().contains("web"),

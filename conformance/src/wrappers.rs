@@ -2,7 +2,7 @@
 //! store that is down.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use sessionkit::{
     Driver, DriverError, DynDriver, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult,
@@ -100,25 +100,35 @@ impl Driver for CountingDriver {
 }
 
 /// A driver that can be switched off: while down, every call fails with
-/// [`DriverError::Unavailable`], as a real store does when it is unreachable.
+/// [`DriverError::Unavailable`], as a real store does when it is unreachable; while
+/// failing, every call fails with [`DriverError::Backend`], as a store that answers with
+/// an error does (a missing table, a refused value).
 #[derive(Clone)]
 pub struct SwitchableDriver {
     inner: Arc<dyn DynDriver>,
-    down: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 }
+
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+const FAILING: u8 = 2;
 
 /// The switch of a [`SwitchableDriver`].
 #[derive(Clone, Debug)]
-pub struct Switch(Arc<AtomicBool>);
+pub struct Switch(Arc<AtomicU8>);
 
 impl Switch {
-    /// Takes the store down.
+    /// Takes the store down: unreachable.
     pub fn down(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(DOWN, Ordering::SeqCst);
+    }
+    /// Makes the store answer every call with an error.
+    pub fn fail(&self) {
+        self.0.store(FAILING, Ordering::SeqCst);
     }
     /// Brings it back.
     pub fn up(&self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.store(UP, Ordering::SeqCst);
     }
 }
 
@@ -133,24 +143,39 @@ impl std::fmt::Display for Down {
 
 impl std::error::Error for Down {}
 
+/// The error text of a failing store, so tests can find it in the logs.
+pub const FAILING_STORE_MESSAGE: &str =
+    "relation \"sessions\" does not exist (failure injected by the conformance suite)";
+
+#[derive(Debug)]
+struct Failing;
+
+impl std::fmt::Display for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(FAILING_STORE_MESSAGE)
+    }
+}
+
+impl std::error::Error for Failing {}
+
 impl SwitchableDriver {
     /// Wraps `inner`, initially up.
     pub fn new(inner: Arc<dyn DynDriver>) -> (Self, Switch) {
-        let down = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(AtomicU8::new(UP));
         (
             SwitchableDriver {
                 inner,
-                down: down.clone(),
+                state: state.clone(),
             },
-            Switch(down),
+            Switch(state),
         )
     }
 
     fn check(&self) -> Result<(), DriverError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(DriverError::unavailable(Down))
-        } else {
-            Ok(())
+        match self.state.load(Ordering::SeqCst) {
+            DOWN => Err(DriverError::unavailable(Down)),
+            FAILING => Err(DriverError::backend(Failing)),
+            _ => Ok(()),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! The errors of the async layer: [`SetupError`] at startup, [`Error`] per request.
 
+use std::fmt;
 use std::path::PathBuf;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode};
 
 use sessionkit_core::{ConfigError, FinishError, KeyError, NameError, SessionError, SessionName};
 
@@ -71,14 +75,16 @@ pub enum SetupError {
     MissingSecret,
 }
 
-/// The `Content-Type` of [`Error::response_body`].
-pub const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
-
 /// A request-time failure.
 ///
-/// [`Error::status`] says which HTTP status an adapter answers with: 503 when the store
-/// is unavailable, 500 for everything else (a cookie session too large for its cookie,
-/// a misconfigured route).
+/// How it becomes an HTTP response is decided here, once, for every adapter:
+/// [`Error::status`] is `503 Service Unavailable` only when the store was unreachable or
+/// timed out (a retry may work), `500 Internal Server Error` for everything else (a
+/// store that answered with an error, a cookie session too large for its cookie, a
+/// misconfigured route); [`Error::response`] is the default plain-text response and
+/// [`Error::log`] the `tracing` event. Adapters run both through an
+/// [`ErrorMapping`](crate::ErrorMapping), which also carries the application's
+/// `on_error` hook.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -101,12 +107,20 @@ pub enum Error {
         /// The sessions the layer carries, comma-separated.
         enabled: String,
     },
+    /// A handler asked for a session on a route where the adapter is not installed.
+    #[error("this route uses a session but has no {component}: {fix}")]
+    NotInstalled {
+        /// What is missing, e.g. `SessionLayer`.
+        component: &'static str,
+        /// How to add it, e.g. ``add `.layer(SessionLayer::new(sessions))` to the router``.
+        fix: &'static str,
+    },
     /// The session API refused the call.
     #[error(transparent)]
     Session(#[from] SessionError),
     /// The session handle was used after the response was saved.
     #[error("session `{session}` was already saved with the response; changes after that are lost")]
-    Finished {
+    AlreadySaved {
         /// The session.
         session: SessionName,
     },
@@ -121,43 +135,27 @@ pub enum Error {
         #[source]
         source: DriverError,
     },
-    /// The session could not be finished (too large for its cookie).
+    /// The session could not be saved: it does not fit in its cookie, or could not be
+    /// sealed. Nothing was written.
     #[error(transparent)]
-    Finish(#[from] FinishError),
+    Save(#[from] FinishError),
 }
 
 impl Error {
-    /// The HTTP status an adapter answers with by default.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::Store { .. } => 503,
-            _ => 500,
-        }
-    }
-
-    /// The short plain-text body adapters answer with by default (see
-    /// [`ERROR_CONTENT_TYPE`]): a fixed message for store failures, so nothing about
-    /// the store reaches the client; otherwise what is wrong and how to fix it.
-    pub fn response_body(&self) -> String {
-        if self.status() == 503 {
-            "session store unavailable, please retry\n".to_owned()
+    /// The HTTP status an adapter answers with by default: 503 when the store was
+    /// unreachable or timed out ([`is_store_unavailable`](Self::is_store_unavailable)),
+    /// 500 for everything else, a store that answered with an error included (retrying
+    /// would not help).
+    pub fn status(&self) -> StatusCode {
+        if self.is_store_unavailable() {
+            StatusCode::SERVICE_UNAVAILABLE
         } else {
-            format!("session error: {self}\n")
+            StatusCode::INTERNAL_SERVER_ERROR
         }
     }
 
-    /// Emits the `tracing` event for a request this error failed: a warning with the
-    /// store's error for a 503, an error otherwise.
-    pub fn log(&self) {
-        if self.status() == 503 {
-            let source = std::error::Error::source(self).map(ToString::to_string);
-            tracing::warn!(target: "sessionkit", error = %self, source = ?source, "session store failure: 503");
-        } else {
-            tracing::error!(target: "sessionkit", error = %self, "session error: 500");
-        }
-    }
-
-    /// Whether the store was unreachable (the request may succeed if retried later).
+    /// Whether the store was unreachable, timed out or closed: the request may succeed
+    /// if retried later.
     pub fn is_store_unavailable(&self) -> bool {
         matches!(
             self,
@@ -166,5 +164,107 @@ impl Error {
                 ..
             }
         )
+    }
+
+    /// The short plain-text body of the default response: a fixed message for store
+    /// failures, so nothing about the store reaches the client; otherwise what is wrong
+    /// and how to fix it.
+    pub fn response_body(&self) -> String {
+        match self {
+            Error::Store { .. } if self.is_store_unavailable() => {
+                "session store unavailable, please retry\n".to_owned()
+            }
+            Error::Store { .. } => "session store error\n".to_owned(),
+            _ => format!("session error: {self}\n"),
+        }
+    }
+
+    /// The default response: [`status`](Self::status), [`ERROR_CONTENT_TYPE`] and
+    /// [`response_body`](Self::response_body), with a body type any framework's body
+    /// converts from.
+    pub fn response<B: From<String>>(&self) -> http::Response<B> {
+        let mut response = http::Response::new(B::from(self.response_body()));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(ERROR_CONTENT_TYPE));
+        response
+    }
+
+    /// Emits the `tracing` event for a request this error failed: a warning for an
+    /// unavailable store (503), an error otherwise (500). Either carries the whole source
+    /// chain, the driver's own message included (driver errors never hold ids, keys or
+    /// cookie values).
+    pub fn log(&self) {
+        let chain = SourceChain(self);
+        if self.is_store_unavailable() {
+            tracing::warn!(target: "sessionkit", error = %chain, "session store failure: 503");
+        } else {
+            tracing::error!(target: "sessionkit", error = %chain, "session error: 500");
+        }
+    }
+}
+
+/// The `Content-Type` of [`Error::response`].
+pub const ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+/// Displays an error followed by each of its sources: `a: b: c`.
+struct SourceChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for SourceChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(source: DriverError) -> Error {
+        Error::Store {
+            session: SessionName::new("web").expect("valid"),
+            operation: "load",
+            source,
+        }
+    }
+
+    #[test]
+    fn only_an_unreachable_store_is_a_503() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(store(DriverError::unavailable(refused)).status(), 503);
+        assert_eq!(store(DriverError::Closed).status(), 503);
+        let missing = std::io::Error::other("relation \"sessions\" does not exist");
+        let backend = store(DriverError::backend(missing));
+        assert_eq!(backend.status(), 500);
+        assert_eq!(store(DriverError::Duplicate).status(), 500);
+        assert!(
+            !backend.response_body().contains("relation"),
+            "nothing about the store reaches the client"
+        );
+    }
+
+    #[test]
+    fn the_chain_names_every_source() {
+        let missing = std::io::Error::other("relation \"sessions\" does not exist");
+        let error = store(DriverError::backend(missing));
+        assert_eq!(
+            SourceChain(&error).to_string(),
+            "session `web`: load failed: the session store failed: relation \"sessions\" does not exist"
+        );
+    }
+
+    #[test]
+    fn the_default_response_is_plain_text() {
+        let response: http::Response<String> = store(DriverError::Closed).response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[CONTENT_TYPE], ERROR_CONTENT_TYPE);
+        assert_eq!(response.body(), "session store unavailable, please retry\n");
     }
 }

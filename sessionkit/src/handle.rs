@@ -16,7 +16,7 @@ use crate::error::Error;
 /// A handle is handed out already loaded (loading is what extracting it does), so every
 /// method is a plain function call. Changes are kept as a delta and saved, as one
 /// per-key patch, when the response is ready. After that the handle answers
-/// [`Error::Finished`].
+/// [`Error::AlreadySaved`].
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
@@ -51,7 +51,7 @@ impl Session {
         f: impl FnOnce(&mut SessionMachine) -> Result<T, sessionkit_core::SessionError>,
     ) -> Result<T, Error> {
         let mut guard = self.lock();
-        let machine = guard.as_mut().ok_or_else(|| Error::Finished {
+        let machine = guard.as_mut().ok_or_else(|| Error::AlreadySaved {
             session: self.inner.name.clone(),
         })?;
         Ok(f(machine)?)
@@ -70,7 +70,7 @@ impl Session {
     /// Whether this request started without a live session (or destroyed it).
     ///
     /// # Errors
-    /// [`Error::Finished`] after the response was saved.
+    /// [`Error::AlreadySaved`] after the response was saved.
     pub fn is_new(&self) -> Result<bool, Error> {
         self.with(|m| m.is_new())
     }
@@ -78,7 +78,7 @@ impl Session {
     /// When the session expires as loaded; `None` for a new session.
     ///
     /// # Errors
-    /// [`Error::Finished`] after the response was saved.
+    /// [`Error::AlreadySaved`] after the response was saved.
     pub fn expires_at(&self) -> Result<Option<SystemTime>, Error> {
         self.with(|m| {
             m.expires_at()

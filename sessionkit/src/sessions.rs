@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult};
 use tokio::sync::OnceCell;
 
@@ -14,6 +14,7 @@ use crate::driver::{DriverError, DynDriver};
 use crate::error::Error;
 use crate::events;
 use crate::handle::Session;
+use crate::mapping::ErrorMapping;
 use crate::registry::SessionInfo;
 use crate::secrets::SecretOrigin;
 
@@ -66,8 +67,8 @@ impl Sessions {
         &self.inner.info
     }
 
-    /// The default session's name.
-    pub fn default_session(&self) -> &SessionName {
+    /// The default session's name ([`RequestSessions::default_session`] loads it).
+    pub fn default_name(&self) -> &SessionName {
         &self.inner.default
     }
 
@@ -164,7 +165,7 @@ pub struct EnabledSessions(Arc<[SessionName]>);
 impl EnabledSessions {
     /// Just the default session of `sessions`.
     pub fn default_of(sessions: &Sessions) -> Self {
-        EnabledSessions(Arc::from([sessions.default_session().clone()]))
+        EnabledSessions(Arc::from([sessions.default_name().clone()]))
     }
 
     /// Adds the session `name`. A name the registry does not know is kept (asking for it
@@ -341,7 +342,7 @@ impl RequestSessions {
     /// to the same session.
     ///
     /// # Errors
-    /// [`Error::UnknownSession`], [`Error::SessionNotEnabled`], [`Error::Finished`]
+    /// [`Error::UnknownSession`], [`Error::SessionNotEnabled`], [`Error::AlreadySaved`]
     /// after [`save`](Self::save), or [`Error::Store`] when the store fails (asking
     /// again retries).
     pub async fn session(&self, name: &str) -> Result<Session, Error> {
@@ -368,7 +369,7 @@ impl RequestSessions {
             });
         }
         if self.inner.saved.load(Ordering::Acquire) {
-            return Err(Error::Finished {
+            return Err(Error::AlreadySaved {
                 session: session_name.clone(),
             });
         }
@@ -401,8 +402,8 @@ impl RequestSessions {
         Ok(Session::new(name.clone(), machine))
     }
 
-    /// Whether any session was asked for.
-    pub fn touched(&self) -> bool {
+    /// Whether a handler asked for (and so loaded) any session of this request.
+    pub fn any_loaded(&self) -> bool {
         self.inner.slots().any(OnceCell::initialized)
     }
 
@@ -411,7 +412,7 @@ impl RequestSessions {
     /// finished afterwards.
     ///
     /// # Errors
-    /// [`Error::Finish`] when a cookie session is too large for its cookie (nothing is
+    /// [`Error::Save`] when a cookie session is too large for its cookie (nothing is
     /// written), or [`Error::Store`] when the store fails. Either way the response must
     /// not go out as a success.
     pub async fn save(&self, status: u16) -> Result<SaveOutcome, Error> {
@@ -465,6 +466,39 @@ impl RequestSessions {
     pub async fn save_to(&self, status: u16, headers: &mut HeaderMap) -> Result<(), Error> {
         self.save(status).await?.apply_to(headers);
         Ok(())
+    }
+
+    /// The rule every adapter runs once the handler's response is ready: save with its
+    /// `status` and add the headers with `apply` (normally [`SaveOutcome::apply_to`] on
+    /// the response's headers); when the save fails, the response is replaced by the
+    /// mapped error (logged first), so it never goes out as a success.
+    pub async fn finish_response<R>(
+        &self,
+        mut response: R,
+        status: StatusCode,
+        mapping: &ErrorMapping<R>,
+        apply: impl FnOnce(&mut R, SaveOutcome),
+    ) -> R {
+        match self.save(status.as_u16()).await {
+            Ok(saved) => {
+                apply(&mut response, saved);
+                response
+            }
+            Err(error) => mapping.respond(&error),
+        }
+    }
+
+    /// [`finish_response`](Self::finish_response) for an `http::Response`.
+    pub async fn finish_http<B>(
+        &self,
+        response: http::Response<B>,
+        mapping: &ErrorMapping<http::Response<B>>,
+    ) -> http::Response<B> {
+        let status = response.status();
+        self.finish_response(response, status, mapping, |response, saved| {
+            saved.apply_to(response.headers_mut());
+        })
+        .await
     }
 }
 

@@ -47,7 +47,7 @@ async fn nothing_is_loaded_until_asked_and_only_once() {
     let before = counts.loads();
 
     let request = sessions.request([cookie.as_str()]);
-    assert!(!request.touched());
+    assert!(!request.any_loaded());
     assert!(request.save(200).await.expect("save").is_empty());
     assert_eq!(counts.loads(), before, "a request that never asks loads nothing");
 

@@ -72,7 +72,7 @@ fn new_registers_web_admin_api_with_host_prefixed_cookies() {
         ]
     );
     let sessions = registry.build_with_env(&env(SECRET_ENV)).expect("builds");
-    assert_eq!(sessions.default_session().as_str(), "web");
+    assert_eq!(sessions.default_name().as_str(), "web");
     assert_eq!(sessions.secret_origin(), sessionkit::SecretOrigin::SessionkitEnv);
     assert!(
         format!("{}", sessions.info()[2])
@@ -260,6 +260,6 @@ fn default_session_and_namespace_can_change() {
     assert!(registry.set_namespace("_bad").is_err());
     registry.set_namespace("shop").expect("valid");
     let sessions = registry.build_with_env(&env(SECRET_ENV)).expect("builds");
-    assert_eq!(sessions.default_session().as_str(), "api");
+    assert_eq!(sessions.default_name().as_str(), "api");
     assert!(format!("{sessions:?}").contains("default: \"api\""));
 }

@@ -43,10 +43,12 @@
 //!   changes) and adds `Set-Cookie` and, unless the handler set its own,
 //!   `Cache-Control: no-store`. A failed save replaces the response: it never goes out
 //!   as a success.
-//! - Errors: a store failure is a `503 Service Unavailable` with a short plain-text
-//!   body, anything else a `500` whose body says what to fix (a route without the layer,
-//!   a session the layer does not carry or the registry does not know). Each is also a
-//!   `tracing` event. [`SessionLayer::on_error`] replaces the mapping.
+//! - Errors follow sessionkit's one mapping ([`sessionkit::ErrorMapping`]): an
+//!   unreachable store is a `503 Service Unavailable` with a short plain-text body,
+//!   anything else a `500` (a store that answered with an error, or a mistake whose body
+//!   says what to fix: a route without the layer, a session the layer does not carry or
+//!   the registry does not know). Each is logged first, with its source chain.
+//!   [`SessionLayer::on_error`] replaces the response.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -59,30 +61,21 @@ use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::Request;
 use http::request::Parts;
-use http::{HeaderValue, Request, StatusCode};
-use sessionkit::{EnabledSessions, Error, RequestSessions, Sessions};
-
-/// Maps a session error to the response sent instead.
-pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
+use sessionkit::{AdapterState, Error, RequestSessions, Sessions};
 
 /// The tower layer that gives a router its sessions.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SessionLayer {
-    sessions: Sessions,
-    enabled: EnabledSessions,
-    on_error: Option<ErrorMapper>,
+    state: AdapterState<Response>,
 }
 
 impl SessionLayer {
     /// A layer carrying the registry's default session.
     pub fn new(sessions: Sessions) -> Self {
-        let enabled = EnabledSessions::default_of(&sessions);
         SessionLayer {
-            sessions,
-            enabled,
-            on_error: None,
+            state: AdapterState::new(sessions, Error::response),
         }
     }
 
@@ -91,26 +84,16 @@ impl SessionLayer {
     /// registered sessions) and logged now.
     #[must_use]
     pub fn with_session(mut self, name: &str) -> Self {
-        self.enabled = self
-            .enabled
-            .with(&self.sessions, name, "SessionLayer::with_session");
+        self.state = self.state.with_session(name, "SessionLayer::with_session");
         self
     }
 
-    /// Replaces the default error mapping (503 for store failures, 500 otherwise).
+    /// Replaces the default error response (503 for an unreachable store, 500
+    /// otherwise) for every session error of these routes; errors are still logged.
     #[must_use]
     pub fn on_error(mut self, mapper: impl Fn(&Error) -> Response + Send + Sync + 'static) -> Self {
-        self.on_error = Some(Arc::new(mapper));
+        self.state = self.state.on_error(mapper);
         self
-    }
-}
-
-impl fmt::Debug for SessionLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("sessions", self.enabled.names())
-            .field("custom_error_mapping", &self.on_error.is_some())
-            .finish_non_exhaustive()
     }
 }
 
@@ -132,41 +115,10 @@ pub struct SessionService<S> {
     layer: SessionLayer,
 }
 
-/// What the layer leaves in the request extensions for the extractors.
-#[derive(Clone)]
-struct RequestContext {
-    sessions: RequestSessions,
-}
-
-/// Marks a response made from a session error, so the layer can apply a custom
-/// mapping to rejections raised inside handlers.
+/// Marks a response made from a rejection, so the layer can apply a custom mapping to
+/// errors raised inside handlers (the rejection has no access to the layer).
 #[derive(Clone)]
 struct ErrorMarker(Arc<Error>);
-
-/// The default response for a session error.
-fn default_response(error: &Error) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = error.response_body();
-    plain(status, body)
-}
-
-fn plain(status: StatusCode, body: String) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(sessionkit::ERROR_CONTENT_TYPE),
-    );
-    response
-}
-
-fn error_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
-    error.log();
-    match mapper {
-        Some(mapper) => mapper(error),
-        None => default_response(error),
-    }
-}
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for SessionService<S>
 where
@@ -188,89 +140,76 @@ where
         // The clone that was polled ready is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let sessions = self
-            .layer
-            .sessions
-            .request_with_enabled(request.headers(), self.layer.enabled.names().clone());
-        request.extensions_mut().insert(RequestContext {
-            sessions: sessions.clone(),
-        });
-        let on_error = self.layer.on_error.clone();
+        let sessions = self.layer.state.request(request.headers());
+        request.extensions_mut().insert(sessions.clone());
+        let state = self.layer.state.clone();
         Box::pin(async move {
             let mut response = inner.call(request).await?.map(Body::new);
             if let Some(ErrorMarker(error)) = response.extensions_mut().remove::<ErrorMarker>()
-                && let Some(mapper) = &on_error
+                && state.errors().is_custom()
             {
-                response = mapper(&error);
+                response = state.errors().map(&error);
             }
-            let status = response.status().as_u16();
-            if let Err(error) = sessions.save_to(status, response.headers_mut()).await {
-                response = error_response(&error, on_error.as_ref());
-            }
-            Ok(response)
+            Ok(sessions.finish_http(response, state.errors()).await)
         })
     }
 }
 
-/// Why a session could not be extracted or used. Its response is the layer's error
-/// mapping (by default 503 for store failures, 500 with the fix otherwise). Handlers
-/// can return it, and `?` converts [`sessionkit::Error`] into it.
+/// Why a session could not be extracted or used: a [`sessionkit::Error`] (including
+/// [`Error::NotInstalled`] for a route without the layer). Its response is the layer's
+/// error mapping. Handlers can return it, and `?` converts [`sessionkit::Error`] into
+/// it.
 #[derive(Debug)]
-pub enum SessionRejection {
-    /// The route has no [`SessionLayer`].
-    MissingLayer,
-    /// sessionkit refused.
-    Session(Error),
+pub struct SessionRejection(Error);
+
+impl SessionRejection {
+    /// The session error.
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+
+    /// The session error, owned.
+    pub fn into_error(self) -> Error {
+        self.0
+    }
 }
 
 impl From<Error> for SessionRejection {
     fn from(error: Error) -> Self {
-        SessionRejection::Session(error)
+        SessionRejection(error)
     }
 }
 
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SessionRejection::MissingLayer => f.write_str(
-                "this route extracts a session but has no SessionLayer: add `.layer(SessionLayer::new(sessions))` to the router",
-            ),
-            SessionRejection::Session(error) => error.fmt(f),
-        }
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for SessionRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SessionRejection::MissingLayer => None,
-            SessionRejection::Session(error) => Some(error),
-        }
+        Some(&self.0)
     }
 }
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        match self {
-            SessionRejection::MissingLayer => {
-                tracing::error!(target: "sessionkit", "{self}");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, format!("sessionkit: {self}\n"))
-            }
-            SessionRejection::Session(error) => {
-                error.log();
-                let mut response = default_response(&error);
-                response.extensions_mut().insert(ErrorMarker(Arc::new(error)));
-                response
-            }
-        }
+        self.0.log();
+        let mut response: Response = self.0.response();
+        response.extensions_mut().insert(ErrorMarker(Arc::new(self.0)));
+        response
     }
 }
 
-fn context(parts: &Parts) -> Result<&RequestContext, SessionRejection> {
+fn request_sessions(parts: &Parts) -> Result<RequestSessions, SessionRejection> {
     parts
         .extensions
-        .get::<RequestContext>()
-        .ok_or(SessionRejection::MissingLayer)
+        .get::<RequestSessions>()
+        .cloned()
+        .ok_or(SessionRejection(Error::NotInstalled {
+            component: "SessionLayer",
+            fix: "add `.layer(SessionLayer::new(sessions))` to the router",
+        }))
 }
 
 /// The default session of the request, loaded. Derefs to [`sessionkit::Session`].
@@ -289,8 +228,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let sessions = context(parts)?.sessions.clone();
-        Ok(Session(sessions.default_session().await?))
+        Ok(Session(request_sessions(parts)?.default_session().await?))
     }
 }
 
@@ -319,7 +257,7 @@ impl<S: Send + Sync> FromRequestParts<S> for NamedSessions {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(NamedSessions(context(parts)?.sessions.clone()))
+        Ok(NamedSessions(request_sessions(parts)?))
     }
 }
 

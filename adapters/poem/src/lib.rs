@@ -47,9 +47,11 @@
 //! # Errors
 //!
 //! Session errors reach poem as [`SessionRejection`]s (handlers return them, and `?`
-//! converts [`sessionkit::Error`] into one). A store failure is a
-//! `503 Service Unavailable` with a short plain-text body, anything else a `500` whose
-//! body says what to fix. Each is also a `tracing` event.
+//! converts [`sessionkit::Error`] into one). They follow sessionkit's one mapping
+//! ([`sessionkit::ErrorMapping`]): an unreachable store is a `503 Service Unavailable`
+//! with a short plain-text body, anything else a `500` (a store that answered with an
+//! error, or a mistake whose body says what to fix). Each is logged first, with its
+//! source chain.
 //! [`SessionMiddleware::on_error`] replaces the mapping, for failed saves and for every
 //! [`SessionRejection`] that reaches the middleware as an error (poem's usual path; a
 //! middleware between this one and the handler that turns errors into responses itself
@@ -61,37 +63,38 @@
 //! panic or a silent empty session:
 //!
 //! - extracting [`Session`] or [`NamedSessions`] on a route without the middleware is a
-//!   500 whose body says to add `.with(SessionMiddleware::new(sessions))`;
+//!   500 ([`Error::NotInstalled`]) whose body says to add
+//!   `.with(SessionMiddleware::new(sessions))`;
 //! - asking for a session the middleware does not carry, or that the registry does not
 //!   know, is a 500 naming the sessions that are there
 //!   ([`Error::SessionNotEnabled`] / [`Error::UnknownSession`]).
 
 use std::fmt;
-use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
-use sessionkit::{EnabledSessions, Error, RequestSessions, Sessions};
-
-/// Maps a session error to the response sent instead.
-pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
+use sessionkit::{AdapterState, Error, RequestSessions, Sessions};
 
 /// The middleware that gives an endpoint its sessions.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SessionMiddleware {
-    sessions: Sessions,
-    enabled: EnabledSessions,
-    on_error: Option<ErrorMapper>,
+    state: AdapterState<Response>,
+}
+
+/// The default response for a session error: sessionkit's, converted.
+fn default_response(error: &Error) -> Response {
+    let (parts, body) = error.response::<String>().into_parts();
+    let mut response = Response::from(body);
+    response.set_status(parts.status);
+    *response.headers_mut() = parts.headers;
+    response
 }
 
 impl SessionMiddleware {
     /// A middleware carrying the registry's default session.
     pub fn new(sessions: Sessions) -> Self {
-        let enabled = EnabledSessions::default_of(&sessions);
         SessionMiddleware {
-            sessions,
-            enabled,
-            on_error: None,
+            state: AdapterState::new(sessions, default_response),
         }
     }
 
@@ -100,26 +103,16 @@ impl SessionMiddleware {
     /// registered sessions) and logged now.
     #[must_use]
     pub fn with_session(mut self, name: &str) -> Self {
-        self.enabled = self
-            .enabled
-            .with(&self.sessions, name, "SessionMiddleware::with_session");
+        self.state = self.state.with_session(name, "SessionMiddleware::with_session");
         self
     }
 
-    /// Replaces the default error mapping (503 for store failures, 500 otherwise).
+    /// Replaces the default error response (503 for an unreachable store, 500
+    /// otherwise) for every session error of these endpoints; errors are still logged.
     #[must_use]
     pub fn on_error(mut self, mapper: impl Fn(&Error) -> Response + Send + Sync + 'static) -> Self {
-        self.on_error = Some(Arc::new(mapper));
+        self.state = self.state.on_error(mapper);
         self
-    }
-}
-
-impl fmt::Debug for SessionMiddleware {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionMiddleware")
-            .field("sessions", self.enabled.names())
-            .field("custom_error_mapping", &self.on_error.is_some())
-            .finish_non_exhaustive()
     }
 }
 
@@ -141,127 +134,87 @@ pub struct SessionEndpoint<E> {
     middleware: SessionMiddleware,
 }
 
-/// What the middleware leaves in the request extensions for the extractors.
-#[derive(Clone)]
-struct RequestContext {
-    sessions: RequestSessions,
-}
-
 impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut request: Request) -> poem::Result<Response> {
-        let sessions = self
-            .middleware
-            .sessions
-            .request_with_enabled(request.headers(), self.middleware.enabled.names().clone());
-        request.extensions_mut().insert(RequestContext {
-            sessions: sessions.clone(),
-        });
-        let on_error = self.middleware.on_error.as_ref();
-        let mut response = match self.inner.call(request).await {
+        let state = &self.middleware.state;
+        let sessions = state.request(request.headers());
+        request.extensions_mut().insert(sessions.clone());
+        let response = match self.inner.call(request).await {
             Ok(output) => output.into_response(),
-            Err(error) => match (error.downcast_ref::<SessionRejection>(), on_error) {
-                (Some(SessionRejection::Session(session_error)), Some(mapper)) => {
-                    session_error.log();
-                    mapper(session_error)
-                }
+            Err(error) => match error.downcast_ref::<SessionRejection>() {
+                // Logged when it was turned into a poem error.
+                Some(rejection) if state.errors().is_custom() => state.errors().map(&rejection.0),
                 _ => error.into_response(),
             },
         };
-        let status = response.status().as_u16();
-        if let Err(error) = sessions.save_to(status, response.headers_mut()).await {
-            error.log();
-            response = match on_error {
-                Some(mapper) => mapper(&error),
-                None => default_response(&error),
-            };
-        }
-        Ok(response)
+        let status = response.status();
+        Ok(sessions
+            .finish_response(response, status, state.errors(), |response, saved| {
+                saved.apply_to(response.headers_mut());
+            })
+            .await)
     }
 }
 
-/// The default response for a session error.
-fn default_response(error: &Error) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = error.response_body();
-    plain(status, body)
-}
-
-fn plain(status: StatusCode, body: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type(sessionkit::ERROR_CONTENT_TYPE)
-        .body(body)
-}
-
-/// Why a session could not be extracted or used. As a [`poem::Error`] its response is
-/// the middleware's error mapping (by default 503 for store failures, 500 with the fix
-/// otherwise). Handlers can return it, and `?` converts [`sessionkit::Error`] into it.
+/// Why a session could not be extracted or used: a [`sessionkit::Error`] (including
+/// [`Error::NotInstalled`] for a route without the middleware). As a [`poem::Error`]
+/// its response is the middleware's error mapping. Handlers can return it, and `?`
+/// converts [`sessionkit::Error`] into it.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// The route has no [`SessionMiddleware`].
-    MissingMiddleware,
-    /// sessionkit refused.
-    Session(Error),
+pub struct SessionRejection(Error);
+
+impl SessionRejection {
+    /// The session error.
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+
+    /// The session error, owned.
+    pub fn into_error(self) -> Error {
+        self.0
+    }
 }
 
 impl From<Error> for SessionRejection {
     fn from(error: Error) -> Self {
-        SessionRejection::Session(error)
+        SessionRejection(error)
     }
 }
 
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SessionRejection::MissingMiddleware => f.write_str(
-                "this route extracts a session but has no SessionMiddleware: add `.with(SessionMiddleware::new(sessions))` to the endpoint",
-            ),
-            SessionRejection::Session(error) => error.fmt(f),
-        }
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for SessionRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SessionRejection::MissingMiddleware => None,
-            SessionRejection::Session(error) => Some(error),
-        }
+        Some(&self.0)
     }
 }
 
 impl poem::error::ResponseError for SessionRejection {
     fn status(&self) -> StatusCode {
-        match self {
-            SessionRejection::MissingMiddleware => StatusCode::INTERNAL_SERVER_ERROR,
-            SessionRejection::Session(error) => {
-                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
+        self.0.status()
     }
 
     fn as_response(&self) -> Response {
-        match self {
-            SessionRejection::MissingMiddleware => {
-                tracing::error!(target: "sessionkit", "{self}");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, format!("sessionkit: {self}\n"))
-            }
-            SessionRejection::Session(error) => {
-                error.log();
-                default_response(error)
-            }
-        }
+        self.0.log();
+        default_response(&self.0)
     }
 }
 
-fn context(request: &Request) -> Result<&RequestContext, SessionRejection> {
+fn request_sessions(request: &Request) -> Result<RequestSessions, SessionRejection> {
     request
         .extensions()
-        .get::<RequestContext>()
-        .ok_or(SessionRejection::MissingMiddleware)
+        .get::<RequestSessions>()
+        .cloned()
+        .ok_or(SessionRejection(Error::NotInstalled {
+            component: "SessionMiddleware",
+            fix: "add `.with(SessionMiddleware::new(sessions))` to the endpoint",
+        }))
 }
 
 /// The default session of the request, loaded. Derefs to [`sessionkit::Session`].
@@ -278,7 +231,7 @@ impl std::ops::Deref for Session {
 
 impl<'a> FromRequest<'a> for Session {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let sessions = context(request)?.sessions.clone();
+        let sessions = request_sessions(request)?;
         let session = sessions.default_session().await.map_err(SessionRejection::from)?;
         Ok(Session(session))
     }
@@ -307,6 +260,6 @@ impl NamedSessions {
 
 impl<'a> FromRequest<'a> for NamedSessions {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        Ok(NamedSessions(context(request)?.sessions.clone()))
+        Ok(NamedSessions(request_sessions(request)?))
     }
 }

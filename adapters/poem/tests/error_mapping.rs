@@ -66,7 +66,7 @@ async fn a_custom_mapping_replaces_every_session_error_response() {
         .at("/read", get(read))
         .with(
             SessionMiddleware::new(harness.sessions.clone()).on_error(|error| {
-                format!("mapped {}", error.status())
+                format!("mapped {}", error.status().as_u16())
                     .with_status(StatusCode::IM_A_TEAPOT)
                     .into_response()
             }),

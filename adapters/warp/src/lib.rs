@@ -74,11 +74,13 @@
 //!
 //! # Errors
 //!
-//! A store failure is a `503 Service Unavailable` with a short plain-text body,
-//! anything else a `500` whose body says what to fix (a session the filters do not
-//! carry or the registry does not know). Each is also a `tracing` event.
-//! [`SessionFilters::on_error`] replaces the mapping, for [`SessionContext::respond`],
-//! for failed saves and for [`recover`].
+//! Errors follow sessionkit's one mapping ([`sessionkit::ErrorMapping`]): an
+//! unreachable store is a `503 Service Unavailable` with a short plain-text body,
+//! anything else a `500` (a store that answered with an error, or a mistake whose body
+//! says what to fix: a session the filters do not carry or the registry does not
+//! know). Each is logged first, with its source chain. [`SessionFilters::on_error`]
+//! replaces the response, for [`SessionContext::respond`], for failed saves and for
+//! [`recover`].
 //!
 //! # Misuse
 //!
@@ -96,31 +98,22 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, StatusCode};
-use sessionkit::{EnabledSessions, Error, RequestSessions, Sessions};
+use http::HeaderMap;
+use sessionkit::{AdapterState, Error, ErrorMapping, RequestSessions, Sessions};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-/// Maps a session error to the response sent instead.
-pub type ErrorMapper = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
-
 /// The filters that give routes their sessions. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SessionFilters {
-    sessions: Sessions,
-    enabled: EnabledSessions,
-    on_error: Option<ErrorMapper>,
+    state: AdapterState<Response>,
 }
 
 impl SessionFilters {
     /// Filters carrying the registry's default session.
     pub fn new(sessions: Sessions) -> Self {
-        let enabled = EnabledSessions::default_of(&sessions);
         SessionFilters {
-            sessions,
-            enabled,
-            on_error: None,
+            state: AdapterState::new(sessions, Error::response),
         }
     }
 
@@ -129,16 +122,15 @@ impl SessionFilters {
     /// registered sessions) and logged now.
     #[must_use]
     pub fn with_session(mut self, name: &str) -> Self {
-        self.enabled = self
-            .enabled
-            .with(&self.sessions, name, "SessionFilters::with_session");
+        self.state = self.state.with_session(name, "SessionFilters::with_session");
         self
     }
 
-    /// Replaces the default error mapping (503 for store failures, 500 otherwise).
+    /// Replaces the default error response (503 for an unreachable store, 500
+    /// otherwise) for every session error of these routes; errors are still logged.
     #[must_use]
     pub fn on_error(mut self, mapper: impl Fn(&Error) -> Response + Send + Sync + 'static) -> Self {
-        self.on_error = Some(Arc::new(mapper));
+        self.state = self.state.on_error(mapper);
         self
     }
 
@@ -170,22 +162,11 @@ impl SessionFilters {
     fn start(&self, headers: &HeaderMap) -> SessionContext {
         SessionContext {
             inner: Arc::new(ContextInner {
-                sessions: self
-                    .sessions
-                    .request_with_enabled(headers, self.enabled.names().clone()),
-                on_error: self.on_error.clone(),
+                sessions: self.state.request(headers),
+                errors: self.state.errors().clone(),
                 finished: AtomicBool::new(false),
             }),
         }
-    }
-}
-
-impl fmt::Debug for SessionFilters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionFilters")
-            .field("sessions", self.enabled.names())
-            .field("custom_error_mapping", &self.on_error.is_some())
-            .finish_non_exhaustive()
     }
 }
 
@@ -203,13 +184,13 @@ pub struct SessionContext {
 
 struct ContextInner {
     sessions: RequestSessions,
-    on_error: Option<ErrorMapper>,
+    errors: ErrorMapping<Response>,
     finished: AtomicBool,
 }
 
 impl Drop for ContextInner {
     fn drop(&mut self) {
-        if !*self.finished.get_mut() && self.sessions.touched() {
+        if !*self.finished.get_mut() && self.sessions.any_loaded() {
             tracing::error!(
                 target: "sessionkit",
                 "a SessionContext whose sessions were used was dropped without `SessionContext::finish` \
@@ -259,18 +240,17 @@ impl SessionContext {
     pub async fn respond(self, result: Result<impl Reply, Error>) -> Response {
         let response = match result {
             Ok(reply) => reply.into_response(),
-            Err(error) => error_response(&error, self.inner.on_error.as_ref()),
+            Err(error) => self.inner.errors.respond(&error),
         };
         self.complete(response).await
     }
 
-    async fn complete(self, mut response: Response) -> Response {
+    async fn complete(self, response: Response) -> Response {
         self.inner.finished.store(true, Ordering::Release);
-        let status = response.status().as_u16();
-        if let Err(error) = self.inner.sessions.save_to(status, response.headers_mut()).await {
-            response = error_response(&error, self.inner.on_error.as_ref());
-        }
-        response
+        self.inner
+            .sessions
+            .finish_http(response, &self.inner.errors)
+            .await
     }
 
     /// The rejection for a session that failed to load in [`SessionFilters::session`].
@@ -281,7 +261,7 @@ impl SessionContext {
         self.inner.finished.store(true, Ordering::Release);
         SessionRejection {
             error,
-            on_error: self.inner.on_error.clone(),
+            errors: self.inner.errors.clone(),
         }
     }
 }
@@ -299,7 +279,7 @@ impl fmt::Debug for SessionContext {
 /// [`recover`] turns it into the mapped error response.
 pub struct SessionRejection {
     error: Error,
-    on_error: Option<ErrorMapper>,
+    errors: ErrorMapping<Response>,
 }
 
 impl SessionRejection {
@@ -308,10 +288,26 @@ impl SessionRejection {
         &self.error
     }
 
+    /// The session error, owned.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+
     /// The response for it: the application's [`SessionFilters::on_error`] mapping, or
-    /// the default (503 for a store failure, 500 otherwise).
+    /// the default (503 for an unreachable store, 500 otherwise). It was logged when the
+    /// filter rejected.
     pub fn response(&self) -> Response {
-        mapped_response(&self.error, self.on_error.as_ref())
+        self.errors.map(&self.error)
+    }
+}
+
+impl From<Error> for SessionRejection {
+    /// A rejection with the default mapping.
+    fn from(error: Error) -> Self {
+        SessionRejection {
+            error,
+            errors: ErrorMapping::new(Error::response),
+        }
     }
 }
 
@@ -321,7 +317,7 @@ impl fmt::Debug for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionRejection")
             .field("error", &self.error.to_string())
-            .field("custom_error_mapping", &self.on_error.is_some())
+            .field("custom_error_mapping", &self.errors.is_custom())
             .field("fix", &"add `.recover(sessionkit_warp::recover)` to the routes")
             .finish()
     }
@@ -356,29 +352,4 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
         Some(session) => Ok(session.response()),
         None => Err(rejection),
     }
-}
-
-/// The default response for a session error.
-fn default_response(error: &Error) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = error.response_body();
-    let mut response = Response::new(body.into());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(sessionkit::ERROR_CONTENT_TYPE),
-    );
-    response
-}
-
-fn mapped_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
-    match mapper {
-        Some(mapper) => mapper(error),
-        None => default_response(error),
-    }
-}
-
-fn error_response(error: &Error, mapper: Option<&ErrorMapper>) -> Response {
-    error.log();
-    mapped_response(error, mapper)
 }

@@ -24,8 +24,11 @@ impl DriverFactory for Memory {
 async fn a_custom_mapping_replaces_every_session_error_response() {
     let harness = Harness::new(&DriverBackend(Memory)).await;
     let filters = SessionFilters::new(harness.sessions.clone()).on_error(|error| {
-        warp::reply::with_status(format!("mapped {}", error.status()), StatusCode::IM_A_TEAPOT)
-            .into_response()
+        warp::reply::with_status(
+            format!("mapped {}", error.status().as_u16()),
+            StatusCode::IM_A_TEAPOT,
+        )
+        .into_response()
     });
     let set = warp::post()
         .and(warp::path!("set" / String))
