@@ -3,13 +3,16 @@
 //! Each binary only routes requests, extracts the `web` and `admin` sessions with its
 //! adapter, hands the raw body to the functions here and turns the [`DemoResponse`]
 //! into its framework's response. So the three demos behave identically, down to the
-//! error messages.
+//! error messages. Start-up (command line, driver, listening) is in [`run`], shared too.
+
+mod cli;
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use sessionkit::{Registry, Session, Sessions};
+use sessionkit::Session;
+
+pub use cli::{Driver, Options, StartupError, build_sessions, report, run, shutdown};
 
 /// The largest request body the demo accepts.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -449,145 +452,9 @@ pub fn render(user: Option<&str>, visits: u64, admin: bool, flashes: &[String]) 
     )
 }
 
-/// Command-line options shared by the demo binaries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// Where to listen.
-    pub addr: SocketAddr,
-    /// `memory`, `cookie`, `redis` or `postgres`.
-    pub driver: String,
-}
-
-/// The usage text.
-pub const USAGE: &str = "usage: demo-<framework> [--addr 127.0.0.1:3000] [--driver memory|cookie|redis|postgres]\n\
-    redis reads REDIS_URL (default redis://127.0.0.1:6379), postgres reads DATABASE_URL";
-
-impl Options {
-    /// Parses `--addr` and `--driver`.
-    ///
-    /// # Errors
-    /// A message for unknown flags or bad values.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut options = Options {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            driver: "memory".to_owned(),
-        };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-                None => (arg, None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--addr" => {
-                    let text = value()?;
-                    options.addr = text
-                        .parse()
-                        .map_err(|_| format!("--addr: {text:?} is not an address like 127.0.0.1:3000"))?;
-                }
-                "--driver" => {
-                    let driver = value()?;
-                    if !["memory", "cookie", "redis", "postgres"].contains(&driver.as_str()) {
-                        return Err(format!(
-                            "--driver: {driver:?} is not one of memory, cookie, redis, postgres"
-                        ));
-                    }
-                    options.driver = driver;
-                }
-                "-h" | "--help" => return Err(USAGE.to_owned()),
-                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-            }
-        }
-        Ok(options)
-    }
-
-    /// Parses the process arguments, or prints the problem and exits with status 2.
-    pub fn from_env() -> Self {
-        match Self::parse(std::env::args().skip(1)) {
-            Ok(options) => options,
-            Err(message) => {
-                eprintln!("{message}");
-                std::process::exit(2);
-            }
-        }
-    }
-}
-
-/// Builds the demo's registry on the chosen driver: `web` and `admin` (the built-in
-/// definitions) on memory, sealed cookies, Redis (`REDIS_URL`) or PostgreSQL
-/// (`DATABASE_URL`).
-///
-/// # Errors
-/// Setup or connection failures.
-pub async fn build_sessions(driver: &str) -> Result<Sessions, Box<dyn std::error::Error>> {
-    let mut registry = Registry::new();
-    match driver {
-        "memory" | "cookie" => {}
-        "redis" => {
-            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-            let store = sessionkit_redis::RedisDriver::connect(&url)
-                .await
-                .map_err(|err| format!("cannot connect to Redis (REDIS_URL): {err}"))?;
-            registry.register_driver("redis", store)?;
-        }
-        "postgres" => {
-            let url = std::env::var("DATABASE_URL").map_err(|_| "--driver postgres needs DATABASE_URL")?;
-            let store = sessionkit_postgres::PostgresDriver::connect(&url)
-                .await
-                .map_err(|err| format!("cannot connect to PostgreSQL (DATABASE_URL): {err}"))?;
-            store.migrate().await?;
-            registry.register_driver("postgres", store)?;
-        }
-        other => return Err(format!("unknown driver {other:?}").into()),
-    }
-    for name in ["web", "admin"] {
-        if let Some(def) = registry.session_mut(name) {
-            driver.clone_into(&mut def.driver);
-        }
-    }
-    Ok(registry.build()?)
-}
-
-/// Prints where the demo listens.
-pub fn announce(framework: &str, addr: SocketAddr, driver: &str) {
-    use std::io::Write as _;
-    // A closed stdout (`demo-axum | head -1`) must not take the server down, so write
-    // errors are ignored rather than panicking as `println!` would.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "sessionkit demo ({framework}, {driver} driver) listening on http://{addr}"
-    );
-    if addr.ip().is_loopback() {
-        let _ = writeln!(
-            out,
-            "open http://localhost:{} in a browser (Secure cookies are allowed on localhost)",
-            addr.port()
-        );
-    }
-    let _ = out.flush();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options() {
-        let parse = |args: &[&str]| Options::parse(args.iter().map(|s| (*s).to_owned()));
-        assert_eq!(parse(&[]).expect("defaults").addr.port(), 3000);
-        let o = parse(&["--addr", "127.0.0.1:0", "--driver=cookie"]).expect("ok");
-        assert_eq!((o.addr.port(), o.driver.as_str()), (0, "cookie"));
-        assert!(parse(&["--driver", "mongo"]).is_err());
-        assert!(parse(&["--addr"]).is_err());
-        assert!(parse(&["--nope"]).is_err());
-    }
 
     #[test]
     fn forms_and_escaping() {

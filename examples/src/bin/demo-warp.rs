@@ -3,11 +3,12 @@
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::pin;
+use std::process::ExitCode;
 
 use bytes::{Buf, BufMut, Bytes};
 use futures_core::Stream;
 use sessionkit::{Session, Sessions};
-use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult, Options};
+use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult};
 use sessionkit_warp::{SessionContext, SessionFilters};
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -254,18 +255,14 @@ fn decode_segment(raw: &str) -> String {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let options = Options::from_env();
-    let sessions = demo::build_sessions(&options.driver).await?;
-    let listener = tokio::net::TcpListener::bind(options.addr).await?;
-    demo::announce("warp", listener.local_addr()?, &options.driver);
-    warp::serve(app(sessions))
-        .incoming(listener)
-        .graceful(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .run()
-        .await;
-    Ok(())
+async fn main() -> ExitCode {
+    demo::run("warp", |listener, sessions| async move {
+        warp::serve(app(sessions))
+            .incoming(listener)
+            .graceful(demo::shutdown())
+            .run()
+            .await;
+        Ok(())
+    })
+    .await
 }
