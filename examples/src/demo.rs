@@ -3,13 +3,16 @@
 //! Each binary only routes requests, extracts the `web` and `admin` sessions with its
 //! adapter, hands the raw body to the functions here and turns the [`DemoResponse`]
 //! into its framework's response. So the three demos behave identically, down to the
-//! error messages.
+//! error messages. Start-up (command line, driver, listening) is in [`run`], shared too.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+mod cli;
+mod page;
 
 use serde_json::{Value, json};
-use sessionkit::{Registry, Session, Sessions};
+use sessionkit::Session;
+
+pub use cli::{Driver, Options, StartupError, build_sessions, report, run, shutdown};
+pub use page::render;
 
 /// The largest request body the demo accepts.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -330,248 +333,10 @@ pub fn api_flash_take(web: &Session) -> DemoResult {
     Ok(DemoResponse::json(200, &json!({ "messages": messages })))
 }
 
-/// The value of `field` in an `application/x-www-form-urlencoded` body.
-pub fn form_field(form: &[u8], field: &str) -> Option<String> {
-    let text = std::str::from_utf8(form).ok()?;
-    text.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (percent_decode(name)? == field)
-            .then(|| percent_decode(value))
-            .flatten()
-    })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The HTML page.
-pub fn render(user: Option<&str>, visits: u64, admin: bool, flashes: &[String]) -> String {
-    let mut flash_html = String::new();
-    for message in flashes {
-        let _ = write!(flash_html, r#"<p class="flash">{}</p>"#, escape(message));
-    }
-    let account = match user {
-        Some(user) => format!(
-            r#"<p>Signed in as <strong>{}</strong>.</p>
-      <form method="post" action="/logout"><button>Sign out</button></form>"#,
-            escape(user)
-        ),
-        None => r#"<form method="post" action="/login" class="row">
-        <input name="user" placeholder="Your name" maxlength="64" required autofocus>
-        <button>Sign in</button>
-      </form>"#
-            .to_owned(),
-    };
-    let admin_html = if admin {
-        r#"<p><span class="badge on">admin mode</span></p>
-      <form method="post" action="/admin/leave"><button class="secondary">Leave admin mode</button></form>"#
-    } else {
-        r#"<p><span class="badge">not in admin mode</span></p>
-      <form method="post" action="/admin/enter"><button class="secondary">Enter admin mode</button></form>"#
-    };
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>sessionkit demo</title>
-  <style>
-    :root {{ color-scheme: light dark; --accent: #4f46e5; }}
-    body {{ font: 16px/1.5 system-ui, sans-serif; margin: 0; min-height: 100vh; display: grid;
-            place-items: center; background: linear-gradient(135deg, #eef2ff, #fdf2f8); }}
-    @media (prefers-color-scheme: dark) {{ body {{ background: linear-gradient(135deg, #1e1b4b, #312e81); }} }}
-    main {{ background: Canvas; border-radius: 16px; padding: 2rem 2.5rem; width: min(28rem, 90vw);
-            box-shadow: 0 10px 40px rgba(0,0,0,.15); }}
-    h1 {{ margin: 0 0 .25rem; font-size: 1.5rem; }}
-    .muted {{ opacity: .7; margin-top: 0; }}
-    .count {{ font-size: 3rem; font-weight: 700; color: var(--accent); margin: .5rem 0 0; }}
-    .flash {{ background: #ecfdf5; color: #065f46; border-left: 4px solid #10b981; padding: .5rem .75rem;
-              border-radius: 6px; }}
-    section {{ border-top: 1px solid rgba(127,127,127,.25); padding-top: 1rem; margin-top: 1rem; }}
-    .row {{ display: flex; gap: .5rem; }}
-    input {{ flex: 1; padding: .5rem .75rem; border-radius: 8px; border: 1px solid rgba(127,127,127,.5);
-             font: inherit; }}
-    button {{ background: var(--accent); color: white; border: 0; border-radius: 8px; padding: .5rem 1rem;
-              font: inherit; cursor: pointer; }}
-    button.secondary {{ background: transparent; color: var(--accent); border: 1px solid var(--accent); }}
-    .badge {{ display: inline-block; padding: .1rem .6rem; border-radius: 999px; background: rgba(127,127,127,.2);
-              font-size: .85rem; }}
-    .badge.on {{ background: #fef3c7; color: #92400e; }}
-    footer {{ font-size: .8rem; opacity: .6; margin-top: 1.5rem; }}
-  </style>
-</head>
-<body>
-  <main>
-    <h1>sessionkit demo</h1>
-    <p class="muted">Two named sessions: <code>web</code> and <code>admin</code>.</p>
-    {flash_html}
-    <p class="count">{visits}</p>
-    <p class="muted">visits in this session</p>
-    <section>{account}</section>
-    <section>{admin_html}</section>
-    <footer>Signing in regenerates the session id. Try the JSON API at <code>/api/session</code>.</footer>
-  </main>
-</body>
-</html>
-"#
-    )
-}
-
-/// Command-line options shared by the demo binaries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// Where to listen.
-    pub addr: SocketAddr,
-    /// `memory`, `cookie`, `redis` or `postgres`.
-    pub driver: String,
-}
-
-/// The usage text.
-pub const USAGE: &str = "usage: demo-<framework> [--addr 127.0.0.1:3000] [--driver memory|cookie|redis|postgres]\n\
-    redis reads REDIS_URL (default redis://127.0.0.1:6379), postgres reads DATABASE_URL";
-
-impl Options {
-    /// Parses `--addr` and `--driver`.
-    ///
-    /// # Errors
-    /// A message for unknown flags or bad values.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut options = Options {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            driver: "memory".to_owned(),
-        };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-                None => (arg, None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--addr" => {
-                    let text = value()?;
-                    options.addr = text
-                        .parse()
-                        .map_err(|_| format!("--addr: {text:?} is not an address like 127.0.0.1:3000"))?;
-                }
-                "--driver" => {
-                    let driver = value()?;
-                    if !["memory", "cookie", "redis", "postgres"].contains(&driver.as_str()) {
-                        return Err(format!(
-                            "--driver: {driver:?} is not one of memory, cookie, redis, postgres"
-                        ));
-                    }
-                    options.driver = driver;
-                }
-                "-h" | "--help" => return Err(USAGE.to_owned()),
-                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-            }
-        }
-        Ok(options)
-    }
-
-    /// Parses the process arguments, or prints the problem and exits with status 2.
-    pub fn from_env() -> Self {
-        match Self::parse(std::env::args().skip(1)) {
-            Ok(options) => options,
-            Err(message) => {
-                eprintln!("{message}");
-                std::process::exit(2);
-            }
-        }
-    }
-}
-
-/// Builds the demo's registry on the chosen driver: `web` and `admin` (the built-in
-/// definitions) on memory, sealed cookies, Redis (`REDIS_URL`) or PostgreSQL
-/// (`DATABASE_URL`).
-///
-/// # Errors
-/// Setup or connection failures.
-pub async fn build_sessions(driver: &str) -> Result<Sessions, Box<dyn std::error::Error>> {
-    let mut registry = Registry::new();
-    match driver {
-        "memory" | "cookie" => {}
-        "redis" => {
-            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-            let store = sessionkit_redis::RedisDriver::connect(&url)
-                .await
-                .map_err(|err| format!("cannot connect to Redis (REDIS_URL): {err}"))?;
-            registry.register_driver("redis", store)?;
-        }
-        "postgres" => {
-            let url = std::env::var("DATABASE_URL").map_err(|_| "--driver postgres needs DATABASE_URL")?;
-            let store = sessionkit_postgres::PostgresDriver::connect(&url)
-                .await
-                .map_err(|err| format!("cannot connect to PostgreSQL (DATABASE_URL): {err}"))?;
-            store.migrate().await?;
-            registry.register_driver("postgres", store)?;
-        }
-        other => return Err(format!("unknown driver {other:?}").into()),
-    }
-    for name in ["web", "admin"] {
-        if let Some(def) = registry.session_mut(name) {
-            driver.clone_into(&mut def.driver);
-        }
-    }
-    Ok(registry.build()?)
-}
-
-/// Prints where the demo listens.
-pub fn announce(framework: &str, addr: SocketAddr, driver: &str) {
-    use std::io::Write as _;
-    // A closed stdout (`demo-axum | head -1`) must not take the server down, so write
-    // errors are ignored rather than panicking as `println!` would.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "sessionkit demo ({framework}, {driver} driver) listening on http://{addr}"
-    );
-    if addr.ip().is_loopback() {
-        let _ = writeln!(
-            out,
-            "open http://localhost:{} in a browser (Secure cookies are allowed on localhost)",
-            addr.port()
-        );
-    }
-    let _ = out.flush();
+/// The first value of `field` in an `application/x-www-form-urlencoded` body, decoded
+/// the way browsers encode it.
+fn form_field(form: &[u8], field: &str) -> Option<String> {
+    form_urlencoded::parse(form).find_map(|(name, value)| (name == field).then(|| value.into_owned()))
 }
 
 #[cfg(test)]
@@ -579,25 +344,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options() {
-        let parse = |args: &[&str]| Options::parse(args.iter().map(|s| (*s).to_owned()));
-        assert_eq!(parse(&[]).expect("defaults").addr.port(), 3000);
-        let o = parse(&["--addr", "127.0.0.1:0", "--driver=cookie"]).expect("ok");
-        assert_eq!((o.addr.port(), o.driver.as_str()), (0, "cookie"));
-        assert!(parse(&["--driver", "mongo"]).is_err());
-        assert!(parse(&["--addr"]).is_err());
-        assert!(parse(&["--nope"]).is_err());
+    fn form_fields() {
+        let field = |form: &str| form_field(form.as_bytes(), "user");
+        assert_eq!(
+            field("user=Ada+Lovelace%21&x=1").as_deref(),
+            Some("Ada Lovelace!")
+        );
+        assert_eq!(field("x=1&user=%C3%A9&user=second").as_deref(), Some("é"));
+        assert_eq!(field("user=").as_deref(), Some(""));
+        assert_eq!(field("other=1&users=2"), None);
     }
 
     #[test]
-    fn forms_and_escaping() {
-        assert_eq!(
-            form_field(b"user=Ada+Lovelace%21&x=1", "user").as_deref(),
-            Some("Ada Lovelace!")
-        );
-        assert_eq!(form_field(b"user=%zz", "user"), None);
-        assert_eq!(form_field(b"other=1", "user"), None);
-        let html = render(Some("<script>"), 3, true, &["a & b".to_owned()]);
-        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>") && html.contains("a &amp; b"));
+    fn keys_are_checked_and_namespaced() {
+        assert_eq!(valid_key("color-1.x_y").ok().as_deref(), Some("data.color-1.x_y"));
+        for key in ["", "bad key", "a/b", "%20", &"k".repeat(MAX_KEY + 1)] {
+            assert!(valid_key(key).is_err(), "{key:?}");
+        }
     }
 }

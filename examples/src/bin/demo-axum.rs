@@ -1,5 +1,7 @@
 //! The sessionkit demo on axum: `cargo run -p sessionkit-examples --bin demo-axum`.
 
+use std::process::ExitCode;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -8,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sessionkit::Sessions;
 use sessionkit_axum::{NamedSessions, Session, SessionLayer, SessionRejection};
-use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult, Options};
+use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult};
 
 fn respond(result: DemoResult) -> Response {
     match result {
@@ -114,16 +116,11 @@ fn app(sessions: Sessions) -> Router {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let options = Options::from_env();
-    let sessions = demo::build_sessions(&options.driver).await?;
-    let listener = tokio::net::TcpListener::bind(options.addr).await?;
-    demo::announce("axum", listener.local_addr()?, &options.driver);
-    axum::serve(listener, app(sessions))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+async fn main() -> ExitCode {
+    demo::run("axum", |listener, sessions| {
+        axum::serve(listener, app(sessions))
+            .with_graceful_shutdown(demo::shutdown())
+            .into_future()
+    })
+    .await
 }

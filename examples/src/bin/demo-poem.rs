@@ -5,13 +5,15 @@
     reason = "poem handlers take their extractors by value"
 )]
 
+use std::process::ExitCode;
+
 use poem::error::{NotFoundError, ReadBodyError};
 use poem::http::{StatusCode, header};
 use poem::listener::TcpAcceptor;
 use poem::web::Path;
 use poem::{Body, Endpoint, EndpointExt, Response, Route, Server, get, handler, post};
 use sessionkit::Sessions;
-use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult, Options};
+use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult};
 use sessionkit_poem::{NamedSessions, Session, SessionMiddleware, SessionRejection};
 
 fn respond(result: DemoResult) -> poem::Result<Response> {
@@ -162,22 +164,11 @@ fn app(sessions: Sessions) -> impl Endpoint {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let options = Options::from_env();
-    let sessions = demo::build_sessions(&options.driver).await?;
-    let listener = tokio::net::TcpListener::bind(options.addr).await?;
-    let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    demo::announce("poem", addr, &options.driver);
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app(sessions),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-            None,
-        )
-        .await?;
-    Ok(())
+async fn main() -> ExitCode {
+    demo::run("poem", |listener, sessions| async move {
+        Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+            .run_with_graceful_shutdown(app(sessions), demo::shutdown(), None)
+            .await
+    })
+    .await
 }

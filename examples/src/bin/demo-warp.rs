@@ -1,13 +1,15 @@
 //! The sessionkit demo on warp: `cargo run -p sessionkit-examples --bin demo-warp`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::pin;
+use std::process::ExitCode;
 
 use bytes::{Buf, BufMut, Bytes};
 use futures_core::Stream;
 use sessionkit::{Session, Sessions};
-use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult, Options};
+use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult};
 use sessionkit_warp::{SessionContext, SessionFilters};
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -230,42 +232,35 @@ fn app(sessions: Sessions) -> BoxedFilter<(Response,)> {
 /// segments over raw). A segment that does not decode to UTF-8 stays raw, and the
 /// demo's key check then refuses its `%`.
 fn decode_segment(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| raw.to_owned())
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_or_else(|_| raw.to_owned(), Cow::into_owned)
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let options = Options::from_env();
-    let sessions = demo::build_sessions(&options.driver).await?;
-    let listener = tokio::net::TcpListener::bind(options.addr).await?;
-    demo::announce("warp", listener.local_addr()?, &options.driver);
-    warp::serve(app(sessions))
-        .incoming(listener)
-        .graceful(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .run()
-        .await;
-    Ok(())
+async fn main() -> ExitCode {
+    demo::run("warp", |listener, sessions| async move {
+        warp::serve(app(sessions))
+            .incoming(listener)
+            .graceful(demo::shutdown())
+            .run()
+            .await;
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_segment;
+
+    #[test]
+    fn segments_decode_like_axum_and_poem() {
+        assert_eq!(decode_segment("k%2Dx"), "k-x");
+        assert_eq!(decode_segment("bad%20key"), "bad key");
+        assert_eq!(decode_segment("%C3%A9"), "é");
+        // Not an escape, or not UTF-8: left raw, so the key check refuses the `%`.
+        assert_eq!(decode_segment("bad%zzkey"), "bad%zzkey");
+        assert_eq!(decode_segment("%FF"), "%FF");
+    }
 }
