@@ -20,7 +20,7 @@
 //! | POST | `/flash/{message}` | [`WebAction::Flash`] |
 //! | GET | `/flashes` | [`WebAction::Flashes`] |
 //! | POST | `/fail` | [`WebAction::Fail`] (the handler fails) |
-//! | POST | `/own-cache-control` | [`WebAction::OwnCacheControl`] |
+//! | POST | `/own-cache-control` | [`WebAction::OwnCacheControl`] (sets its own `Cache-Control` and `Vary`) |
 //! | POST | `/admin/{key}/{value}` | the named session `admin`: [`AdminAction::Set`] |
 //! | GET | `/admin/{key}` | `admin`: [`AdminAction::Get`] |
 //! | GET | `/not-on-layer` | asks for the named session `api`, registered but not on the layer |
@@ -55,6 +55,8 @@ pub struct Reply {
     pub body: String,
     /// A `Cache-Control` header the handler sets itself, if any.
     pub cache_control: Option<&'static str>,
+    /// A `Vary` header the handler sets itself, if any.
+    pub vary: Option<&'static str>,
 }
 
 impl Reply {
@@ -63,6 +65,7 @@ impl Reply {
             status: 200,
             body: body.into(),
             cache_control: None,
+            vary: None,
         }
     }
 }
@@ -104,7 +107,8 @@ pub enum WebAction {
     Flashes,
     /// Writes `failed = "yes"`, then fails with 500.
     Fail,
-    /// Writes a key and sets its own `Cache-Control: private, max-age=0`.
+    /// Writes a key and sets its own `Cache-Control: private, max-age=0` and
+    /// `Vary: Accept-Encoding`.
     OwnCacheControl,
 }
 
@@ -132,6 +136,7 @@ fn get(session: &Session, key: &str) -> Result<Reply, sessionkit::Error> {
             status: 404,
             body: "missing".into(),
             cache_control: None,
+            vary: None,
         },
     })
 }
@@ -181,6 +186,7 @@ pub fn web(action: WebAction, session: &Session) -> Result<Reply, sessionkit::Er
                 status: 500,
                 body: "handler failed".into(),
                 cache_control: None,
+                vary: None,
             }
         }
         WebAction::OwnCacheControl => {
@@ -189,6 +195,7 @@ pub fn web(action: WebAction, session: &Session) -> Result<Reply, sessionkit::Er
                 status: 200,
                 body: "own cache-control".into(),
                 cache_control: Some("private, max-age=0"),
+                vary: Some("Accept-Encoding"),
             }
         }
     })
@@ -542,29 +549,52 @@ async fn store_failure_then_recovery<A: AdapterUnderTest, B: SessionBackend>(
     assert_eq!(c.send("GET", "/web/user").await.body, "ada");
 }
 
-/// Responses that set or clear a cookie carry `Cache-Control: no-store` unless the
-/// handler set its own.
+/// A response whose handler loaded a session carries `Cache-Control: no-store` (unless
+/// the handler set its own) and `Vary: Cookie` (added to the handler's own `Vary`, never
+/// replacing it), whether or not it sets a cookie; a route that never touched the
+/// session keeps its headers untouched.
 pub async fn cache_control_respects_the_handler<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
     let mut c = Client::start(a, b).await;
     let r = c.send("POST", "/own-cache-control").await;
     assert_eq!(r.set_cookies().len(), 1);
     assert_eq!(r.all("cache-control"), ["private, max-age=0"], "{r:?}");
+    assert_eq!(vary(&r), ["accept-encoding", "cookie"], "{r:?}");
     let r = c.send("POST", "/web/a/1").await;
     if c.harness.server_side() {
-        assert!(
-            r.set_cookies().is_empty() && r.header("cache-control").is_none(),
-            "no cookie change: {r:?}"
-        );
+        assert!(r.set_cookies().is_empty(), "no cookie change: {r:?}");
     } else {
         assert_eq!(
             r.set_cookies().len(),
             1,
             "a sealed session is re-sealed on every change"
         );
-        assert_eq!(r.all("cache-control"), ["no-store"]);
     }
+    assert_eq!(r.all("cache-control"), ["no-store"], "{r:?}");
+    assert_eq!(vary(&r), ["cookie"], "{r:?}");
+    for (method, path) in [("GET", "/web/a"), ("GET", "/web/missing"), ("GET", "/state")] {
+        let r = c.send(method, path).await;
+        assert!(r.set_cookies().is_empty(), "a read sets no cookie: {r:?}");
+        assert_eq!(r.all("cache-control"), ["no-store"], "{method} {path}: {r:?}");
+        assert_eq!(vary(&r), ["cookie"], "{method} {path}: {r:?}");
+    }
+    let r = c.send("GET", "/untouched").await;
+    assert!(
+        r.header("cache-control").is_none() && r.header("vary").is_none(),
+        "a route that never loads a session keeps its headers: {r:?}"
+    );
     let r = c.send("POST", "/destroy").await;
     assert_eq!(r.all("cache-control"), ["no-store"]);
+    assert_eq!(vary(&r), ["cookie"], "{r:?}");
+}
+
+/// The `Vary` header's field names, lower-cased, across all its lines.
+fn vary(r: &Response) -> Vec<String> {
+    r.all("vary")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 /// A failing handler's response passes through and its session changes are dropped.

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use sessionkit::{
-    DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session, Sessions,
+    DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session, SessionName,
+    Sessions,
 };
 
 use crate::driver::DriverFactory;
@@ -256,7 +257,12 @@ pub async fn write_sets_one_cookie_that_round_trips<B: SessionBackend>(b: &B) {
             assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
         })
         .await;
-    assert!(out.is_empty(), "a read sets no cookie");
+    assert_eq!(out.set_cookies().count(), 0, "a read sets no cookie");
+    assert_eq!(
+        (out.cache_control(), out.vary()),
+        (Some("no-store"), Some("Cookie")),
+        "a response that read a session is not cacheable"
+    );
     assert_eq!(h.writes(), writes, "a read writes nothing");
 }
 
@@ -529,7 +535,16 @@ pub async fn destroy_racing_a_patch_stays_destroyed<B: SessionBackend>(b: &B) {
         .save(&slow, &mut slow_jar, 200)
         .await
         .expect("a lost race is not an error");
-    assert!(out.is_empty(), "no cookie re-sent for a destroyed session");
+    assert_eq!(
+        out.set_cookies().count(),
+        0,
+        "no cookie re-sent for a destroyed session"
+    );
+    assert_eq!(
+        out.dropped().iter().map(SessionName::as_str).collect::<Vec<_>>(),
+        ["web"],
+        "the save says the request's changes were dropped"
+    );
     h.with_session(&mut jar, "web", |s| {
         assert!(s.is_new().expect("ready"), "the session stays destroyed");
     })
@@ -557,9 +572,15 @@ pub async fn regenerate_racing_a_patch_keeps_the_new_session<B: SessionBackend>(
     slow_session.insert("late", &true).expect("insert");
     let mut slow_jar = jar.clone();
     let out = h.save(&slow, &mut slow_jar, 200).await.expect("save");
-    assert!(
-        out.is_empty(),
+    assert_eq!(
+        out.set_cookies().count(),
+        0,
         "the racing request must not re-send the old cookie"
+    );
+    assert_eq!(
+        out.dropped().len(),
+        1,
+        "the save says the late changes were dropped"
     );
     h.with_session(&mut login_jar, "web", |s| {
         assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
@@ -598,7 +619,7 @@ pub async fn key_rotation_logs_nobody_out<B: SessionBackend>(b: &B) {
             assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
         })
         .await;
-    assert!(out.is_empty(), "after re-issue nothing more to do");
+    assert_eq!(out.set_cookies().count(), 0, "after re-issue nothing more to do");
 }
 
 /// A store that is down gives a clear store error (503 through the adapters); once it
@@ -673,7 +694,8 @@ pub async fn server_errors_drop_changes<B: SessionBackend>(b: &B) {
         .expect("load")
         .insert("n", &2)
         .expect("insert");
-    assert!(h.save(&request, &mut jar, 500).await.expect("save").is_empty());
+    let out = h.save(&request, &mut jar, 500).await.expect("save");
+    assert_eq!(out.set_cookies().count(), 0, "a 5xx sets no cookie");
     h.with_session(&mut jar, "web", |s| {
         assert_eq!(s.get::<i32>("n").expect("get"), Some(1));
     })

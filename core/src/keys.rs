@@ -56,6 +56,17 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// How many distinct byte values the secret holds: a check for placeholder secrets
+    /// (`"xxxx..."`, a repeated word) that says nothing usable about the bytes. A random
+    /// 32-byte secret has about 30.
+    pub fn distinct_bytes(&self) -> usize {
+        let mut seen = [false; 256];
+        for &byte in self.0.iter() {
+            seen[usize::from(byte)] = true;
+        }
+        seen.iter().filter(|&&s| s).count()
+    }
 }
 
 impl fmt::Debug for Secret {

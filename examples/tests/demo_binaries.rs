@@ -228,3 +228,50 @@ demo_tests! {
     poem_memory: "demo-poem", "memory";
     poem_cookie: "demo-poem", "cookie";
 }
+
+/// Start-up errors are printed with their message and causes (what to set, the 32-byte
+/// minimum), not as a `Debug` dump, and the demo exits with status 1.
+#[test]
+fn production_start_up_errors_say_what_to_set() {
+    for bin in [
+        env!("CARGO_BIN_EXE_demo-axum"),
+        env!("CARGO_BIN_EXE_demo-warp"),
+        env!("CARGO_BIN_EXE_demo-poem"),
+    ] {
+        for (app_env, secret) in [
+            ("production", None),
+            ("staging", None),
+            ("production", Some("too short")),
+            ("prod-eu", Some("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")),
+        ] {
+            let mut command = Command::new(bin);
+            command
+                .args(["--addr", "127.0.0.1:0"])
+                .env("APP_ENV", app_env)
+                .env_remove("SESSIONKIT_SECRET")
+                .env_remove("APP_SECRET")
+                .env_remove("SESSIONKIT_PREVIOUS_SECRETS");
+            if let Some(secret) = secret {
+                command.env("SESSIONKIT_SECRET", secret);
+            }
+            let output = command.output().unwrap_or_else(|e| panic!("start {bin}: {e}"));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{bin} {app_env} {secret:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains("SESSIONKIT_SECRET") && stderr.contains("32"),
+                "{bin} {app_env} {secret:?}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("MissingSecret") && !stderr.contains("WeakSecret"),
+                "Display, not Debug: {stderr}"
+            );
+            if let Some(secret) = secret {
+                assert!(!stderr.contains(secret), "the secret is never printed: {stderr}");
+            }
+        }
+    }
+}

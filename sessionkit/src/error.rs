@@ -59,7 +59,7 @@ pub enum SetupError {
     },
     /// A secret is too short. `origin` names where it came from; the secret itself is
     /// never shown.
-    #[error("the secret from {origin} is not usable")]
+    #[error("the secret from {origin} is not usable (set it to at least 32 random bytes)")]
     Secret {
         /// Where the secret came from (`SESSIONKIT_SECRET`, `session.secret`, ...).
         origin: String,
@@ -67,12 +67,26 @@ pub enum SetupError {
         #[source]
         source: KeyError,
     },
-    /// No secret in production.
+    /// No secret in production (`APP_ENV` set to anything but a development name).
     #[error(
-        "no session secret is set and APP_ENV is production: set SESSIONKIT_SECRET (at least 32 random bytes), \
-         session.secret or app.secret; without one every restart would log everyone out"
+        "no session secret is set and APP_ENV names a production environment (anything but development, dev, \
+         test or local): set SESSIONKIT_SECRET to at least 32 random bytes (or session.secret or app.secret); \
+         without one every restart would log everyone out"
     )]
     MissingSecret,
+    /// A secret in production that is a placeholder, not random bytes: fewer than
+    /// [`MIN_DISTINCT_SECRET_BYTES`](crate::MIN_DISTINCT_SECRET_BYTES) distinct byte
+    /// values. The secret itself is never shown.
+    #[error(
+        "the secret from {origin} has only {distinct} distinct byte values, which is a placeholder, not a random \
+         secret: in production set SESSIONKIT_SECRET to at least 32 random bytes (e.g. `openssl rand -base64 32`)"
+    )]
+    WeakSecret {
+        /// Where the secret came from.
+        origin: String,
+        /// How many distinct byte values it holds.
+        distinct: usize,
+    },
 }
 
 /// A request-time failure.

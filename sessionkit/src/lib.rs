@@ -67,8 +67,9 @@
 //! `SESSIONKIT_PREVIOUS_SECRETS` (comma-separated) adds verify-only secrets for
 //! rotation: cookies made with them keep working and are re-issued with the primary.
 //! Secrets shorter than 32 bytes are always an error. Without any secret, development
-//! runs with a random per-process key (and a warning); `APP_ENV=production` refuses to
-//! start.
+//! (`APP_ENV` unset or `development`, `dev`, `test`, `local`) runs with a random
+//! per-process key (and a warning); any other `APP_ENV` is production, which refuses to
+//! start without a secret, or with a placeholder one (fewer than 8 distinct bytes).
 //!
 //! # Logging
 //!
@@ -95,7 +96,7 @@ pub use handle::Session;
 pub use mapping::{AdapterState, ErrorMapping};
 pub use memory::{DEFAULT_MAX_SESSIONS, DEFAULT_SHARDS, MemoryDriver, MemoryDriverBuilder};
 pub use registry::{DEFAULT_NAMESPACE, MEMORY_DRIVER, Registry, SessionInfo};
-pub use secrets::{SecretOrigin, env};
+pub use secrets::{MIN_DISTINCT_SECRET_BYTES, SecretOrigin, env, is_development};
 pub use sessions::{EnabledSessions, RequestSessions, SaveOutcome, Sessions};
 
 pub use sessionkit_core as core;

@@ -12,8 +12,26 @@ pub mod env {
     pub const APP_SECRET: &str = "APP_SECRET";
     /// Verify-only previous secrets, comma-separated, during a rotation.
     pub const SESSIONKIT_PREVIOUS_SECRETS: &str = "SESSIONKIT_PREVIOUS_SECRETS";
-    /// `production` or `prod` makes a missing secret a startup error.
+    /// The deployment environment. Unset, empty, or one of `development`, `dev`, `test`,
+    /// `local` (any case) is development, where a missing secret means random keys for
+    /// the process; any other value (`production`, `staging`, `prod-eu`, ...) is
+    /// production, where a missing or placeholder secret is a startup error.
     pub const APP_ENV: &str = "APP_ENV";
+}
+
+/// The fewest distinct byte values a secret may hold in production: fewer means a
+/// placeholder (`"aaaa..."`, a repeated word), not random bytes.
+pub const MIN_DISTINCT_SECRET_BYTES: usize = 8;
+
+/// Whether the value of `APP_ENV` names a development environment (see
+/// [`env::APP_ENV`]).
+pub fn is_development(app_env: Option<&str>) -> bool {
+    match app_env.map(str::trim) {
+        None | Some("") => true,
+        Some(value) => ["development", "dev", "test", "local"]
+            .iter()
+            .any(|dev| value.eq_ignore_ascii_case(dev)),
+    }
 }
 
 /// Secrets known before the environment is consulted.
@@ -24,6 +42,19 @@ pub(crate) struct SecretSources {
     pub(crate) config_session: Option<Secret>,
     pub(crate) config_app: Option<Secret>,
     pub(crate) config_previous: Vec<Secret>,
+}
+
+impl std::fmt::Display for SecretOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecretOrigin::Explicit => "the secret set in code",
+            SecretOrigin::SessionConfig => "`secret` in [session]",
+            SecretOrigin::AppConfig => "`secret` in [app]",
+            SecretOrigin::SessionkitEnv => env::SESSIONKIT_SECRET,
+            SecretOrigin::AppEnv => env::APP_SECRET,
+            SecretOrigin::Random => "a random per-process key",
+        })
+    }
 }
 
 /// How the primary secret was found, for the startup log.
@@ -65,6 +96,7 @@ pub(crate) fn resolve(
     sources: SecretSources,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(KeyRing, SecretOrigin), SetupError> {
+    let production = !is_development(env(env::APP_ENV).as_deref());
     let (primary, origin) = if let Some(secret) = sources.explicit {
         (secret, SecretOrigin::Explicit)
     } else if let Some(secret) = sources.config_session {
@@ -76,8 +108,6 @@ pub(crate) fn resolve(
     } else if let Some(secret) = from_env(env, env::APP_SECRET)? {
         (secret, SecretOrigin::AppEnv)
     } else {
-        let production = env(env::APP_ENV)
-            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "production" | "prod"));
         if production {
             return Err(SetupError::MissingSecret);
         }
@@ -87,10 +117,12 @@ pub(crate) fn resolve(
         );
         (Secret::generate(&mut rand::rng()), SecretOrigin::Random)
     };
-    let mut ring = KeyRing::new(&primary);
-    for secret in sources.explicit_previous.iter().chain(&sources.config_previous) {
-        ring = ring.with_previous(secret);
-    }
+    let mut previous: Vec<(String, Secret)> = sources
+        .explicit_previous
+        .into_iter()
+        .chain(sources.config_previous)
+        .map(|secret| ("a previous secret set in code or config".to_owned(), secret))
+        .collect();
     if let Some(list) = env(env::SESSIONKIT_PREVIOUS_SECRETS) {
         for (index, part) in list
             .split(',')
@@ -98,12 +130,30 @@ pub(crate) fn resolve(
             .filter(|p| !p.is_empty())
             .enumerate()
         {
-            let secret = Secret::new(part.as_bytes()).map_err(|source| SetupError::Secret {
-                origin: format!("{} (entry {})", env::SESSIONKIT_PREVIOUS_SECRETS, index + 1),
-                source,
-            })?;
-            ring = ring.with_previous(&secret);
+            let origin = format!("{} (entry {})", env::SESSIONKIT_PREVIOUS_SECRETS, index + 1);
+            match Secret::new(part.as_bytes()) {
+                Ok(secret) => previous.push((origin, secret)),
+                Err(source) => return Err(SetupError::Secret { origin, source }),
+            }
         }
+    }
+    if production {
+        let primary_origin = origin.to_string();
+        for (origin, secret) in std::iter::once((primary_origin.as_str(), &primary))
+            .chain(previous.iter().map(|(o, s)| (o.as_str(), s)))
+        {
+            let distinct = secret.distinct_bytes();
+            if distinct < MIN_DISTINCT_SECRET_BYTES {
+                return Err(SetupError::WeakSecret {
+                    origin: origin.to_owned(),
+                    distinct,
+                });
+            }
+        }
+    }
+    let mut ring = KeyRing::new(&primary);
+    for (_, secret) in &previous {
+        ring = ring.with_previous(secret);
     }
     Ok((ring, origin))
 }
@@ -217,7 +267,7 @@ mod tests {
         )
         .expect_err("short previous");
         assert!(err.to_string().contains("entry 2"), "{err}");
-        for prod in ["production", "prod", " Production "] {
+        for prod in ["production", "prod", " Production ", "staging", "prod-eu", "qa"] {
             assert!(matches!(
                 resolve(SecretSources::default(), &env_of(&[(env::APP_ENV, prod)])),
                 Err(SetupError::MissingSecret)
@@ -229,5 +279,62 @@ mod tests {
         )
         .expect("dev");
         assert_eq!(origin, SecretOrigin::Random);
+    }
+
+    #[test]
+    fn only_named_development_environments_get_random_keys() {
+        for dev in [
+            None,
+            Some(""),
+            Some("development"),
+            Some("dev"),
+            Some("TEST"),
+            Some(" local "),
+        ] {
+            assert!(is_development(dev), "{dev:?}");
+            let env = env_of(&dev.map(|v| vec![(env::APP_ENV, v)]).unwrap_or_default());
+            assert_eq!(
+                resolve(SecretSources::default(), &env).expect("dev").1,
+                SecretOrigin::Random
+            );
+        }
+        for prod in ["production", "staging", "prod-eu", "developments", "qa"] {
+            assert!(!is_development(Some(prod)), "{prod}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_placeholder_secrets() {
+        let repeated = "x".repeat(40);
+        let seven = "abcdefgabcdefgabcdefgabcdefgabcdefg";
+        let eight = "abcdefghabcdefghabcdefghabcdefgh";
+        for (secret, ok) in [
+            (repeated.as_str(), false),
+            (seven, false),
+            (eight, true),
+            (LONG_A, false),
+        ] {
+            let env = env_of(&[(env::APP_ENV, "production"), (env::SESSIONKIT_SECRET, secret)]);
+            let result = resolve(SecretSources::default(), &env);
+            assert_eq!(result.is_ok(), ok, "{secret}");
+            if let Err(err) = result {
+                let text = err.to_string();
+                assert!(
+                    text.contains("SESSIONKIT_SECRET") && text.contains("32"),
+                    "{text}"
+                );
+                assert!(!text.contains(secret), "the secret is never shown: {text}");
+            }
+            // Development accepts it: placeholder secrets are for local use.
+            let env = env_of(&[(env::SESSIONKIT_SECRET, secret)]);
+            assert!(resolve(SecretSources::default(), &env).is_ok());
+        }
+        let env = env_of(&[
+            (env::APP_ENV, "staging"),
+            (env::SESSIONKIT_SECRET, eight),
+            (env::SESSIONKIT_PREVIOUS_SECRETS, &repeated),
+        ]);
+        let err = resolve(SecretSources::default(), &env).expect_err("weak previous secret");
+        assert!(err.to_string().contains("entry 1"), "{err}");
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult};
 use tokio::sync::OnceCell;
@@ -299,7 +299,9 @@ impl CookieHeaders {
 /// let request = sessions.request([cookie]);
 /// let web = request.default_session().await?;
 /// assert_eq!(web.get::<String>("user")?.as_deref(), Some("ada"));
-/// assert!(request.save(200).await?.is_empty(), "a read writes nothing");
+/// let saved = request.save(200).await?;
+/// assert_eq!(saved.set_cookies().count(), 0, "a read sets no cookie");
+/// assert_eq!(saved.vary(), Some("Cookie"), "but its response depends on the session");
 /// # Ok(()) }
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
 /// ```
@@ -419,14 +421,20 @@ impl RequestSessions {
         self.inner.saved.store(true, Ordering::Release);
         let outcomes = self.finish_all(status)?;
         let entries = &self.inner.sessions.inner.entries;
-        let mut saved = SaveOutcome::default();
+        let mut saved = SaveOutcome {
+            // The response depends on a session exactly when a handler loaded one.
+            depends_on_session: !outcomes.is_empty(),
+            ..SaveOutcome::default()
+        };
         for (index, outcome) in outcomes {
             let (name, entry) = &entries[index];
             for event in outcome.events() {
                 events::emit(name, event);
             }
             let result = run_store_ops(name, entry.driver.as_deref(), &outcome).await?;
-            saved.no_store |= outcome.cache_control(result).is_some();
+            if result == WriteResult::Gone && matches!(outcome.write(), Some(Write::Patch { .. })) {
+                saved.dropped.push(name.clone());
+            }
             if let Some(cookie) = outcome.into_set_cookie(result) {
                 // Rendered cookies are visible ASCII (validated names and attributes,
                 // base64 values), so this conversion takes the String without a copy
@@ -548,7 +556,16 @@ async fn run_store_ops(
         None => WriteResult::Applied,
     };
     if result == WriteResult::Gone {
-        tracing::info!(target: "sessionkit", session = name.as_str(), "session ended by a concurrent request; changes not saved");
+        if matches!(outcome.write(), Some(Write::Patch { .. })) {
+            tracing::warn!(
+                target: "sessionkit",
+                session = name.as_str(),
+                "session ended or expired while this request ran (a concurrent logout, regenerate or expiry); \
+                 its changes were dropped rather than bring the session back"
+            );
+        } else {
+            tracing::debug!(target: "sessionkit", session = name.as_str(), "session ended before its idle refresh");
+        }
     }
     if let Some(key) = outcome.delete() {
         driver.delete(key).await.map_err(store_err("delete"))?;
@@ -567,10 +584,17 @@ impl fmt::Debug for RequestSessions {
 }
 
 /// The response headers a save produced.
+///
+/// A response whose handler loaded a session depends on that session, so it must not be
+/// cached by a shared cache nor served to another user: it gets `Vary: Cookie` (added to
+/// any `Vary` the handler set) and `Cache-Control: no-store` (unless the handler set its
+/// own `Cache-Control`), whether or not a cookie is set. A response whose handler never
+/// loaded a session keeps its headers untouched.
 #[derive(Default, Clone, PartialEq, Eq)]
 pub struct SaveOutcome {
     set_cookies: Vec<HeaderValue>,
-    no_store: bool,
+    depends_on_session: bool,
+    dropped: Vec<SessionName>,
 }
 
 impl SaveOutcome {
@@ -579,27 +603,53 @@ impl SaveOutcome {
         self.set_cookies.iter().filter_map(|v| v.to_str().ok())
     }
 
-    /// `Some("no-store")` when a cookie is set or cleared: such responses must not be
-    /// cached. Adapters add it unless the handler set its own `Cache-Control`.
+    /// `Some("no-store")` when the response depends on a session. Adapters add it
+    /// unless the handler set its own `Cache-Control`.
     pub fn cache_control(&self) -> Option<&'static str> {
-        self.no_store.then_some("no-store")
+        self.depends_on_session.then_some("no-store")
     }
 
-    /// Whether the response needs no header at all.
+    /// `Some("Cookie")` when the response depends on a session. Adapters add it to any
+    /// `Vary` the handler set.
+    pub fn vary(&self) -> Option<&'static str> {
+        self.depends_on_session.then_some("Cookie")
+    }
+
+    /// The sessions whose changes were dropped because the session ended or expired
+    /// while this request ran (a concurrent logout, regenerate or expiry): sessionkit
+    /// never brings an ended session back. Each is also a `warn` event naming the
+    /// session. An application that must tell the user can check this (framework-free
+    /// use) or watch that event.
+    pub fn dropped(&self) -> &[SessionName] {
+        &self.dropped
+    }
+
+    /// Whether the response needs no header at all: no handler loaded a session.
     pub fn is_empty(&self) -> bool {
-        self.set_cookies.is_empty() && !self.no_store
+        self.set_cookies.is_empty() && !self.depends_on_session
     }
 
-    /// Adds the `Set-Cookie` headers and, unless one is present, `Cache-Control:
-    /// no-store`.
+    /// Adds the `Set-Cookie` headers, `Vary: Cookie` (unless a `Vary` already names
+    /// `Cookie` or is `*`) and, unless one is present, `Cache-Control: no-store`.
     pub fn apply_to(&self, headers: &mut HeaderMap) {
         for cookie in &self.set_cookies {
             headers.append(SET_COOKIE, cookie.clone());
         }
-        if let Some(value) = self.cache_control()
-            && !headers.contains_key(CACHE_CONTROL)
-        {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static(value));
+        if !self.depends_on_session {
+            return;
+        }
+        if !headers.contains_key(CACHE_CONTROL) {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        let varies = headers.get_all(VARY).iter().any(|value| {
+            value.to_str().is_ok_and(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .any(|name| name == "*" || name.eq_ignore_ascii_case("cookie"))
+            })
+        });
+        if !varies {
+            headers.append(VARY, HeaderValue::from_static("Cookie"));
         }
     }
 }
@@ -612,7 +662,56 @@ impl fmt::Debug for SaveOutcome {
             .collect();
         f.debug_struct("SaveOutcome")
             .field("set_cookies", &names)
-            .field("no_store", &self.no_store)
+            .field("depends_on_session", &self.depends_on_session)
+            .field("dropped", &self.dropped)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depending() -> SaveOutcome {
+        SaveOutcome {
+            depends_on_session: true,
+            ..SaveOutcome::default()
+        }
+    }
+
+    fn vary_lines(headers: &HeaderMap) -> Vec<&str> {
+        headers
+            .get_all(VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
+    #[test]
+    fn vary_cookie_is_added_to_the_handlers_own() {
+        let mut headers = HeaderMap::new();
+        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding, Origin"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        depending().apply_to(&mut headers);
+        assert_eq!(vary_lines(&headers), ["Accept-Encoding, Origin", "Cookie"]);
+        assert_eq!(
+            headers[CACHE_CONTROL], "private",
+            "the handler's own Cache-Control wins"
+        );
+        for own in ["cookie", "Origin, Cookie", "*"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(VARY, HeaderValue::from_static(own));
+            depending().apply_to(&mut headers);
+            assert_eq!(vary_lines(&headers), [own], "already varies on cookies");
+            assert_eq!(headers[CACHE_CONTROL], "no-store");
+        }
+    }
+
+    #[test]
+    fn a_response_without_a_session_is_left_alone() {
+        let mut headers = HeaderMap::new();
+        SaveOutcome::default().apply_to(&mut headers);
+        assert!(headers.is_empty());
+        assert!(SaveOutcome::default().is_empty() && !depending().is_empty());
     }
 }

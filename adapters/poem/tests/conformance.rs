@@ -27,6 +27,11 @@ fn respond(result: Result<Reply, sessionkit::Error>) -> Result<Response, Session
             .headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
+    if let Some(value) = reply.vary {
+        response
+            .headers_mut()
+            .insert(poem::http::header::VARY, HeaderValue::from_static(value));
+    }
     Ok(response)
 }
 

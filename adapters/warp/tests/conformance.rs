@@ -23,6 +23,11 @@ fn response(reply: Reply) -> Response {
             .headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
+    if let Some(value) = reply.vary {
+        response
+            .headers_mut()
+            .insert(http::header::VARY, HeaderValue::from_static(value));
+    }
     response
 }
 

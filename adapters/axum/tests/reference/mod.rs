@@ -23,6 +23,11 @@ fn respond(result: Result<Reply, sessionkit::Error>) -> Response {
                     .headers_mut()
                     .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static(value));
             }
+            if let Some(value) = reply.vary {
+                response
+                    .headers_mut()
+                    .insert(http::header::VARY, http::HeaderValue::from_static(value));
+            }
             response
         }
         Err(error) => SessionRejection::from(error).into_response(),
