@@ -13,14 +13,14 @@ use serde_json::{Map, Value};
 use sessionkit_core::codec::{self, SealedRecord};
 use sessionkit_core::cookies::cookie_values;
 use sessionkit_core::{
-    KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine, SessionName,
-    SessionSpec, Timestamp,
+    DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
+    SessionName, SessionSpec, Timestamp,
 };
 
-fn spec(driver: &str) -> Arc<SessionSpec> {
+fn spec(driver: DriverChoice) -> Arc<SessionSpec> {
     let keys = KeyRing::new(&Secret::new(*b"benchmark secret, thirty-two b.!").expect("32 bytes"));
     let mut def = SessionDef::new(SessionName::new("web").expect("name"));
-    def.driver = driver.to_owned();
+    def.driver = driver;
     Arc::new(SessionSpec::new(def, &Namespace::new("bench").expect("ns"), &keys).expect("spec"))
 }
 
@@ -38,7 +38,7 @@ fn data(size: usize) -> Map<String, Value> {
 }
 
 fn id_cookie(c: &mut Criterion) {
-    let spec = spec("memory");
+    let spec = spec(DriverChoice::Memory);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let id = SessionId::generate(&mut rng);
     let value = codec::sign_id(spec.id_keys(), &id);
@@ -64,7 +64,7 @@ fn id_cookie(c: &mut Criterion) {
 }
 
 fn sealed_cookie(c: &mut Criterion) {
-    let spec = spec("cookie");
+    let spec = spec(DriverChoice::Cookie);
     let cipher = Aes256Gcm::new(&[9u8; 32].into());
     let mut group = c.benchmark_group("sealed-cookie");
     for size in [100usize, 1024, 3072] {
@@ -125,7 +125,7 @@ fn cookie_header(c: &mut Criterion) {
 }
 
 fn state_machine(c: &mut Criterion) {
-    let spec = spec("memory");
+    let spec = spec(DriverChoice::Memory);
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let id = SessionId::generate(&mut rng);
     let cookie = format!("__Host-web={}", codec::sign_id(spec.id_keys(), &id));

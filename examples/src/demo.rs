@@ -548,7 +548,7 @@ pub async fn build_sessions(driver: &str) -> Result<Sessions, Box<dyn std::error
     }
     for name in ["web", "admin"] {
         if let Some(def) = registry.session_mut(name) {
-            driver.clone_into(&mut def.driver);
+            def.driver = sessionkit::DriverChoice::named(driver)?;
         }
     }
     Ok(registry.build()?)

@@ -10,8 +10,8 @@ use rand_chacha::rand_core::SeedableRng;
 use sessionkit_core::codec::{self, SealedRecord};
 use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN, cookie_values};
 use sessionkit_core::{
-    KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine, SessionName,
-    SessionSpec, StoreKey, Timestamp, Write, WriteResult,
+    DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
+    SessionName, SessionSpec, StoreKey, Timestamp, Write, WriteResult,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -22,12 +22,12 @@ fn spec(cookie_driver: bool) -> Arc<SessionSpec> {
         let primary = Secret::new(*b"fuzzing primary secret, 32 bytes").expect("32 bytes");
         let previous = Secret::new(*b"fuzzing previous secret, 32 byte").expect("32 bytes");
         let keys = KeyRing::new(&primary).with_previous(&previous);
-        let make = |driver: &str| {
+        let make = |driver: DriverChoice| {
             let mut def = SessionDef::new(SessionName::new("web").expect("name"));
-            def.driver = driver.to_owned();
+            def.driver = driver;
             Arc::new(SessionSpec::new(def, &Namespace::new("fuzz").expect("ns"), &keys).expect("spec"))
         };
-        [make("memory"), make("cookie")]
+        [make(DriverChoice::Memory), make(DriverChoice::Cookie)]
     });
     specs[usize::from(cookie_driver)].clone()
 }
@@ -151,7 +151,7 @@ pub fn config(data: &[u8]) {
                     continue;
                 };
                 let mut def = SessionDef::new(name);
-                if def.apply(overrides).is_ok() {
+                if overrides.apply_to(&mut def).is_ok() {
                     def.validate().expect("apply validates");
                 }
             }

@@ -480,7 +480,7 @@ pub(super) mod tests {
     pub(crate) fn spec(cookie_storage: bool) -> Arc<SessionSpec> {
         let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
         if cookie_storage {
-            def.driver = crate::def::COOKIE_DRIVER.to_owned();
+            def.driver = crate::def::DriverChoice::Cookie;
         }
         let keys = KeyRing::new(&Secret::new(vec![9u8; 32]).expect("long"));
         Arc::new(SessionSpec::new(def, &Namespace::new("app").expect("valid"), &keys).expect("valid"))
