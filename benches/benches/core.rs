@@ -68,11 +68,7 @@ fn sealed_cookie(c: &mut Criterion) {
     let cipher = Aes256Gcm::new(&[9u8; 32].into());
     let mut group = c.benchmark_group("sealed-cookie");
     for size in [100usize, 1024, 3072] {
-        let record = SealedRecord {
-            created_at: Timestamp::from_millis(1),
-            last_seen: Timestamp::from_millis(2),
-            data: data(size),
-        };
+        let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data(size));
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let sealed = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
         group.bench_with_input(BenchmarkId::new("seal", size), &record, |b, r| {

@@ -50,6 +50,10 @@ pub const MAX_SEALED_COOKIE_LEN: usize = 8192;
 
 /// What an envelope is bound to: the app, the named session and the cookie name.
 #[derive(Debug, Clone, Copy)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed by nature: the binding is the MAC and AEAD input of this format version; another field is a new FORMAT_VERSION"
+)]
 pub struct Binding<'a> {
     /// The app namespace, or `None` for a session shared between apps.
     pub namespace: Option<&'a str>,
@@ -113,6 +117,7 @@ pub enum Rejection {
 
 /// A verified session id and which key verified it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct VerifiedId {
     /// The id.
     pub id: SessionId,
@@ -238,6 +243,7 @@ impl std::fmt::Debug for SealKeys {
 
 /// The content of a sealed cookie.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SealedRecord {
     /// When the session was created.
     pub created_at: Timestamp,
@@ -247,8 +253,20 @@ pub struct SealedRecord {
     pub data: Map<String, Value>,
 }
 
+impl SealedRecord {
+    /// A record to seal.
+    pub fn new(created_at: Timestamp, last_seen: Timestamp, data: Map<String, Value>) -> Self {
+        SealedRecord {
+            created_at,
+            last_seen,
+            data,
+        }
+    }
+}
+
 /// A record opened from a sealed cookie, and which key opened it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Opened {
     /// The record.
     pub record: SealedRecord,

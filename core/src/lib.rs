@@ -87,6 +87,8 @@
 //! randomness takes `rng: &mut impl CryptoRng`. Tests drive a manual clock and a seeded
 //! RNG, so expiry is tested in simulated time without sleeping.
 
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
+
 pub mod codec;
 pub mod config;
 pub mod cookies;

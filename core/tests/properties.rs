@@ -166,7 +166,7 @@ proptest! {
     #[test]
     fn sealed_records_round_trip(s in setup(), data in data(), created in any::<u64>(), seen in any::<u64>()) {
         let keys = s.keys();
-        let record = SealedRecord { created_at: Timestamp::from_millis(created), last_seen: Timestamp::from_millis(seen), data };
+        let record = SealedRecord::new(Timestamp::from_millis(created), Timestamp::from_millis(seen), data);
         let value = codec::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
         let opened = codec::open(&SealKeys::new(&keys, &s.binding()), &value).expect("opens");
         prop_assert_eq!(opened.record, record);
@@ -175,7 +175,7 @@ proptest! {
     #[test]
     fn any_change_to_a_sealed_record_is_rejected(s in setup(), data in data(), m in mutation(), other in name()) {
         let keys = s.keys();
-        let record = SealedRecord { created_at: Timestamp::from_millis(1), last_seen: Timestamp::from_millis(2), data };
+        let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data);
         let value = codec::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
         if let Some(changed) = mutate(&value, &m) {
             prop_assert!(codec::open(&SealKeys::new(&keys, &s.binding()), &changed).is_err(), "{:?}", m);

@@ -103,11 +103,7 @@ pub fn sealed_cookie(data: &[u8]) {
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
     let mut map = serde_json::Map::new();
     map.insert("k".into(), serde_json::Value::from(u64::from(mode)));
-    let record = SealedRecord {
-        created_at: Timestamp::from_millis(1),
-        last_seen: Timestamp::from_millis(2),
-        data: map,
-    };
+    let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), map);
     let valid = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
     let changed = apply_edits(&valid, rest);
     let result = codec::open(spec.seal_keys(), &changed);

@@ -11,6 +11,10 @@ use crate::time::Timestamp;
 
 /// What the store returned for a load request.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a lookup finds a record, nothing, or bytes that do not decode"
+)]
 pub enum LoadResult {
     /// The record (the driver has already dropped expired ones; the core checks again).
     Found(Record),
@@ -24,6 +28,10 @@ pub enum LoadResult {
 /// The store write a finished request needs. Every variant carries the absolute instant
 /// at which the store may forget the record.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "every caller must carry out every write: a new kind must break callers at compile time, not fall into a wildcard arm"
+)]
 pub enum Write {
     /// Insert a new record; must not overwrite an existing one.
     Create {
@@ -65,6 +73,10 @@ impl Write {
 
 /// What the store said about a [`Write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a conditional write either applied or found the record gone"
+)]
 pub enum WriteResult {
     /// Done.
     Applied,
