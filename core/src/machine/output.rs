@@ -141,7 +141,7 @@ pub enum Event {
     },
 }
 
-/// Errors from [`SessionMachine::finish`]. Nothing has been written when one occurs; the
+/// Errors from [`SessionMachine::finish`](crate::SessionMachine::finish). Nothing has been written when one occurs; the
 /// response must not go out as a success.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
