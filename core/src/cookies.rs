@@ -298,7 +298,8 @@ fn is_token_byte(b: u8) -> bool {
 /// Accepts any bytes: several headers, duplicate names, odd whitespace, quoted values,
 /// invalid UTF-8 (replaced, so such a value can never verify) and garbage pieces, which
 /// are skipped. Returns at most [`MAX_CANDIDATES`] values, in the order they appear.
-pub fn cookie_values<'h, I>(headers: I, name: &str) -> Vec<String>
+#[cfg(any(test, feature = "internal"))]
+pub(crate) fn cookie_values<'h, I>(headers: I, name: &str) -> Vec<String>
 where
     I: IntoIterator<Item = &'h [u8]>,
 {

@@ -81,6 +81,12 @@
 //! fuzz targets in `fuzz/` check it. The few `expect`s state the local invariant that
 //! makes them unreachable.
 //!
+//! # Feature flags
+//!
+//! - `internal`: **unstable, not covered by semver**, for sessionkit's own fuzzing,
+//!   benchmarks and tests. Exposes the envelope codecs and the cookie parser as free
+//!   functions in `internal`. Applications do not need it and must not enable it.
+//!
 //! # Time and randomness
 //!
 //! Every operation that needs the time takes `now: Timestamp`; every one that needs
@@ -97,6 +103,8 @@ mod delta;
 pub mod duration;
 mod expiry;
 mod id;
+#[cfg(feature = "internal")]
+pub mod internal;
 mod keys;
 mod machine;
 mod record;

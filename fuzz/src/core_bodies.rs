@@ -7,8 +7,9 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use sessionkit_core::codec::{self, SealedRecord};
-use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN, cookie_values};
+use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN};
+use sessionkit_core::internal::cookie_values;
+use sessionkit_core::internal::{self, SealedRecord};
 use sessionkit_core::{
     DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
     SessionName, SessionSpec, StoreKey, Timestamp, Write, WriteResult,
@@ -68,16 +69,16 @@ pub fn id_cookie(data: &[u8]) {
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         assert!(
-            codec::verify_id(spec.id_keys(), &text).is_err(),
+            internal::verify_id(spec.id_keys(), &text).is_err(),
             "forged id accepted"
         );
         return;
     }
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
     let id = SessionId::generate(&mut rng);
-    let valid = codec::sign_id(spec.id_keys(), &id);
+    let valid = internal::sign_id(spec.id_keys(), &id);
     let changed = apply_edits(&valid, rest);
-    let result = codec::verify_id(spec.id_keys(), &changed);
+    let result = internal::verify_id(spec.id_keys(), &changed);
     if changed == valid {
         assert_eq!(result.expect("valid value verifies").id, id);
     } else {
@@ -95,7 +96,7 @@ pub fn sealed_cookie(data: &[u8]) {
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         assert!(
-            codec::open(spec.seal_keys(), &text).is_err(),
+            internal::open(spec.seal_keys(), &text).is_err(),
             "forged record opened"
         );
         return;
@@ -104,9 +105,9 @@ pub fn sealed_cookie(data: &[u8]) {
     let mut map = serde_json::Map::new();
     map.insert("k".into(), serde_json::Value::from(u64::from(mode)));
     let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), map);
-    let valid = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
+    let valid = internal::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
     let changed = apply_edits(&valid, rest);
-    let result = codec::open(spec.seal_keys(), &changed);
+    let result = internal::open(spec.seal_keys(), &changed);
     if changed == valid {
         assert_eq!(result.expect("valid value opens").record, record);
     } else {
