@@ -10,17 +10,17 @@ use hmac::{Hmac, Mac};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::{Map, Value};
-use sessionkit_core::codec::{self, SealedRecord};
-use sessionkit_core::cookies::cookie_values;
+use sessionkit_core::internal::cookie_values;
+use sessionkit_core::internal::{self, SealedRecord};
 use sessionkit_core::{
-    KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine, SessionName,
-    SessionSpec, Timestamp,
+    DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
+    SessionName, SessionSpec, Timestamp,
 };
 
-fn spec(driver: &str) -> Arc<SessionSpec> {
+fn spec(driver: DriverChoice) -> Arc<SessionSpec> {
     let keys = KeyRing::new(&Secret::new(*b"benchmark secret, thirty-two b.!").expect("32 bytes"));
     let mut def = SessionDef::new(SessionName::new("web").expect("name"));
-    def.driver = driver.to_owned();
+    def.driver = driver;
     Arc::new(SessionSpec::new(def, &Namespace::new("bench").expect("ns"), &keys).expect("spec"))
 }
 
@@ -38,16 +38,16 @@ fn data(size: usize) -> Map<String, Value> {
 }
 
 fn id_cookie(c: &mut Criterion) {
-    let spec = spec("memory");
+    let spec = spec(DriverChoice::Memory);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let id = SessionId::generate(&mut rng);
-    let value = codec::sign_id(spec.id_keys(), &id);
+    let value = internal::sign_id(spec.id_keys(), &id);
     let mut group = c.benchmark_group("id-cookie");
     group.bench_function("sign", |b| {
-        b.iter(|| codec::sign_id(spec.id_keys(), black_box(&id)));
+        b.iter(|| internal::sign_id(spec.id_keys(), black_box(&id)));
     });
     group.bench_function("verify", |b| {
-        b.iter(|| codec::verify_id(spec.id_keys(), black_box(&value)));
+        b.iter(|| internal::verify_id(spec.id_keys(), black_box(&value)));
     });
     // The floor: one HMAC-SHA256 over the same 37-byte input (version, key id, id),
     // keyed state prepared in advance, as ours is.
@@ -64,27 +64,23 @@ fn id_cookie(c: &mut Criterion) {
 }
 
 fn sealed_cookie(c: &mut Criterion) {
-    let spec = spec("cookie");
+    let spec = spec(DriverChoice::Cookie);
     let cipher = Aes256Gcm::new(&[9u8; 32].into());
     let mut group = c.benchmark_group("sealed-cookie");
     for size in [100usize, 1024, 3072] {
-        let record = SealedRecord {
-            created_at: Timestamp::from_millis(1),
-            last_seen: Timestamp::from_millis(2),
-            data: data(size),
-        };
+        let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data(size));
         let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let sealed = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
+        let sealed = internal::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
         group.bench_with_input(BenchmarkId::new("seal", size), &record, |b, r| {
-            b.iter(|| codec::seal(spec.seal_keys(), black_box(r), &mut rng).expect("seals"));
+            b.iter(|| internal::seal(spec.seal_keys(), black_box(r), &mut rng).expect("seals"));
         });
         group.bench_with_input(BenchmarkId::new("open", size), &sealed, |b, s| {
-            b.iter(|| codec::open(spec.seal_keys(), black_box(s)).expect("opens"));
+            b.iter(|| internal::open(spec.seal_keys(), black_box(s)).expect("opens"));
         });
         group.bench_with_input(BenchmarkId::new("open+seal", size), &sealed, |b, s| {
             b.iter(|| {
-                let opened = codec::open(spec.seal_keys(), black_box(s)).expect("opens");
-                codec::seal(spec.seal_keys(), &opened.record, &mut rng).expect("seals")
+                let opened = internal::open(spec.seal_keys(), black_box(s)).expect("opens");
+                internal::seal(spec.seal_keys(), &opened.record, &mut rng).expect("seals")
             });
         });
         // The floor: JSON encode + AES-256-GCM seal, then AES-256-GCM open + JSON decode.
@@ -125,10 +121,10 @@ fn cookie_header(c: &mut Criterion) {
 }
 
 fn state_machine(c: &mut Criterion) {
-    let spec = spec("memory");
+    let spec = spec(DriverChoice::Memory);
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let id = SessionId::generate(&mut rng);
-    let cookie = format!("__Host-web={}", codec::sign_id(spec.id_keys(), &id));
+    let cookie = format!("__Host-web={}", internal::sign_id(spec.id_keys(), &id));
     let now = Timestamp::from_millis(1_700_000_000_000);
     let record = Record::new(now, data(100));
     let mut group = c.benchmark_group("state-machine");

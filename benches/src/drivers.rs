@@ -57,7 +57,8 @@ fn sessions_on(driver: impl sessionkit::Driver) -> Sessions {
     let mut registry = Registry::new();
     registry.set_secret(Secret::new(*SECRET).expect("32 bytes"));
     registry.register_driver("store", driver).expect("register");
-    registry.session_mut("web").expect("built in").driver = "store".to_owned();
+    registry.session_mut("web").expect("built in").driver =
+        sessionkit::DriverChoice::named("store").expect("a valid driver name");
     registry.build_with_env(&|_| None).expect("registry builds")
 }
 

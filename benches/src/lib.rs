@@ -106,7 +106,7 @@ fn sessionkit_app(cookie: bool) -> Router {
     let mut registry = sessionkit::Registry::new();
     registry.set_secret(sessionkit::Secret::new(*SECRET).expect("32 bytes"));
     if cookie {
-        registry.session_mut("web").expect("built in").driver = "cookie".to_owned();
+        registry.session_mut("web").expect("built in").driver = sessionkit::DriverChoice::Cookie;
     }
     sessionkit_routes(registry.build_with_env(&|_| None).expect("registry builds"))
 }

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use sessionkit::{
-    DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session, SessionName,
-    Sessions,
+    DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session,
+    SessionName, Sessions,
 };
 
 use crate::driver::DriverFactory;
@@ -139,19 +139,20 @@ impl Harness {
             registry.add_previous_secret(Secret::new(p.to_vec()).expect("long secret"));
         }
         registry.set_namespace(namespace).expect("valid namespace");
-        let (driver_name, counts, switch) = match &store {
+        let (driver, counts, switch) = match &store {
             Some(store) => {
                 let (switchable, switch) = SwitchableDriver::new(store.clone());
                 let counting = CountingDriver::new(Arc::new(switchable));
                 let counts = counting.counts();
                 registry.register_driver(DRIVER_NAME, counting).expect("register");
-                (DRIVER_NAME, Some(counts), Some(switch))
+                let driver = DriverChoice::named(DRIVER_NAME).expect("a valid driver name");
+                (driver, Some(counts), Some(switch))
             }
-            None => ("cookie", None, None),
+            None => (DriverChoice::Cookie, None, None),
         };
         for name in ["web", "admin", "api"] {
             let def = registry.session_mut(name).expect("built-in session");
-            driver_name.clone_into(&mut def.driver);
+            def.driver = driver.clone();
         }
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {

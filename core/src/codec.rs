@@ -44,12 +44,16 @@ const SIGNED_LEN: usize = 1 + 4 + 32 + 32;
 pub const SIGNED_COOKIE_LEN: usize = SIGNED_LEN.div_ceil(3) * 4 - (3 - SIGNED_LEN % 3) % 3;
 const SEALED_HEADER: usize = 1 + 4 + 12;
 const TAG_LEN: usize = 16;
-/// The longest sealed cookie value [`open`] will decode, in characters. Anything longer
+/// The longest sealed cookie value sessionkit will open, in characters. Anything longer
 /// could not have come from a conforming Set-Cookie header.
 pub const MAX_SEALED_COOKIE_LEN: usize = 8192;
 
 /// What an envelope is bound to: the app, the named session and the cookie name.
 #[derive(Debug, Clone, Copy)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed by nature: the binding is the MAC and AEAD input of this format version; another field is a new FORMAT_VERSION"
+)]
 pub struct Binding<'a> {
     /// The app namespace, or `None` for a session shared between apps.
     pub namespace: Option<&'a str>,
@@ -113,6 +117,7 @@ pub enum Rejection {
 
 /// A verified session id and which key verified it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct VerifiedId {
     /// The id.
     pub id: SessionId,
@@ -156,7 +161,7 @@ impl std::fmt::Debug for IdKeys {
 }
 
 /// Signs `id` with the primary key.
-pub fn sign_id(keys: &IdKeys, id: &SessionId) -> String {
+pub(crate) fn sign_id(keys: &IdKeys, id: &SessionId) -> String {
     let (key_id, mac, _) = keys.primary();
     let mut envelope = [0u8; SIGNED_LEN];
     envelope[0] = FORMAT_VERSION;
@@ -172,7 +177,7 @@ pub fn sign_id(keys: &IdKeys, id: &SessionId) -> String {
 ///
 /// # Errors
 /// A [`Rejection`] saying why the value is not an authentic id for this binding.
-pub fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Rejection> {
+pub(crate) fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Rejection> {
     if value.len() != SIGNED_COOKIE_LEN {
         return Err(Rejection::Malformed);
     }
@@ -238,6 +243,7 @@ impl std::fmt::Debug for SealKeys {
 
 /// The content of a sealed cookie.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SealedRecord {
     /// When the session was created.
     pub created_at: Timestamp,
@@ -247,8 +253,20 @@ pub struct SealedRecord {
     pub data: Map<String, Value>,
 }
 
+impl SealedRecord {
+    /// A record to seal.
+    pub fn new(created_at: Timestamp, last_seen: Timestamp, data: Map<String, Value>) -> Self {
+        SealedRecord {
+            created_at,
+            last_seen,
+            data,
+        }
+    }
+}
+
 /// A record opened from a sealed cookie, and which key opened it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Opened {
     /// The record.
     pub record: SealedRecord,
@@ -272,7 +290,7 @@ pub enum SealError {
 ///
 /// # Errors
 /// [`SealError`] when the data cannot be encoded.
-pub fn seal<R: CryptoRng + ?Sized>(
+pub(crate) fn seal<R: CryptoRng + ?Sized>(
     keys: &SealKeys,
     record: &SealedRecord,
     rng: &mut R,
@@ -302,7 +320,7 @@ pub fn seal<R: CryptoRng + ?Sized>(
 ///
 /// # Errors
 /// A [`Rejection`] saying why the value is not an authentic record for this binding.
-pub fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
+pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
     if value.len() > MAX_SEALED_COOKIE_LEN {
         return Err(Rejection::Malformed);
     }
@@ -357,7 +375,8 @@ fn parse_plaintext(plain: &[u8]) -> Option<SealedRecord> {
 }
 
 /// The length of the cookie value [`seal`] produces for `json_len` bytes of JSON data.
-pub fn sealed_len(json_len: usize) -> usize {
+#[cfg(any(test, feature = "internal"))]
+pub(crate) fn sealed_len(json_len: usize) -> usize {
     (SEALED_HEADER + 16 + json_len + TAG_LEN).div_ceil(3) * 4
         - (3 - (SEALED_HEADER + 16 + json_len + TAG_LEN) % 3) % 3
 }

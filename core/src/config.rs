@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::cookies::{CookieRuleError, SameSite};
-use crate::def::SessionDef;
+use crate::cookies::SameSite;
+use crate::def::{DefError, DriverChoice, SessionDef};
 use crate::duration::parse_duration;
 use crate::expiry::ExpiryError;
 use crate::id::{NameError, Namespace};
@@ -72,31 +72,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// A config section for a session that is not registered.
-    #[error(
-        "[session.sessions.{name}] configures a session that is not registered; register it before applying the config"
-    )]
-    UnknownSession {
-        /// The unknown session name.
-        name: String,
-    },
-    /// A session names a driver that is not registered.
-    #[error("session `{session}` uses driver `{driver}`, which is not registered")]
-    UnknownDriver {
-        /// The session.
-        session: String,
-        /// The driver name.
-        driver: String,
-    },
-    /// The cookie attributes of a session break a rule.
-    #[error("session `{session}`: {source}")]
-    Cookie {
-        /// The session.
-        session: String,
-        /// The rule.
-        #[source]
-        source: CookieRuleError,
-    },
+    /// The definition the overrides give breaks a rule.
+    #[error(transparent)]
+    Definition(#[from] DefError),
 }
 
 fn invalid(table: &str, key: &str, reason: impl Into<String>) -> ConfigError {
@@ -129,7 +107,7 @@ pub struct Config {
 #[non_exhaustive]
 pub struct SessionOverrides {
     /// `driver`.
-    pub driver: Option<String>,
+    pub driver: Option<DriverChoice>,
     /// `cookie_name`.
     pub cookie_name: Option<String>,
     /// `cookie_domain` (`Some(None)` for an empty string: host-only).
@@ -160,10 +138,23 @@ pub struct SessionOverrides {
 }
 
 impl SessionOverrides {
-    pub(crate) fn apply_to(&self, def: &mut SessionDef) -> Result<(), ConfigError> {
+    /// Applies these overrides to `def`, then validates the result. All or nothing: on
+    /// error `def` is left unchanged.
+    ///
+    /// # Errors
+    /// The first invalid value or broken rule, naming the session and the key.
+    pub fn apply_to(&self, def: &mut SessionDef) -> Result<(), ConfigError> {
+        let mut next = def.clone();
+        self.change(&mut next)?;
+        next.validate()?;
+        *def = next;
+        Ok(())
+    }
+
+    fn change(&self, def: &mut SessionDef) -> Result<(), ConfigError> {
         let table = &self.table;
         if let Some(driver) = &self.driver {
-            def.driver.clone_from(driver);
+            def.driver = driver.clone();
         }
         if let Some(name) = &self.cookie_name {
             def.cookie.name.clone_from(name);
@@ -277,7 +268,11 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
     for (key, value) in body {
         let k = key.as_str();
         match k {
-            "driver" => out.driver = Some(as_str(value, t, k)?.to_owned()),
+            "driver" => {
+                let name = as_str(value, t, k)?;
+                let driver = DriverChoice::named(name).map_err(|err| invalid(t, k, err.to_string()))?;
+                out.driver = Some(driver);
+            }
             "cookie_name" => out.cookie_name = Some(as_str(value, t, k)?.to_owned()),
             "cookie_domain" => {
                 let domain = as_str(value, t, k)?;
@@ -439,7 +434,7 @@ mod tests {
         let (name, web) = &config.sessions[0];
         assert_eq!(name, "web");
         let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
-        def.apply(web).expect("applies");
+        web.apply_to(&mut def).expect("applies");
         assert_eq!(def.cookie.name, "sid");
         assert_eq!(def.cookie.same_site, SameSite::Strict);
         assert!(!def.cookie.secure && !def.cookie.persistent);
@@ -517,14 +512,15 @@ mod tests {
     fn zero_ttl_and_rules_are_reported_against_the_session() {
         let config = parse("[session.sessions.web]\nttl = \"0\"").expect("parses");
         let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
-        let err = def.apply(&config.sessions[0].1).expect_err("zero ttl");
+        let err = config.sessions[0].1.apply_to(&mut def).expect_err("zero ttl");
         assert!(
             err.to_string().contains("`ttl` in [session.sessions.web]"),
             "{err}"
         );
         let config = parse("[session.sessions.web]\nsecure = false").expect("parses");
-        let err = def
-            .apply(&config.sessions[0].1)
+        let err = config.sessions[0]
+            .1
+            .apply_to(&mut def)
             .expect_err("__Host- needs secure");
         assert!(
             err.to_string()

@@ -22,6 +22,10 @@ pub const MAX_CANDIDATES: usize = 4;
 
 /// The `SameSite` attribute. Always written explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: the cookie specification defines exactly these three values"
+)]
 pub enum SameSite {
     /// Sent on same-site requests and top-level navigations (the default).
     #[default]
@@ -64,6 +68,7 @@ impl SameSite {
 /// The attributes of one session's cookie. Build with [`CookieSettings::new`], adjust the
 /// public fields, then [`CookieSettings::validate`] (the registry does this at startup).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CookieSettings {
     /// The cookie name.
     pub name: String,
@@ -275,6 +280,7 @@ impl fmt::Debug for SetCookie {
 #[error(
     "the Set-Cookie header for cookie {cookie:?} would be {size} bytes; browsers keep at most {MAX_SET_COOKIE_LEN}"
 )]
+#[non_exhaustive]
 pub struct SetCookieTooLarge {
     /// The cookie name.
     pub cookie: String,
@@ -292,7 +298,8 @@ fn is_token_byte(b: u8) -> bool {
 /// Accepts any bytes: several headers, duplicate names, odd whitespace, quoted values,
 /// invalid UTF-8 (replaced, so such a value can never verify) and garbage pieces, which
 /// are skipped. Returns at most [`MAX_CANDIDATES`] values, in the order they appear.
-pub fn cookie_values<'h, I>(headers: I, name: &str) -> Vec<String>
+#[cfg(any(test, feature = "internal"))]
+pub(crate) fn cookie_values<'h, I>(headers: I, name: &str) -> Vec<String>
 where
     I: IntoIterator<Item = &'h [u8]>,
 {

@@ -1,5 +1,8 @@
 //! Session definitions: what a named session is (cookie, driver, lifetimes), and the
 //! resolved form the state machine runs on.
+//!
+//! A leaf of the crate: configuration text is turned into changes of a definition by
+//! [`crate::config`], which depends on this module, never the other way round.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,8 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::codec::{Binding, IdKeys, SealKeys};
-use crate::config::{ConfigError, SessionOverrides};
-use crate::cookies::CookieSettings;
+use crate::cookies::{CookieRuleError, CookieSettings};
 use crate::expiry::ExpiryPolicy;
 use crate::id::{NameError, Namespace, validate_name};
 use crate::keys::KeyRing;
@@ -55,6 +57,10 @@ impl fmt::Display for SessionName {
 
 /// Where a session's record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a record is either in a store or in the cookie; new stores are drivers"
+)]
 pub enum Storage {
     /// In a store (memory, Redis, PostgreSQL, ...); the cookie carries a signed id.
     Server,
@@ -62,7 +68,10 @@ pub enum Storage {
     Cookie,
 }
 
-/// The driver name that selects [`Storage::Cookie`].
+/// The name of the built-in memory driver (`driver = "memory"`).
+pub const MEMORY_DRIVER: &str = "memory";
+/// The name of the built-in sealed-cookie driver (`driver = "cookie"`), which selects
+/// [`Storage::Cookie`].
 pub const COOKIE_DRIVER: &str = "cookie";
 
 /// The default absolute lifetime.
@@ -70,14 +79,104 @@ pub const DEFAULT_TTL: Duration = Duration::from_hours(24);
 /// The default idle timeout.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_mins(30);
 
+/// Which driver stores a session: one of the two built-ins or a driver the application
+/// registers by name. In TOML: `driver = "memory" | "cookie" | "<name>"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum DriverChoice {
+    /// The driver registered as `memory` (the built-in memory driver unless replaced).
+    #[default]
+    Memory,
+    /// The built-in sealed-cookie driver: the record lives in the cookie.
+    Cookie,
+    /// A driver the application registers under this name.
+    Registered(DriverName),
+}
+
+impl DriverChoice {
+    /// The choice a driver name selects: `memory` and `cookie` are the built-ins, any
+    /// other valid name a registered driver.
+    ///
+    /// # Errors
+    /// [`NameError`] for a name no driver can be registered under (1 to 64 characters
+    /// from `A-Z a-z 0-9 _ -`).
+    pub fn named(name: &str) -> Result<Self, NameError> {
+        Ok(match name {
+            MEMORY_DRIVER => DriverChoice::Memory,
+            COOKIE_DRIVER => DriverChoice::Cookie,
+            _ => {
+                validate_name(name, 64, false)?;
+                DriverChoice::Registered(DriverName(Arc::from(name)))
+            }
+        })
+    }
+
+    /// The driver name, as written in TOML.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DriverChoice::Memory => MEMORY_DRIVER,
+            DriverChoice::Cookie => COOKIE_DRIVER,
+            DriverChoice::Registered(name) => name.as_str(),
+        }
+    }
+
+    /// Where a session on this driver keeps its record.
+    pub fn storage(&self) -> Storage {
+        match self {
+            DriverChoice::Cookie => Storage::Cookie,
+            DriverChoice::Memory | DriverChoice::Registered(_) => Storage::Server,
+        }
+    }
+}
+
+impl fmt::Display for DriverChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name of an application-registered driver: valid, and never `memory` or `cookie`
+/// (those are [`DriverChoice::Memory`] and [`DriverChoice::Cookie`]). Made by
+/// [`DriverChoice::named`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DriverName(Arc<str>);
+
+impl DriverName {
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DriverName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A session definition that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DefError {
+    /// The cookie attributes break a rule.
+    #[error("session `{session}`: {source}")]
+    Cookie {
+        /// The session.
+        session: SessionName,
+        /// The rule.
+        #[source]
+        source: CookieRuleError,
+    },
+}
+
 /// What a named session is: driver, cookie, lifetimes, sharing and metadata.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SessionDef {
     /// The session name.
     pub name: SessionName,
-    /// The name of the driver that stores it (`"memory"`, `"cookie"`, or a registered
-    /// driver).
-    pub driver: String,
+    /// The driver that stores it.
+    pub driver: DriverChoice,
     /// Its cookie.
     pub cookie: CookieSettings,
     /// Its lifetimes.
@@ -91,12 +190,12 @@ pub struct SessionDef {
 
 impl SessionDef {
     /// A session on the `memory` driver with cookie `__Host-<name>`, a 24 h lifetime and
-    /// a 30 min idle timeout.
+    /// a 30 min idle timeout. Adjust the public fields from there.
     pub fn new(name: SessionName) -> Self {
         let cookie = CookieSettings::new(format!("__Host-{name}"));
         SessionDef {
             name,
-            driver: "memory".to_owned(),
+            driver: DriverChoice::Memory,
             cookie,
             // Both durations are positive constants.
             expiry: ExpiryPolicy::new(DEFAULT_TTL, Some(DEFAULT_IDLE_TIMEOUT))
@@ -109,34 +208,17 @@ impl SessionDef {
     /// Checks the cookie attribute rules.
     ///
     /// # Errors
-    /// [`ConfigError::Cookie`] naming this session.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.cookie.validate().map_err(|source| ConfigError::Cookie {
-            session: self.name.to_string(),
+    /// [`DefError::Cookie`] naming this session.
+    pub fn validate(&self) -> Result<(), DefError> {
+        self.cookie.validate().map_err(|source| DefError::Cookie {
+            session: self.name.clone(),
             source,
         })
     }
 
-    /// Applies config overrides, then validates the result. On error `self` is left
-    /// unchanged.
-    ///
-    /// # Errors
-    /// The first invalid value or broken rule, naming this session and the key.
-    pub fn apply(&mut self, overrides: &SessionOverrides) -> Result<(), ConfigError> {
-        let mut next = self.clone();
-        overrides.apply_to(&mut next)?;
-        next.validate()?;
-        *self = next;
-        Ok(())
-    }
-
-    /// Where this session's record lives, from its driver name.
+    /// Where this session's record lives, from its driver.
     pub fn storage(&self) -> Storage {
-        if self.driver == COOKIE_DRIVER {
-            Storage::Cookie
-        } else {
-            Storage::Server
-        }
+        self.driver.storage()
     }
 }
 
@@ -157,8 +239,8 @@ impl SessionSpec {
     /// Resolves `def` for an app whose namespace is `namespace`.
     ///
     /// # Errors
-    /// [`ConfigError::Cookie`] when the cookie attributes break a rule.
-    pub fn new(def: SessionDef, namespace: &Namespace, keys: &KeyRing) -> Result<Self, ConfigError> {
+    /// [`DefError::Cookie`] when the cookie attributes break a rule.
+    pub fn new(def: SessionDef, namespace: &Namespace, keys: &KeyRing) -> Result<Self, DefError> {
         def.validate()?;
         let store_namespace = if def.shared {
             Namespace::shared()
@@ -243,6 +325,29 @@ mod tests {
         def.validate().expect("valid");
         assert_eq!(def.cookie.name, "__Host-web");
         assert_eq!(def.storage(), Storage::Server);
+    }
+
+    #[test]
+    fn driver_names_select_one_choice_each() {
+        assert_eq!(DriverChoice::named("memory"), Ok(DriverChoice::Memory));
+        assert_eq!(DriverChoice::named("cookie"), Ok(DriverChoice::Cookie));
+        let redis = DriverChoice::named("redis").expect("valid");
+        assert!(matches!(&redis, DriverChoice::Registered(name) if name.as_str() == "redis"));
+        for choice in [DriverChoice::Memory, DriverChoice::Cookie, redis] {
+            assert_eq!(DriverChoice::named(choice.as_str()).as_ref(), Ok(&choice));
+            assert_eq!(choice.to_string(), choice.as_str());
+        }
+        assert_eq!(DriverChoice::Cookie.storage(), Storage::Cookie);
+        assert!(DriverChoice::named("a.b").is_err());
+        assert!(DriverChoice::named("").is_err());
+    }
+
+    #[test]
+    fn a_broken_cookie_rule_names_the_session() {
+        let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+        def.cookie.secure = false;
+        let err = def.validate().expect_err("__Host- needs Secure");
+        assert!(err.to_string().starts_with("session `web`: cookie name"), "{err}");
     }
 
     #[test]

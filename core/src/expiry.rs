@@ -18,6 +18,7 @@ pub struct ExpiryPolicy {
 
 /// Why a session is no longer valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExpiredBy {
     /// Older than `ttl` since creation.
     Absolute,

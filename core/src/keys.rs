@@ -147,6 +147,10 @@ impl DerivedKeys {
 
 /// Which key of the ring verified an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a key ring has one primary key and verify-only previous keys"
+)]
 pub enum KeyUse {
     /// The primary key: nothing to do.
     Primary,

@@ -81,11 +81,19 @@
 //! fuzz targets in `fuzz/` check it. The few `expect`s state the local invariant that
 //! makes them unreachable.
 //!
+//! # Feature flags
+//!
+//! - `internal`: **unstable, not covered by semver**, for sessionkit's own fuzzing,
+//!   benchmarks and tests. Exposes the envelope codecs and the cookie parser as free
+//!   functions in `internal`. Applications do not need it and must not enable it.
+//!
 //! # Time and randomness
 //!
 //! Every operation that needs the time takes `now: Timestamp`; every one that needs
 //! randomness takes `rng: &mut impl CryptoRng`. Tests drive a manual clock and a seeded
 //! RNG, so expiry is tested in simulated time without sleeping.
+
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 
 pub mod codec;
 pub mod config;
@@ -95,6 +103,8 @@ mod delta;
 pub mod duration;
 mod expiry;
 mod id;
+#[cfg(feature = "internal")]
+pub mod internal;
 mod keys;
 mod machine;
 mod record;
@@ -104,7 +114,8 @@ pub use codec::{Binding, IdKeys, Rejection, SealKeys};
 pub use config::{Config, ConfigError, SessionOverrides};
 pub use cookies::{CookieRuleError, CookieSettings, SameSite, SetCookie, SetCookieTooLarge};
 pub use def::{
-    COOKIE_DRIVER, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, SessionDef, SessionName, SessionSpec, Storage,
+    COOKIE_DRIVER, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName, MEMORY_DRIVER,
+    SessionDef, SessionName, SessionSpec, Storage,
 };
 pub use expiry::{DEFAULT_TOUCH_SHARE, ExpiredBy, ExpiryError, ExpiryPolicy};
 pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};

@@ -12,7 +12,7 @@ use proptest::strategy::ValueTree;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Map, Value, json};
-use sessionkit_core::codec::{self, SealedRecord};
+use sessionkit_core::internal::{self, SealedRecord};
 use sessionkit_core::{
     Binding, ExpiryPolicy, IdKeys, KeyRing, KeyUse, LoadResult, Namespace, Record, Rejection, SealKeys,
     Secret, SessionDef, SessionId, SessionMachine, SessionName, SessionSpec, Timestamp, Write,
@@ -127,8 +127,8 @@ proptest! {
     fn signed_ids_round_trip(s in setup()) {
         let keys = s.keys();
         let id = SessionId::generate(&mut s.rng());
-        let value = codec::sign_id(&IdKeys::new(&keys, &s.binding()), &id);
-        let verified = codec::verify_id(&IdKeys::new(&keys, &s.binding()), &value).expect("verifies");
+        let value = internal::sign_id(&IdKeys::new(&keys, &s.binding()), &id);
+        let verified = internal::verify_id(&IdKeys::new(&keys, &s.binding()), &value).expect("verifies");
         prop_assert_eq!(verified.id, id);
         prop_assert_eq!(verified.key, KeyUse::Primary);
     }
@@ -136,62 +136,62 @@ proptest! {
     #[test]
     fn any_change_to_a_signed_id_is_rejected(s in setup(), m in mutation()) {
         let keys = s.keys();
-        let value = codec::sign_id(&IdKeys::new(&keys, &s.binding()), &SessionId::generate(&mut s.rng()));
+        let value = internal::sign_id(&IdKeys::new(&keys, &s.binding()), &SessionId::generate(&mut s.rng()));
         if let Some(changed) = mutate(&value, &m) {
-            prop_assert!(codec::verify_id(&IdKeys::new(&keys, &s.binding()), &changed).is_err(), "{:?}", m);
+            prop_assert!(internal::verify_id(&IdKeys::new(&keys, &s.binding()), &changed).is_err(), "{:?}", m);
         }
     }
 
     #[test]
     fn signed_ids_are_bound_to_name_session_namespace_and_key(s in setup(), other in name(), other_secret in secret_bytes()) {
         let keys = s.keys();
-        let value = codec::sign_id(&IdKeys::new(&keys, &s.binding()), &SessionId::generate(&mut s.rng()));
+        let value = internal::sign_id(&IdKeys::new(&keys, &s.binding()), &SessionId::generate(&mut s.rng()));
         let b = s.binding();
         if other != s.cookie {
-            prop_assert_eq!(codec::verify_id(&IdKeys::new(&keys, &Binding { cookie: &other, ..b }), &value).err(), Some(Rejection::BadTag));
+            prop_assert_eq!(internal::verify_id(&IdKeys::new(&keys, &Binding { cookie: &other, ..b }), &value).err(), Some(Rejection::BadTag));
         }
         if other != s.session {
-            prop_assert_eq!(codec::verify_id(&IdKeys::new(&keys, &Binding { session: &other, ..b }), &value).err(), Some(Rejection::BadTag));
+            prop_assert_eq!(internal::verify_id(&IdKeys::new(&keys, &Binding { session: &other, ..b }), &value).err(), Some(Rejection::BadTag));
         }
         if other != s.namespace {
-            prop_assert_eq!(codec::verify_id(&IdKeys::new(&keys, &Binding { namespace: Some(&other), ..b }), &value).err(), Some(Rejection::BadTag));
+            prop_assert_eq!(internal::verify_id(&IdKeys::new(&keys, &Binding { namespace: Some(&other), ..b }), &value).err(), Some(Rejection::BadTag));
         }
-        prop_assert_eq!(codec::verify_id(&IdKeys::new(&keys, &Binding { namespace: None, ..b }), &value).err(), Some(Rejection::BadTag));
+        prop_assert_eq!(internal::verify_id(&IdKeys::new(&keys, &Binding { namespace: None, ..b }), &value).err(), Some(Rejection::BadTag));
         if other_secret != s.secret {
             let stranger = KeyRing::new(&Secret::new(other_secret).expect("long"));
-            prop_assert!(codec::verify_id(&IdKeys::new(&stranger, &b), &value).is_err());
+            prop_assert!(internal::verify_id(&IdKeys::new(&stranger, &b), &value).is_err());
         }
     }
 
     #[test]
     fn sealed_records_round_trip(s in setup(), data in data(), created in any::<u64>(), seen in any::<u64>()) {
         let keys = s.keys();
-        let record = SealedRecord { created_at: Timestamp::from_millis(created), last_seen: Timestamp::from_millis(seen), data };
-        let value = codec::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
-        let opened = codec::open(&SealKeys::new(&keys, &s.binding()), &value).expect("opens");
+        let record = SealedRecord::new(Timestamp::from_millis(created), Timestamp::from_millis(seen), data);
+        let value = internal::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
+        let opened = internal::open(&SealKeys::new(&keys, &s.binding()), &value).expect("opens");
         prop_assert_eq!(opened.record, record);
     }
 
     #[test]
     fn any_change_to_a_sealed_record_is_rejected(s in setup(), data in data(), m in mutation(), other in name()) {
         let keys = s.keys();
-        let record = SealedRecord { created_at: Timestamp::from_millis(1), last_seen: Timestamp::from_millis(2), data };
-        let value = codec::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
+        let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data);
+        let value = internal::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
         if let Some(changed) = mutate(&value, &m) {
-            prop_assert!(codec::open(&SealKeys::new(&keys, &s.binding()), &changed).is_err(), "{:?}", m);
+            prop_assert!(internal::open(&SealKeys::new(&keys, &s.binding()), &changed).is_err(), "{:?}", m);
         }
         let b = s.binding();
         if other != s.cookie {
             let bound = Binding { cookie: &other, ..b };
-            prop_assert!(codec::open(&SealKeys::new(&keys, &bound), &value).is_err());
+            prop_assert!(internal::open(&SealKeys::new(&keys, &bound), &value).is_err());
         }
         if other != s.session {
             let bound = Binding { session: &other, ..b };
-            prop_assert!(codec::open(&SealKeys::new(&keys, &bound), &value).is_err());
+            prop_assert!(internal::open(&SealKeys::new(&keys, &bound), &value).is_err());
         }
         if other != s.namespace {
             let bound = Binding { namespace: Some(&other), ..b };
-            prop_assert!(codec::open(&SealKeys::new(&keys, &bound), &value).is_err());
+            prop_assert!(internal::open(&SealKeys::new(&keys, &bound), &value).is_err());
         }
     }
 
@@ -269,7 +269,7 @@ fn loaded(data: Map<String, Value>, now: Timestamp) -> (SessionMachine, Record) 
     let def = SessionDef::new(SessionName::new("web").expect("name"));
     let spec = Arc::new(SessionSpec::new(def, &Namespace::new("app").expect("ns"), &keys).expect("spec"));
     let id = SessionId::generate(&mut ChaCha20Rng::seed_from_u64(1));
-    let cookie = format!("__Host-web={}", codec::sign_id(spec.id_keys(), &id));
+    let cookie = format!("__Host-web={}", internal::sign_id(spec.id_keys(), &id));
     let record = Record::new(now, data);
     let mut machine = SessionMachine::begin(spec, [cookie.as_bytes()], now);
     machine
@@ -392,7 +392,7 @@ proptest! {
     #[test]
     fn prefiltered_parsing_matches_the_cookie_crate(pieces in prop::collection::vec(header_piece(), 0..16)) {
         let header = pieces.concat();
-        let ours = sessionkit_core::cookies::cookie_values([header.as_bytes()], "sid");
+        let ours = sessionkit_core::internal::cookie_values([header.as_bytes()], "sid");
         let reference: Vec<String> = cookie::Cookie::split_parse(header.as_str())
             .flatten()
             .filter(|c| c.name() == "sid")

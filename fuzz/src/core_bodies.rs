@@ -7,11 +7,12 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use sessionkit_core::codec::{self, SealedRecord};
-use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN, cookie_values};
+use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN};
+use sessionkit_core::internal::cookie_values;
+use sessionkit_core::internal::{self, SealedRecord};
 use sessionkit_core::{
-    KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine, SessionName,
-    SessionSpec, StoreKey, Timestamp, Write, WriteResult,
+    DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
+    SessionName, SessionSpec, StoreKey, Timestamp, Write, WriteResult,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -22,12 +23,12 @@ fn spec(cookie_driver: bool) -> Arc<SessionSpec> {
         let primary = Secret::new(*b"fuzzing primary secret, 32 bytes").expect("32 bytes");
         let previous = Secret::new(*b"fuzzing previous secret, 32 byte").expect("32 bytes");
         let keys = KeyRing::new(&primary).with_previous(&previous);
-        let make = |driver: &str| {
+        let make = |driver: DriverChoice| {
             let mut def = SessionDef::new(SessionName::new("web").expect("name"));
-            def.driver = driver.to_owned();
+            def.driver = driver;
             Arc::new(SessionSpec::new(def, &Namespace::new("fuzz").expect("ns"), &keys).expect("spec"))
         };
-        [make("memory"), make("cookie")]
+        [make(DriverChoice::Memory), make(DriverChoice::Cookie)]
     });
     specs[usize::from(cookie_driver)].clone()
 }
@@ -68,16 +69,16 @@ pub fn id_cookie(data: &[u8]) {
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         assert!(
-            codec::verify_id(spec.id_keys(), &text).is_err(),
+            internal::verify_id(spec.id_keys(), &text).is_err(),
             "forged id accepted"
         );
         return;
     }
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
     let id = SessionId::generate(&mut rng);
-    let valid = codec::sign_id(spec.id_keys(), &id);
+    let valid = internal::sign_id(spec.id_keys(), &id);
     let changed = apply_edits(&valid, rest);
-    let result = codec::verify_id(spec.id_keys(), &changed);
+    let result = internal::verify_id(spec.id_keys(), &changed);
     if changed == valid {
         assert_eq!(result.expect("valid value verifies").id, id);
     } else {
@@ -95,7 +96,7 @@ pub fn sealed_cookie(data: &[u8]) {
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         assert!(
-            codec::open(spec.seal_keys(), &text).is_err(),
+            internal::open(spec.seal_keys(), &text).is_err(),
             "forged record opened"
         );
         return;
@@ -103,14 +104,10 @@ pub fn sealed_cookie(data: &[u8]) {
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(mode));
     let mut map = serde_json::Map::new();
     map.insert("k".into(), serde_json::Value::from(u64::from(mode)));
-    let record = SealedRecord {
-        created_at: Timestamp::from_millis(1),
-        last_seen: Timestamp::from_millis(2),
-        data: map,
-    };
-    let valid = codec::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
+    let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), map);
+    let valid = internal::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
     let changed = apply_edits(&valid, rest);
-    let result = codec::open(spec.seal_keys(), &changed);
+    let result = internal::open(spec.seal_keys(), &changed);
     if changed == valid {
         assert_eq!(result.expect("valid value opens").record, record);
     } else {
@@ -151,7 +148,7 @@ pub fn config(data: &[u8]) {
                     continue;
                 };
                 let mut def = SessionDef::new(name);
-                if def.apply(overrides).is_ok() {
+                if overrides.apply_to(&mut def).is_ok() {
                     def.validate().expect("apply validates");
                 }
             }

@@ -32,7 +32,7 @@ fn app(cookie_sessions: bool) -> BoxedFilter<(Response,)> {
             registry.set_secret(Secret::new(*b"warp adapter fuzzing secret 32 b").expect("32 bytes"));
             if sealed {
                 for name in ["web", "admin"] {
-                    registry.session_mut(name).expect("built in").driver = "cookie".to_owned();
+                    registry.session_mut(name).expect("built in").driver = sessionkit::DriverChoice::Cookie;
                 }
             }
             let sessions = registry.build_with_env(&|_| None).expect("registry");

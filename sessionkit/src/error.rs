@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
-
-use sessionkit_core::{ConfigError, FinishError, KeyError, NameError, SessionError, SessionName};
+use sessionkit_core::{
+    ConfigError, DefError, DriverChoice, FinishError, KeyError, NameError, SessionError, SessionName,
+};
 
 use crate::driver::DriverError;
 
@@ -17,6 +18,25 @@ pub enum SetupError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A session definition breaks a rule.
+    #[error(transparent)]
+    Definition(#[from] DefError),
+    /// A config section for a session that is not registered.
+    #[error(
+        "[session.sessions.{name}] configures a session that is not registered; register it before applying the config"
+    )]
+    UnregisteredSessionConfig {
+        /// The unknown session name.
+        name: String,
+    },
+    /// A session names a driver that is not registered.
+    #[error("session `{session}` uses driver `{driver}`, which is not registered")]
+    UnknownDriver {
+        /// The session.
+        session: SessionName,
+        /// The driver it names.
+        driver: DriverChoice,
+    },
     /// The configuration file could not be read.
     #[error("could not read session config {path:?}")]
     ReadConfig {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sessionkit_core::{
-    COOKIE_DRIVER, ConfigError, Namespace, SameSite, Secret, SessionDef, SessionName, SessionSpec, Storage,
+    COOKIE_DRIVER, DEFAULT_TTL, ExpiryPolicy, Namespace, SameSite, Secret, SessionDef, SessionName,
+    SessionSpec, Storage,
 };
 
 use crate::clock::{SharedClock, SystemClock};
@@ -18,8 +19,7 @@ use crate::memory::MemoryDriver;
 use crate::secrets::{self, SecretSources};
 use crate::sessions::{SessionEntry, Sessions};
 
-/// The name of the built-in memory driver.
-pub const MEMORY_DRIVER: &str = "memory";
+pub use sessionkit_core::MEMORY_DRIVER;
 /// The default app namespace.
 pub const DEFAULT_NAMESPACE: &str = "app";
 
@@ -92,7 +92,7 @@ impl SessionInfo {
         SessionInfo {
             name: def.name.clone(),
             default,
-            driver: def.driver.clone(),
+            driver: def.driver.as_str().to_owned(),
             cookie_name: def.cookie.name.clone(),
             ttl: def.expiry.ttl(),
             idle_timeout: def.expiry.idle_timeout(),
@@ -127,12 +127,19 @@ fn name(text: &str) -> Result<SessionName, SetupError> {
     })
 }
 
-fn builtin(session: &str, ttl: Duration, idle: Duration, same_site: SameSite) -> SessionDef {
+/// The built-in sessions: `web` is [`SessionDef::new`] as it is; `admin` and `api` differ
+/// from it only where the table in [`Registry`]'s docs says.
+fn builtin_sessions() -> [SessionDef; 3] {
     // The names and durations below are constants that satisfy every rule.
-    let mut def = SessionDef::new(SessionName::new(session).expect("built-in names are valid"));
-    def.expiry = sessionkit_core::ExpiryPolicy::new(ttl, Some(idle)).expect("built-in lifetimes are valid");
-    def.cookie.same_site = same_site;
-    def
+    let def = |session| SessionDef::new(SessionName::new(session).expect("built-in names are valid"));
+    let lifetimes = |ttl, idle| ExpiryPolicy::new(ttl, Some(idle)).expect("built-in lifetimes are valid");
+    let web = def("web");
+    let mut admin = def("admin");
+    admin.expiry = lifetimes(Duration::from_hours(8), Duration::from_mins(15));
+    admin.cookie.same_site = SameSite::Strict;
+    let mut api = def("api");
+    api.expiry = lifetimes(DEFAULT_TTL, Duration::from_hours(1));
+    [web, admin, api]
 }
 
 impl Default for Registry {
@@ -155,29 +162,10 @@ impl Registry {
             MEMORY_DRIVER.to_owned(),
             Arc::new(MemoryDriver::builder().clock(clock.clone()).build()),
         );
-        let mut sessions = BTreeMap::new();
-        for def in [
-            builtin(
-                "web",
-                Duration::from_hours(24),
-                Duration::from_mins(30),
-                SameSite::Lax,
-            ),
-            builtin(
-                "admin",
-                Duration::from_hours(8),
-                Duration::from_mins(15),
-                SameSite::Strict,
-            ),
-            builtin(
-                "api",
-                Duration::from_hours(24),
-                Duration::from_hours(1),
-                SameSite::Lax,
-            ),
-        ] {
-            sessions.insert(def.name.clone(), def);
-        }
+        let sessions = builtin_sessions()
+            .into_iter()
+            .map(|def| (def.name.clone(), def))
+            .collect();
         Registry {
             clock,
             drivers,
@@ -229,7 +217,7 @@ impl Registry {
     /// Registers (or replaces) a session definition.
     ///
     /// # Errors
-    /// [`SetupError::Config`] when its cookie attributes break a rule.
+    /// [`SetupError::Definition`] when its cookie attributes break a rule.
     pub fn register_session(&mut self, def: SessionDef) -> Result<&mut Self, SetupError> {
         def.validate()?;
         self.sessions.insert(def.name.clone(), def);
@@ -298,20 +286,19 @@ impl Registry {
     ///
     /// # Errors
     /// [`SetupError::Config`]: invalid TOML, unknown keys or values (naming the session
-    /// and the key), a broken cookie rule, or a section for a session that is not
-    /// registered.
+    /// and the key) or a broken cookie rule; [`SetupError::UnregisteredSessionConfig`]
+    /// for a section of a session that is not registered.
     pub fn apply_toml(&mut self, text: &str) -> Result<&mut Self, SetupError> {
         let config = sessionkit_core::config::parse(text)?;
         let mut updated = Vec::with_capacity(config.sessions.len());
         for (session, overrides) in &config.sessions {
             let Some(current) = self.sessions.get(session.as_str()) else {
-                return Err(ConfigError::UnknownSession {
+                return Err(SetupError::UnregisteredSessionConfig {
                     name: session.clone(),
-                }
-                .into());
+                });
             };
             let mut def = current.clone();
-            def.apply(overrides)?;
+            overrides.apply_to(&mut def)?;
             updated.push(def);
         }
         for def in updated {
@@ -370,12 +357,11 @@ impl Registry {
         let mut cookies: BTreeMap<&str, &SessionName> = BTreeMap::new();
         for def in self.sessions.values() {
             def.validate()?;
-            if def.storage() == Storage::Server && !self.drivers.contains_key(&def.driver) {
-                return Err(ConfigError::UnknownDriver {
-                    session: def.name.to_string(),
+            if def.storage() == Storage::Server && !self.drivers.contains_key(def.driver.as_str()) {
+                return Err(SetupError::UnknownDriver {
+                    session: def.name.clone(),
                     driver: def.driver.clone(),
-                }
-                .into());
+                });
             }
             if let Some(first) = cookies.insert(def.cookie.name.as_str(), &def.name) {
                 return Err(SetupError::DuplicateCookieName {
@@ -397,7 +383,7 @@ impl Registry {
         let mut entries = Vec::with_capacity(self.sessions.len());
         for (session, def) in self.sessions {
             let driver = match def.storage() {
-                Storage::Server => self.drivers.get(&def.driver).cloned(),
+                Storage::Server => self.drivers.get(def.driver.as_str()).cloned(),
                 Storage::Cookie => None,
             };
             let spec = Arc::new(SessionSpec::new(def, &self.namespace, &keys)?);

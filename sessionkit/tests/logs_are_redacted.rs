@@ -135,7 +135,7 @@ fn events_are_logged_without_secrets() {
             // A cookie session reports why it expired.
             let mut registry = Registry::with_clock(clock.shared());
             registry.set_secret(Secret::new(*NEW).expect("long"));
-            registry.session_mut("api").expect("api").driver = "cookie".into();
+            registry.session_mut("api").expect("api").driver = sessionkit::DriverChoice::Cookie;
             let sealed = registry.build_with_env(&|_| None).expect("builds");
             let request = sealed.request([""]);
             request

@@ -11,8 +11,8 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sessionkit_core::{
-    KeyRing, LoadResult, Namespace, Outcome, Record, Secret, SessionDef, SessionMachine, SessionName,
-    SessionSpec, StoreKey, Timestamp, Write, WriteResult,
+    DriverChoice, KeyRing, LoadResult, Namespace, Outcome, Record, Secret, SessionDef, SessionMachine,
+    SessionName, SessionSpec, StoreKey, Timestamp, Write, WriteResult,
 };
 
 pub const T0: u64 = 1_700_000_000_000;
@@ -32,7 +32,7 @@ pub fn web_def() -> SessionDef {
 
 pub fn cookie_def() -> SessionDef {
     let mut def = web_def();
-    def.driver = "cookie".into();
+    def.driver = DriverChoice::Cookie;
     def
 }
 

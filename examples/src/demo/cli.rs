@@ -110,7 +110,7 @@ pub async fn build_sessions(driver: Driver) -> Result<Sessions, Box<dyn Error>> 
     }
     for name in ["web", "admin"] {
         if let Some(def) = registry.session_mut(name) {
-            driver.name().clone_into(&mut def.driver);
+            def.driver = sessionkit::DriverChoice::named(driver.name())?;
         }
     }
     Ok(registry.build()?)

@@ -1,0 +1,163 @@
+//! The rules of cookie sessions: the whole record is sealed into the cookie, nothing
+//! is stored.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rand_core::CryptoRng;
+
+use super::{Live, State};
+use crate::codec::{self, Rejection, SealedRecord};
+use crate::def::SessionSpec;
+use crate::keys::KeyUse;
+use crate::machine::output::{Event, FinishError, Outcome};
+use crate::record::Record;
+use crate::time::Timestamp;
+
+/// Opens one cookie value: a valid seal gives the session at once (a fresh one, with an
+/// event, when its authenticated timestamps say it expired).
+pub(super) fn accept(
+    spec: &SessionSpec,
+    value: &str,
+    now: Timestamp,
+    events: &mut VecDeque<Event>,
+) -> Result<State, Rejection> {
+    let opened = codec::open(spec.seal_keys(), value)?;
+    let SealedRecord {
+        created_at,
+        last_seen,
+        data,
+    } = opened.record;
+    let live = match spec.def().expiry.check(created_at, last_seen, now) {
+        Some(by) => {
+            events.push_back(Event::Expired { session: None, by });
+            Live::new_session()
+        }
+        None => Live::existing(
+            None,
+            Record {
+                created_at,
+                last_seen,
+                data,
+            },
+            opened.key == KeyUse::Previous,
+        ),
+    };
+    Ok(State::Ready(live))
+}
+
+/// Decides the cookie of a cookie session: reseal on a change, a regenerate, a due
+/// touch or a key rotation; remove it on destroy.
+pub(super) fn finish<R: CryptoRng + ?Sized>(
+    spec: &SessionSpec,
+    live: &Live,
+    cookie_present: bool,
+    now: Timestamp,
+    rng: &mut R,
+    outcome: &mut Outcome,
+) -> Result<(), FinishError> {
+    let expiry = &spec.def().expiry;
+    let data_changed = live.delta.changes(&live.original.data);
+    if live.destroyed {
+        outcome.events.push(Event::Destroyed { session: None });
+    }
+    let (created, reseal) = if live.is_new {
+        (now, !live.delta.view_is_empty(&live.original.data))
+    } else {
+        let due = expiry.touch_due(live.original.last_seen, now);
+        (
+            live.original.created_at,
+            data_changed || live.regenerate || due || live.reissue,
+        )
+    };
+    if !reseal {
+        if live.destroyed && cookie_present {
+            outcome.set_cookie = Some(spec.def().cookie.render_removal());
+        }
+        return Ok(());
+    }
+    let expires_at = expiry.expires_at(created, now);
+    if expires_at <= now {
+        return Ok(());
+    }
+    let record = SealedRecord {
+        created_at: created,
+        last_seen: now,
+        data: live.delta.view(&live.original.data),
+    };
+    let value = codec::seal(spec.seal_keys(), &record, rng).map_err(|source| FinishError::Seal {
+        session: spec.name().clone(),
+        source,
+    })?;
+    let max_age: Duration = expires_at.saturating_since(now);
+    let cookie = spec
+        .def()
+        .cookie
+        .render(&value, max_age)
+        .map_err(|source| FinishError::CookieTooLarge {
+            session: spec.name().clone(),
+            source,
+        })?;
+    if live.reissue && !live.is_new {
+        outcome.events.push(Event::Reissued { session: None });
+    }
+    outcome.set_cookie = Some(cookie);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::expiry::ExpiredBy;
+    use crate::machine::SessionMachine;
+    use crate::machine::tests::{T0, cookie_pair, rng, spec};
+
+    #[test]
+    fn a_sealed_record_is_ready_at_once() {
+        let mut first = SessionMachine::begin(spec(true), [], T0);
+        first.insert("user", "ada").expect("ready");
+        let outcome = first.finish(200, T0, &mut rng()).expect("finishes");
+        assert!(outcome.write().is_none(), "cookie sessions never write a store");
+        let cookie = cookie_pair(&outcome);
+        assert!(!cookie.contains("ada"));
+
+        let next = SessionMachine::begin(spec(true), [cookie.as_bytes()], T0);
+        assert!(next.load_request().is_none());
+        assert!(!next.is_new().expect("ready"));
+        assert_eq!(next.get::<String>("user").expect("ready").as_deref(), Some("ada"));
+        assert!(next.finish(200, T0, &mut rng()).expect("finishes").is_noop());
+    }
+
+    #[test]
+    fn an_expired_seal_gives_a_fresh_session() {
+        let mut first = SessionMachine::begin(spec(true), [], T0);
+        first.insert("user", "ada").expect("ready");
+        let outcome = first.finish(200, T0, &mut rng()).expect("finishes");
+        let cookie = cookie_pair(&outcome);
+        let later = T0.saturating_add(Duration::from_hours(1));
+        let mut next = SessionMachine::begin(spec(true), [cookie.as_bytes()], later);
+        assert!(next.is_new().expect("ready"));
+        assert_eq!(
+            next.poll_event(),
+            Some(Event::Expired {
+                session: None,
+                by: ExpiredBy::Idle
+            })
+        );
+    }
+
+    #[test]
+    fn destroy_removes_a_presented_cookie() {
+        let mut first = SessionMachine::begin(spec(true), [], T0);
+        first.insert("user", "ada").expect("ready");
+        let cookie = cookie_pair(&first.finish(200, T0, &mut rng()).expect("finishes"));
+        let mut next = SessionMachine::begin(spec(true), [cookie.as_bytes()], T0);
+        next.destroy().expect("ready");
+        let outcome = next.finish(200, T0, &mut rng()).expect("finishes");
+        assert_eq!(outcome.events(), [Event::Destroyed { session: None }]);
+        let removal = outcome.set_cookie(crate::WriteResult::Applied).expect("removal");
+        assert!(removal.as_str().contains("Max-Age=0"), "{}", removal.as_str());
+    }
+}

@@ -1,0 +1,282 @@
+//! What the machine tells its caller: load answers it takes, and the writes, cookies,
+//! events and errors a finished request gives.
+
+use crate::codec::{Rejection, SealError};
+use crate::cookies::{SetCookie, SetCookieTooLarge};
+use crate::def::SessionName;
+use crate::expiry::ExpiredBy;
+use crate::id::{Fingerprint, StoreKey};
+use crate::record::{Patch, Record};
+use crate::time::Timestamp;
+
+/// What the store returned for a load request.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a lookup finds a record, nothing, or bytes that do not decode"
+)]
+pub enum LoadResult {
+    /// The record (the driver has already dropped expired ones; the core checks again).
+    Found(Record),
+    /// No record under that key.
+    Missing,
+    /// Something was stored but could not be decoded. Treated as missing and reported
+    /// as [`Event::CorruptRecord`]; never an error.
+    Corrupt,
+}
+
+/// The store write a finished request needs. Every variant carries the absolute instant
+/// at which the store may forget the record.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "every caller must carry out every write: a new kind must break callers at compile time, not fall into a wildcard arm"
+)]
+pub enum Write {
+    /// Insert a new record; must not overwrite an existing one.
+    Create {
+        /// Where.
+        key: StoreKey,
+        /// What.
+        record: Record,
+        /// Until when.
+        expires_at: Timestamp,
+    },
+    /// Apply a per-key patch, only if the record still exists.
+    Patch {
+        /// Where.
+        key: StoreKey,
+        /// The change.
+        patch: Patch,
+        /// The new expiry.
+        expires_at: Timestamp,
+    },
+    /// Move last-seen (an idle refresh), only if the record still exists.
+    Touch {
+        /// Where.
+        key: StoreKey,
+        /// The new last-seen.
+        last_seen: Timestamp,
+        /// The new expiry.
+        expires_at: Timestamp,
+    },
+}
+
+impl Write {
+    /// The key written.
+    pub fn key(&self) -> &StoreKey {
+        match self {
+            Write::Create { key, .. } | Write::Patch { key, .. } | Write::Touch { key, .. } => key,
+        }
+    }
+}
+
+/// What the store said about a [`Write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a conditional write either applied or found the record gone"
+)]
+pub enum WriteResult {
+    /// Done.
+    Applied,
+    /// A patch or touch found no record: the session was destroyed, regenerated or
+    /// expired by a concurrent request. Nothing was written, and nothing must be
+    /// resurrected.
+    Gone,
+}
+
+/// Something worth logging. Sessions appear only as [`Fingerprint`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A cookie with the session's name was presented and refused.
+    CookieRejected {
+        /// Why (of the first refused candidate).
+        reason: Rejection,
+    },
+    /// A presented session had expired.
+    Expired {
+        /// The session (`None` for cookie sessions, which have no id).
+        session: Option<Fingerprint>,
+        /// Absolute or idle.
+        by: ExpiredBy,
+    },
+    /// A validly signed id that the store does not know.
+    Unknown {
+        /// The session.
+        session: Fingerprint,
+    },
+    /// The store held bytes it could not decode under the session's key.
+    CorruptRecord {
+        /// The session.
+        session: Fingerprint,
+    },
+    /// A new session is created by this response.
+    Created {
+        /// The new session.
+        session: Fingerprint,
+    },
+    /// The session id was replaced.
+    Regenerated {
+        /// The old id.
+        from: Fingerprint,
+        /// The new id.
+        to: Fingerprint,
+    },
+    /// The session was destroyed.
+    Destroyed {
+        /// The session.
+        session: Option<Fingerprint>,
+    },
+    /// The cookie was verified with a previous key and is re-issued with the primary.
+    Reissued {
+        /// The session.
+        session: Option<Fingerprint>,
+    },
+    /// The response was a server error, so the request's changes were dropped.
+    ChangesDropped {
+        /// The response status.
+        status: u16,
+    },
+}
+
+/// Errors from [`SessionMachine::finish`](crate::SessionMachine::finish). Nothing has been written when one occurs; the
+/// response must not go out as a success.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FinishError {
+    /// The session does not fit in a cookie.
+    #[error("session `{session}` does not fit in its cookie: {source}")]
+    CookieTooLarge {
+        /// The session.
+        session: SessionName,
+        /// The cookie and its size.
+        #[source]
+        source: SetCookieTooLarge,
+    },
+    /// The data could not be sealed.
+    #[error("session `{session}` could not be sealed")]
+    Seal {
+        /// The session.
+        session: SessionName,
+        /// Why.
+        #[source]
+        source: SealError,
+    },
+}
+
+/// What a finished request must do, decided entirely from the delta, the status and
+/// `now`. Run [`Outcome::write`] first, then [`Outcome::delete`], then send
+/// [`Outcome::set_cookie`] with the write's result.
+#[derive(Debug, Default)]
+#[must_use = "an outcome does nothing until its write, delete and cookie are carried out"]
+pub struct Outcome {
+    pub(super) write: Option<Write>,
+    pub(super) delete: Option<StoreKey>,
+    pub(super) set_cookie: Option<SetCookie>,
+    pub(super) events: Vec<Event>,
+}
+
+impl Outcome {
+    /// The store write to run first, if any.
+    pub fn write(&self) -> Option<&Write> {
+        self.write.as_ref()
+    }
+
+    /// The record to delete after the write, if any (regenerate, destroy).
+    pub fn delete(&self) -> Option<&StoreKey> {
+        self.delete.as_ref()
+    }
+
+    /// The Set-Cookie value to send once the write returned `result` (pass
+    /// [`WriteResult::Applied`] when there was no write). When a patch or touch found
+    /// the session gone, no cookie is sent: re-sending the old id could overwrite the
+    /// cookie of the request that replaced it.
+    pub fn set_cookie(&self, result: WriteResult) -> Option<&SetCookie> {
+        if self.write_gone(result) {
+            None
+        } else {
+            self.set_cookie.as_ref()
+        }
+    }
+
+    /// [`set_cookie`](Self::set_cookie), by value.
+    pub fn into_set_cookie(self, result: WriteResult) -> Option<SetCookie> {
+        if self.write_gone(result) {
+            None
+        } else {
+            self.set_cookie
+        }
+    }
+
+    fn write_gone(&self, result: WriteResult) -> bool {
+        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. } | Write::Touch { .. }))
+    }
+
+    /// The `Cache-Control` value the response needs once the write returned `result`:
+    /// `no-store` when a cookie is set or cleared, unless the handler set its own.
+    pub fn cache_control(&self, result: WriteResult) -> Option<&'static str> {
+        self.set_cookie(result).map(|_| "no-store")
+    }
+
+    /// Events to log.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Whether the outcome does nothing at all.
+    pub fn is_noop(&self) -> bool {
+        self.write.is_none() && self.delete.is_none() && self.set_cookie.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookies::CookieSettings;
+    use crate::id::Namespace;
+
+    fn key() -> StoreKey {
+        StoreKey::from_digest(Namespace::shared(), [7; 32])
+    }
+
+    fn cookie() -> SetCookie {
+        CookieSettings::new("sid").render_removal()
+    }
+
+    #[test]
+    fn a_gone_patch_or_touch_sends_no_cookie() {
+        let touch = Outcome {
+            write: Some(Write::Touch {
+                key: key(),
+                last_seen: Timestamp::EPOCH,
+                expires_at: Timestamp::MAX,
+            }),
+            set_cookie: Some(cookie()),
+            ..Outcome::default()
+        };
+        assert!(touch.set_cookie(WriteResult::Applied).is_some());
+        assert_eq!(touch.cache_control(WriteResult::Applied), Some("no-store"));
+        assert!(touch.set_cookie(WriteResult::Gone).is_none());
+        assert_eq!(touch.cache_control(WriteResult::Gone), None);
+        assert!(touch.into_set_cookie(WriteResult::Gone).is_none());
+    }
+
+    #[test]
+    fn a_create_keeps_its_cookie_whatever_the_result() {
+        let create = Outcome {
+            write: Some(Write::Create {
+                key: key(),
+                record: Record::default(),
+                expires_at: Timestamp::MAX,
+            }),
+            set_cookie: Some(cookie()),
+            ..Outcome::default()
+        };
+        assert_eq!(create.write().map(Write::key), Some(&key()));
+        assert!(create.set_cookie(WriteResult::Gone).is_some());
+        assert!(!create.is_noop());
+        assert!(Outcome::default().is_noop());
+    }
+}

@@ -1,0 +1,207 @@
+//! The rules of server-side sessions: the cookie carries a signed id, the record lives
+//! in a store.
+
+use std::collections::VecDeque;
+
+use rand_core::CryptoRng;
+
+use super::{Live, State};
+use crate::codec::{self, Rejection};
+use crate::def::SessionSpec;
+use crate::expiry::ExpiredBy;
+use crate::id::{SessionId, StoreKey};
+use crate::keys::KeyUse;
+use crate::machine::output::{Event, LoadResult, Outcome, Write};
+use crate::record::Record;
+use crate::time::Timestamp;
+
+/// Verifies one cookie value: a validly signed id makes the machine wait for its record.
+pub(super) fn accept(spec: &SessionSpec, value: &str) -> Result<State, Rejection> {
+    let verified = codec::verify_id(spec.id_keys(), value)?;
+    let key = verified.id.store_key(spec.store_namespace());
+    Ok(State::Loading {
+        id: verified.id,
+        key,
+        key_use: verified.key,
+    })
+}
+
+/// What the store's answer for a verified id gives: the live session, or (expired,
+/// unknown, corrupt) a fresh one with an event. The presented id is never adopted.
+pub(super) fn load(
+    spec: &SessionSpec,
+    (id, key, key_use): (SessionId, StoreKey, KeyUse),
+    result: LoadResult,
+    now: Timestamp,
+    events: &mut VecDeque<Event>,
+) -> Live {
+    let session = key.fingerprint();
+    match result {
+        LoadResult::Found(record) => {
+            match spec.def().expiry.check(record.created_at, record.last_seen, now) {
+                Some(by) => events.push_back(Event::Expired {
+                    session: Some(session),
+                    by,
+                }),
+                None => {
+                    let reissue = key_use == KeyUse::Previous;
+                    return Live::existing(Some((id, key)), record, reissue);
+                }
+            }
+        }
+        LoadResult::Missing => events.push_back(Event::Unknown { session }),
+        LoadResult::Corrupt => events.push_back(Event::CorruptRecord { session }),
+    }
+    Live::new_session()
+}
+
+/// Decides the store write and cookie of a server-side session.
+pub(super) fn finish<R: CryptoRng + ?Sized>(
+    spec: &SessionSpec,
+    live: Live,
+    cookie_present: bool,
+    now: Timestamp,
+    rng: &mut R,
+    outcome: &mut Outcome,
+) {
+    let expiry = &spec.def().expiry;
+    let new_cookie = |id: &SessionId, created: Timestamp| {
+        let value = codec::sign_id(spec.id_keys(), id);
+        let max_age = created.saturating_add(expiry.ttl()).saturating_since(now);
+        // A signed id is 92 characters; with the validated attributes the header is far
+        // below 4096 bytes, so this cannot fail for any valid configuration.
+        spec.def().cookie.render(&value, max_age).ok()
+    };
+    match live.loaded {
+        Some((id, key)) => {
+            let created = live.original.created_at;
+            let expires_at = expiry.expires_at(created, now);
+            if expires_at <= now {
+                // The absolute lifetime ran out during the request.
+                outcome.events.push(Event::Expired {
+                    session: Some(key.fingerprint()),
+                    by: ExpiredBy::Absolute,
+                });
+                return;
+            }
+            if live.regenerate {
+                let new_id = SessionId::generate(rng);
+                let new_key = new_id.store_key(spec.store_namespace());
+                outcome.events.push(Event::Regenerated {
+                    from: key.fingerprint(),
+                    to: new_key.fingerprint(),
+                });
+                outcome.write = Some(Write::Create {
+                    key: new_key,
+                    record: Record {
+                        created_at: created,
+                        last_seen: now,
+                        data: live.delta.view(&live.original.data),
+                    },
+                    expires_at,
+                });
+                outcome.delete = Some(key);
+                outcome.set_cookie = new_cookie(&new_id, created);
+                return;
+            }
+            if let Some(patch) = live.delta.patch(&live.original.data, now) {
+                outcome.write = Some(Write::Patch {
+                    key: key.clone(),
+                    patch,
+                    expires_at,
+                });
+            } else if expiry.touch_due(live.original.last_seen, now) {
+                outcome.write = Some(Write::Touch {
+                    key: key.clone(),
+                    last_seen: now,
+                    expires_at,
+                });
+            }
+            if live.reissue {
+                outcome.events.push(Event::Reissued {
+                    session: Some(key.fingerprint()),
+                });
+                outcome.set_cookie = new_cookie(&id, created);
+            }
+        }
+        None => {
+            if live.destroyed {
+                outcome.events.push(Event::Destroyed {
+                    session: live.destroyed_key.as_ref().map(StoreKey::fingerprint),
+                });
+                outcome.delete = live.destroyed_key;
+            }
+            if !live.delta.view_is_empty(&live.original.data) {
+                let id = SessionId::generate(rng);
+                let key = id.store_key(spec.store_namespace());
+                outcome.events.push(Event::Created {
+                    session: key.fingerprint(),
+                });
+                outcome.write = Some(Write::Create {
+                    key,
+                    record: Record::new(now, live.delta.view(&live.original.data)),
+                    expires_at: expiry.expires_at(now, now),
+                });
+                outcome.set_cookie = new_cookie(&id, now);
+            } else if live.destroyed && cookie_present {
+                outcome.set_cookie = Some(spec.def().cookie.render_removal());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::SessionError;
+    use crate::machine::SessionMachine;
+    use crate::machine::output::WriteResult;
+    use crate::machine::tests::{T0, cookie_pair, rng, spec};
+
+    #[test]
+    fn a_signed_id_waits_for_its_record() {
+        let mut first = SessionMachine::begin(spec(false), [], T0);
+        first.insert("user", "ada").expect("ready");
+        let outcome = first.finish(200, T0, &mut rng()).expect("finishes");
+        let Some(Write::Create { key, record, .. }) = outcome.write() else {
+            panic!("a new session with data is created: {outcome:?}");
+        };
+        let cookie = cookie_pair(&outcome);
+
+        let mut next = SessionMachine::begin(spec(false), [cookie.as_bytes()], T0);
+        assert_eq!(next.load_request(), Some(key));
+        assert!(matches!(next.get_value("user"), Err(SessionError::NotLoaded)));
+        next.handle_load(LoadResult::Found(record.clone()), T0)
+            .expect("requested");
+        assert_eq!(next.get::<String>("user").expect("ready").as_deref(), Some("ada"));
+        assert!(next.finish(200, T0, &mut rng()).expect("finishes").is_noop());
+    }
+
+    #[test]
+    fn an_unknown_id_gives_a_fresh_session() {
+        let mut first = SessionMachine::begin(spec(false), [], T0);
+        first.insert("user", "ada").expect("ready");
+        let outcome = first.finish(200, T0, &mut rng()).expect("finishes");
+        let cookie = cookie_pair(&outcome);
+        let mut next = SessionMachine::begin(spec(false), [cookie.as_bytes()], T0);
+        let key = next.load_request().expect("a load").clone();
+        next.handle_load(LoadResult::Missing, T0).expect("requested");
+        assert!(next.is_new().expect("ready"));
+        assert_eq!(
+            next.poll_event(),
+            Some(Event::Unknown {
+                session: key.fingerprint()
+            })
+        );
+        assert!(outcome.set_cookie(WriteResult::Applied).is_some());
+    }
+
+    #[test]
+    fn a_tampered_id_is_an_anonymous_request() {
+        let header = b"__Host-web=not-a-signed-id";
+        let mut machine = SessionMachine::begin(spec(false), [&header[..]], T0);
+        assert!(machine.load_request().is_none());
+        assert!(matches!(machine.poll_event(), Some(Event::CookieRejected { .. })));
+        assert!(machine.is_new().expect("ready"));
+    }
+}
