@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use sessionkit::{
-    DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session,
-    SessionName, Sessions,
+    ClearSiteData, DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome,
+    Secret, Session, SessionName, Sessions,
 };
 
 use crate::driver::DriverFactory;
@@ -153,6 +153,10 @@ impl Harness {
         for name in ["web", "admin", "api"] {
             let def = registry.session_mut(name).expect("built-in session");
             def.driver = driver.clone();
+            if name == "web" {
+                // Logout clears site data on `web` only, so the suites see it on and off.
+                def.clear_site_data = Some(ClearSiteData::cookies());
+            }
         }
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
@@ -372,6 +376,11 @@ pub async fn destroy_ends_the_session<B: SessionBackend>(b: &B) {
         removal[0]
     );
     assert_eq!(out.cache_control(), Some("no-store"));
+    assert_eq!(
+        out.clear_site_data().collect::<Vec<_>>(),
+        ["\"cookies\""],
+        "`web` is configured to clear site data on logout"
+    );
     assert!(jar.get(WEB_COOKIE).is_none());
     if h.server_side() {
         h.with_session(&mut old.clone(), "web", |s| {
@@ -454,6 +463,7 @@ pub async fn named_sessions_are_independent<B: SessionBackend>(b: &B) {
     admin.destroy().expect("destroy");
     let out = h.save(&request, &mut jar, 200).await.expect("save");
     assert_eq!(out.set_cookies().count(), 1, "only admin's removal");
+    assert_eq!(out.clear_site_data().count(), 0, "off by default (admin)");
     h.with_session(&mut jar, "web", |s| {
         assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
     })

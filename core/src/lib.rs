@@ -114,8 +114,8 @@ pub use codec::{Binding, IdKeys, Rejection, SealKeys};
 pub use config::{Config, ConfigError, SessionOverrides};
 pub use cookies::{CookieRuleError, CookieSettings, SameSite, SetCookie, SetCookieTooLarge};
 pub use def::{
-    COOKIE_DRIVER, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName, MEMORY_DRIVER,
-    SessionDef, SessionName, SessionSpec, Storage,
+    COOKIE_DRIVER, ClearSiteData, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName,
+    MEMORY_DRIVER, SessionDef, SessionName, SessionSpec, Storage, UnknownClearSiteDirective,
 };
 pub use expiry::{DEFAULT_TOUCH_SHARE, ExpiredBy, ExpiryError, ExpiryPolicy};
 pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};

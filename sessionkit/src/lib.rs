@@ -101,6 +101,6 @@ pub use sessions::{EnabledSessions, RequestSessions, SaveOutcome, Sessions};
 
 pub use sessionkit_core as core;
 pub use sessionkit_core::{
-    CookieSettings, DefError, DriverChoice, DriverName, ExpiryPolicy, LoadResult, Patch, Record, SameSite,
-    Secret, SessionDef, SessionName, StoreKey, Timestamp, WriteResult,
+    ClearSiteData, CookieSettings, DefError, DriverChoice, DriverName, ExpiryPolicy, LoadResult, Patch,
+    Record, SameSite, Secret, SessionDef, SessionName, StoreKey, Timestamp, WriteResult,
 };

@@ -448,6 +448,11 @@ impl SessionMachine {
             }
             return Ok(outcome);
         }
+        if live.destroyed {
+            outcome
+                .clear_site_data
+                .clone_from(&self.spec.def().clear_site_data);
+        }
         match self.spec.storage() {
             Storage::Server => server::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome),
             Storage::Cookie => {
@@ -471,7 +476,7 @@ pub(super) mod tests {
     use rand_core::SeedableRng;
 
     use super::*;
-    use crate::def::{SessionDef, SessionName};
+    use crate::def::{ClearSiteData, SessionDef, SessionName};
     use crate::id::Namespace;
     use crate::keys::{KeyRing, Secret};
 
@@ -535,5 +540,31 @@ pub(super) mod tests {
         let outcome = machine.finish(503, T0, &mut rng()).expect("finishes");
         assert!(outcome.is_noop());
         assert_eq!(outcome.events(), [Event::ChangesDropped { status: 503 }]);
+    }
+
+    #[test]
+    fn destroy_sends_clear_site_data_only_when_configured() {
+        for cookie_storage in [false, true] {
+            let configured = {
+                let mut def = spec(cookie_storage).def().clone();
+                def.clear_site_data = Some(ClearSiteData::cookies());
+                let keys = KeyRing::new(&Secret::new(vec![9u8; 32]).expect("long"));
+                Arc::new(SessionSpec::new(def, &Namespace::new("app").expect("valid"), &keys).expect("valid"))
+            };
+            for (spec, status, expected) in [
+                (spec(cookie_storage), 200, None),
+                (configured.clone(), 200, Some("\"cookies\"")),
+                (configured.clone(), 500, None),
+            ] {
+                let mut machine = SessionMachine::begin(spec, std::iter::empty::<&[u8]>(), T0);
+                machine.destroy().expect("ready");
+                let outcome = machine.finish(status, T0, &mut rng()).expect("finishes");
+                assert_eq!(outcome.clear_site_data(), expected, "{cookie_storage} {status}");
+            }
+            let mut machine = SessionMachine::begin(configured, std::iter::empty::<&[u8]>(), T0);
+            machine.insert_value("a", serde_json::json!(1)).expect("insert");
+            let outcome = machine.finish(200, T0, &mut rng()).expect("finishes");
+            assert_eq!(outcome.clear_site_data(), None, "only a destroy clears site data");
+        }
     }
 }
