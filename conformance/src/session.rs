@@ -692,6 +692,44 @@ async fn store_failure_then_recovery<B: SessionBackend>(b: &B, failure: fn(&Swit
     .await;
 }
 
+/// Every value `insert` accepts loads back identically in the next request, on every
+/// driver; a value nested deeper than the documented limit is refused at `insert` (and
+/// changes nothing), never discovered at the next load.
+pub async fn accepted_values_load_back<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let mut values = crate::values::tricky();
+    values.extend(
+        crate::values::generated(0x10ad_bac4, 60)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("generated {i}"), v)),
+    );
+    for (name, value) in values {
+        let encoded = serde_json::to_string(&value).expect("encodes").len();
+        if !h.server_side() && encoded > 1_500 {
+            continue; // a sealed cookie holds at most 4 KB
+        }
+        h.with_session(&mut jar, "web", |s| s.insert("v", &value).expect("accepted"))
+            .await;
+        h.with_session(&mut jar, "web", |s| {
+            assert_eq!(
+                s.get::<serde_json::Value>("v").expect("get"),
+                Some(value.clone()),
+                "{name}"
+            );
+        })
+        .await;
+    }
+    let too_deep = (0..=sessionkit::core::MAX_VALUE_DEPTH).fold(json!(1), |inner, _| json!([inner]));
+    h.with_session(&mut jar, "web", |s| {
+        let err = s.insert("deep", &too_deep).expect_err("refused at insert");
+        assert!(err.to_string().contains("deep"), "{err}");
+        assert!(s.get::<serde_json::Value>("deep").expect("get").is_none());
+    })
+    .await;
+}
+
 /// A 5xx response drops the request's changes.
 pub async fn server_errors_drop_changes<B: SessionBackend>(b: &B) {
     let h = Harness::new(b).await;

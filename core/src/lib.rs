@@ -109,6 +109,7 @@ mod keys;
 mod machine;
 mod record;
 mod time;
+mod value;
 
 pub use codec::{Binding, IdKeys, Rejection, SealKeys};
 pub use config::{Config, ConfigError, SessionOverrides};
@@ -126,6 +127,7 @@ pub use machine::{
 };
 pub use record::{Patch, RECORD_VERSION, Record, RecordError};
 pub use time::Timestamp;
+pub use value::{MAX_VALUE_DEPTH, MAX_VALUE_LEN};
 
 /// The RNG traits the core takes, re-exported so callers name the same version.
 pub use rand_core;

@@ -56,6 +56,20 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
+    /// The value is nested deeper than [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) or
+    /// is longer than [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) encoded; nothing was
+    /// changed. Refusing it here means every accepted value loads back on every driver.
+    #[error(
+        "the value for session key {key:?} is too {what}: session values may nest at most {} levels deep and take at most {} bytes as JSON",
+        crate::MAX_VALUE_DEPTH,
+        crate::MAX_VALUE_LEN
+    )]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// `deeply nested` or `large`.
+        what: &'static str,
+    },
     /// A stored value does not have the requested type.
     #[error("the value of session key {key:?} does not have the requested type")]
     Deserialize {
@@ -303,13 +317,27 @@ impl SessionMachine {
             .collect())
     }
 
-    /// Sets `key` to a raw JSON value.
+    /// Sets `key` to a raw JSON value: any JSON value within
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) and
+    /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN), strings with NUL and every other
+    /// character included. What this accepts loads back identically on every driver
+    /// (the conformance suite checks it).
     ///
     /// # Errors
-    /// [`SessionError::NotLoaded`], or [`SessionError::ReservedKey`].
+    /// [`SessionError::NotLoaded`], [`SessionError::ReservedKey`], or
+    /// [`SessionError::ValueTooLarge`].
     pub fn insert_value(&mut self, key: impl Into<String>, value: Value) -> Result<(), SessionError> {
         let key = key.into();
         check_key(&key)?;
+        if let Err(limit) = crate::value::check(&value) {
+            return Err(SessionError::ValueTooLarge {
+                key,
+                what: match limit {
+                    crate::value::ValueLimit::Depth => "deeply nested",
+                    crate::value::ValueLimit::Len => "large",
+                },
+            });
+        }
         self.live_mut()?.delta.set(key, value);
         Ok(())
     }
