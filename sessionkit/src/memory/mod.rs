@@ -1,11 +1,15 @@
-//! The embedded default store: sharded, bounded, expiring, in process memory.
+//! The embedded default store: sharded, bounded, expiring, flood-resistant, in process
+//! memory.
 
-use std::collections::{BTreeSet, HashMap};
+mod hash;
+mod shard;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
 
+use self::shard::{Limits, Segment, Shard};
 use crate::clock::{SharedClock, SystemClock};
 use crate::driver::{Driver, DriverError};
 
@@ -13,9 +17,6 @@ use crate::driver::{Driver, DriverError};
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 /// The default number of shards.
 pub const DEFAULT_SHARDS: usize = 32;
-/// How many expired entries one call removes at most, so no call holds a shard lock for
-/// long; the rest go on later calls (and are invisible to `load` meanwhile).
-const PURGE_BATCH: usize = 32;
 
 /// Sessions in process memory.
 ///
@@ -27,99 +28,48 @@ const PURGE_BATCH: usize = 32;
 ///   are removed without ever scanning a shard, and `load` never returns one.
 /// - **Bounded**: at most `max_sessions` (100,000 by default), split evenly across
 ///   shards (so the fullest shard starts evicting a little before the total is
-///   reached). When a shard is full, `create` first drops expired entries, then evicts
-///   the session closest to expiring. With an idle timeout that is the least recently
-///   used session; the evicted user simply gets a new session.
+///   reached). The evicted user simply gets a new session.
+/// - **Flood-resistant**: sessions created and never used again cannot evict sessions
+///   in use. Each shard is a segmented LRU (as in SLRU, or the main space of
+///   W-TinyLFU) with two segments, each ordered by expiry:
+///   - *probation* holds sessions created and not used since. Every new session starts
+///     here.
+///   - *protected* holds sessions that came back: a `load` that finds the session, or a
+///     `patch` or `touch` that applies to it, moves it here. So does a `create` whose
+///     record has a `created_at` earlier than its `last_seen`: such a record carries
+///     over an earlier session, which the core writes only when it regenerates (at sign
+///     in) or renews a session it loaded. A fresh session's record has
+///     `created_at == last_seen`.
+///
+///   When a shard is full, `create` evicts an expired session if there is one, else the
+///   probation session closest to expiring, and a protected one (the one closest to
+///   expiring) only if probation is empty. Protected may fill four fifths of a shard
+///   (rounded down; at least one slot is always left to probation), so a flood of
+///   sessions that are created and never come back, however large, only churns
+///   probation and never evicts a protected session before it expires.
+///
+///   When a session is promoted into a full protected segment, the protected session
+///   closest to expiring (with an idle timeout: the least recently used one) is demoted
+///   to probation. There it is evicted in expiry order like any other probation session,
+///   unless it is used again first, which promotes it back. So when more sessions are
+///   in use than four fifths of `max_sessions`, the least recently used of them go
+///   first: raise `max_sessions`.
+/// - **Cost**: O(log n) per call in the shard's two expiry-ordered B-trees (the same
+///   index that drives the purge, split in two), plus one hash map lookup; the segment
+///   adds one byte (padded to eight) per session and no other memory.
 /// - Time comes from the injected [`Clock`](crate::Clock), so tests run in simulated
 ///   time. Data is lost when the process exits; use Redis or PostgreSQL to share
 ///   sessions between processes.
+///
+/// What it cannot tell apart: a client that keeps its cookie and sends it again is a
+/// returning session, whoever runs it. The flood this defends against is the cheap one,
+/// one request per session without a cookie.
 #[derive(Debug)]
 pub struct MemoryDriver {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     clock: SharedClock,
     closed: AtomicBool,
-}
-
-/// Hashes store keys cheaply. Keys are SHA-256 digests of ids this process minted (a
-/// request cannot choose them: a cookie must carry a valid MAC before its key is ever
-/// looked up), so a DoS-resistant keyed hash buys nothing here.
-#[derive(Debug, Default, Clone, Copy)]
-struct DigestHash;
-
-#[derive(Debug, Default)]
-struct DigestHasher(u64);
-
-impl std::hash::BuildHasher for DigestHash {
-    type Hasher = DigestHasher;
-    fn build_hasher(&self) -> DigestHasher {
-        DigestHasher(0)
-    }
-}
-
-impl std::hash::Hasher for DigestHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-#[derive(Debug, Default)]
-struct Shard {
-    entries: HashMap<StoreKey, Entry, DigestHash>,
-    by_expiry: BTreeSet<(Timestamp, StoreKey)>,
-}
-
-#[derive(Debug)]
-struct Entry {
-    record: Record,
-    expires_at: Timestamp,
-}
-
-impl Shard {
-    fn purge(&mut self, now: Timestamp) {
-        for _ in 0..PURGE_BATCH {
-            match self.by_expiry.first() {
-                Some((expires, _)) if *expires <= now => {
-                    if let Some((_, key)) = self.by_expiry.pop_first() {
-                        self.entries.remove(&key);
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
-
-    fn live(&mut self, key: &StoreKey, now: Timestamp) -> Option<&mut Entry> {
-        let expired = self.entries.get(key).is_some_and(|e| e.expires_at <= now);
-        if expired {
-            self.remove(key);
-        }
-        self.entries.get_mut(key)
-    }
-
-    fn remove(&mut self, key: &StoreKey) {
-        if let Some(entry) = self.entries.remove(key) {
-            self.by_expiry.remove(&(entry.expires_at, key.clone()));
-        }
-    }
-
-    fn set_expiry(&mut self, key: &StoreKey, expires_at: Timestamp) {
-        if let Some(entry) = self.entries.get_mut(key) {
-            let old = std::mem::replace(&mut entry.expires_at, expires_at);
-            if old != expires_at {
-                self.by_expiry.remove(&(old, key.clone()));
-                self.by_expiry.insert((expires_at, key.clone()));
-            }
-        }
-    }
 }
 
 /// Builds a [`MemoryDriver`].
@@ -151,9 +101,10 @@ impl MemoryDriverBuilder {
 
     /// Builds the driver.
     pub fn build(self) -> MemoryDriver {
-        let shards: Box<[Mutex<Shard>]> = (0..self.shards).map(|_| Mutex::new(Shard::default())).collect();
+        let limits = Limits::new(self.max_sessions.div_ceil(self.shards));
+        let shards: Box<[Mutex<Shard>]> = (0..self.shards).map(|_| Mutex::new(Shard::new(limits))).collect();
         MemoryDriver {
-            per_shard: self.max_sessions.div_ceil(self.shards).max(1),
+            per_shard: limits.capacity(),
             shards,
             clock: self.clock,
             closed: AtomicBool::new(false),
@@ -178,7 +129,7 @@ impl MemoryDriver {
 
     /// The number of live and not yet purged sessions.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).entries.len()).sum()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// Whether no session is stored.
@@ -191,7 +142,7 @@ impl MemoryDriver {
         self.per_shard * self.shards.len()
     }
 
-    fn shard(&self, key: &StoreKey) -> Result<MutexGuard<'_, Shard>, DriverError> {
+    fn shard(&self, key: &StoreKey, now: Timestamp) -> Result<MutexGuard<'_, Shard>, DriverError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(DriverError::Closed);
         }
@@ -202,7 +153,7 @@ impl MemoryDriver {
         // The digest is uniformly distributed, so its low bits pick a shard evenly.
         let index = usize::try_from(bits % self.shards.len() as u64).unwrap_or(0);
         let mut shard = lock(&self.shards[index]);
-        shard.purge(self.clock.now());
+        shard.purge(now);
         Ok(shard)
     }
 }
@@ -223,11 +174,17 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 impl Driver for MemoryDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         let now = self.clock.now();
-        let mut shard = self.shard(key)?;
-        Ok(match shard.live(key, now) {
-            Some(entry) => LoadResult::Found(entry.record.clone()),
-            None => LoadResult::Missing,
-        })
+        let mut shard = self.shard(key, now)?;
+        let Some(entry) = shard.live(key, now) else {
+            return Ok(LoadResult::Missing);
+        };
+        let record = entry.record.clone();
+        if !entry.is_protected() {
+            // It came back after the request that created it.
+            let expires_at = entry.expires_at();
+            shard.used(key, expires_at);
+        }
+        Ok(LoadResult::Found(record))
     }
 
     async fn create(
@@ -237,28 +194,20 @@ impl Driver for MemoryDriver {
         expires_at: Timestamp,
     ) -> Result<(), DriverError> {
         let now = self.clock.now();
-        let mut shard = self.shard(key)?;
+        let mut shard = self.shard(key, now)?;
         if shard.live(key, now).is_some() {
             return Err(DriverError::Duplicate);
         }
         if expires_at <= now {
             return Ok(());
         }
-        while shard.entries.len() >= self.per_shard {
-            // Full of live sessions: evict the one closest to expiring.
-            let Some((_, victim)) = shard.by_expiry.pop_first() else {
-                break;
-            };
-            shard.entries.remove(&victim);
-        }
-        shard.entries.insert(
-            key.clone(),
-            Entry {
-                record: record.clone(),
-                expires_at,
-            },
-        );
-        shard.by_expiry.insert((expires_at, key.clone()));
+        // A record older than its last use carries over an earlier session (regenerate).
+        let segment = if record.created_at < record.last_seen {
+            Segment::Protected
+        } else {
+            Segment::Probation
+        };
+        shard.insert(key, record.clone(), expires_at, segment, now);
         Ok(())
     }
 
@@ -269,12 +218,12 @@ impl Driver for MemoryDriver {
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
         let now = self.clock.now();
-        let mut shard = self.shard(key)?;
+        let mut shard = self.shard(key, now)?;
         let Some(entry) = shard.live(key, now) else {
             return Ok(WriteResult::Gone);
         };
         patch.apply_to(&mut entry.record);
-        shard.set_expiry(key, expires_at);
+        shard.used(key, expires_at);
         Ok(WriteResult::Applied)
     }
 
@@ -285,26 +234,24 @@ impl Driver for MemoryDriver {
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
         let now = self.clock.now();
-        let mut shard = self.shard(key)?;
+        let mut shard = self.shard(key, now)?;
         let Some(entry) = shard.live(key, now) else {
             return Ok(WriteResult::Gone);
         };
         entry.record.last_seen = last_seen;
-        shard.set_expiry(key, expires_at);
+        shard.used(key, expires_at);
         Ok(WriteResult::Applied)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
-        self.shard(key)?.remove(key);
+        self.shard(key, self.clock.now())?.remove(key);
         Ok(())
     }
 
     async fn close(&self) -> Result<(), DriverError> {
         self.closed.store(true, Ordering::Release);
         for shard in &self.shards {
-            let mut shard = lock(shard);
-            shard.entries = HashMap::default();
-            shard.by_expiry = BTreeSet::new();
+            lock(shard).clear();
         }
         Ok(())
     }
