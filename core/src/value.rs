@@ -2,7 +2,7 @@
 //!
 //! Both limits are checked when a value is inserted, so a value that was accepted always
 //! loads back: a store never has to refuse, and a load never hits a decoder's recursion
-//! limit (serde_json stops at 128 levels for a whole record; a value sits two levels
+//! limit (`serde_json` stops at 128 levels for a whole record; a value sits two levels
 //! down in it, and drivers may wrap it once more).
 
 use serde_json::Value;
@@ -67,7 +67,7 @@ fn walk(value: &Value, depth: usize, len: &mut usize) -> Result<(), ValueLimit> 
     }
 }
 
-/// The encoded length of a number, as serde_json writes it.
+/// The encoded length of a number, as `serde_json` writes it.
 fn number_len(n: &serde_json::Number) -> usize {
     if let Some(u) = n.as_u64() {
         decimal_digits(u)
