@@ -49,11 +49,10 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let mut drivers = Vec::new();
     for _ in 0..4 {
         drivers.push(
-            PostgresDriver::builder_from_url(&factory.url)
-                .expect("url")
+            PostgresDriver::builder(&factory.url)
                 .table(&table)
                 .pool_size(2)
-                .build()
+                .connect()
                 .await
                 .expect("connect"),
         );

@@ -66,7 +66,7 @@ async fn killed_then_restarted_redis_recovers_without_a_new_driver() {
         return;
     };
     let driver = RedisDriver::builder(&server.url())
-        .connection_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
         .operation_timeout(Duration::from_secs(2))
         .connect()

@@ -291,11 +291,10 @@ impl Factory {
 
     /// A migrated driver over a fresh table.
     pub(crate) async fn driver(&self) -> PostgresDriver {
-        let driver = PostgresDriver::builder_from_url(&self.url)
-            .expect("url")
+        let driver = PostgresDriver::builder(&self.url)
             .table(unique_table())
             .pool_size(8)
-            .build()
+            .connect()
             .await
             .expect("connect to the test database");
         driver.migrate().await.expect("migrate");
