@@ -75,7 +75,7 @@ enum Target {
     /// A connection string, parsed by [`PostgresDriverBuilder::connect`].
     Url(String),
     /// A parsed configuration.
-    Config(tokio_postgres::Config),
+    Config(Box<tokio_postgres::Config>),
 }
 
 impl fmt::Debug for PostgresDriverBuilder {
@@ -139,7 +139,7 @@ impl PostgresDriverBuilder {
         }
         let mut config = match self.target {
             Target::Url(url) => url.parse().map_err(SetupError::InvalidUrl)?,
-            Target::Config(config) => config,
+            Target::Config(config) => *config,
         };
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.connect_timeout);
@@ -194,7 +194,7 @@ impl PostgresDriver {
 
     /// Settings for a driver over a parsed `tokio_postgres` configuration.
     pub fn builder_with_config(config: tokio_postgres::Config) -> PostgresDriverBuilder {
-        Self::builder_with_target(Target::Config(config))
+        Self::builder_with_target(Target::Config(Box::new(config)))
     }
 
     fn builder_with_target(target: Target) -> PostgresDriverBuilder {
@@ -332,13 +332,14 @@ impl PostgresDriver {
             let prepared = client.prepare_cached(sql).await.map_err(Failure::Statement)?;
             statement(client, prepared).await.map_err(Failure::Statement)
         };
-        let retried = timeouts::retry(
-            self.retries(),
-            attempt,
-            |failure| matches!(failure, Failure::Statement(err) if should_retry(retry, err)),
-        );
-        self.bounded(async { retried.await.map_err(DriverError::from) })
-            .await
+        let retryable =
+            |failure: &Failure| matches!(failure, Failure::Statement(err) if should_retry(retry, err));
+        self.bounded(async {
+            timeouts::retry(self.retries(), attempt, retryable)
+                .await
+                .map_err(DriverError::from)
+        })
+        .await
     }
 
     /// Runs one prepared statement that changes rows; returns how many it changed.

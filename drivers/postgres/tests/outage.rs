@@ -1,8 +1,6 @@
 //! PostgreSQL going away mid-run: calls fail fast with `Unavailable` (503 through the
 //! session layer), and the same driver works again once the database is back, without
-//! being rebuilt. A call stuck behind a lock ends at the query timeout.
-
-mod common;
+//! being rebuilt. A call stuck behind a lock ends at the operation timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +15,8 @@ use sessionkit::{
 };
 use sessionkit_postgres::PostgresDriver;
 use sessionkit_postgres::tokio_postgres;
+use sessionkit_testkit::postgres_factory as factory;
+use sessionkit_testkit::servers::postgres as common;
 
 /// How long any call may take while the database is down.
 const PROMPT: Duration = Duration::from_secs(3);

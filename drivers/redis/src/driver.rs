@@ -218,9 +218,10 @@ impl RedisDriver {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let manager = self.manager()?;
-        let attempts = timeouts::retry(1, || call(manager.clone()), |err| should_retry(retry, err));
         timeouts::bounded(STORE, self.operation_timeout, async {
-            attempts.await.map_err(driver_error)
+            timeouts::retry(1, || call(manager.clone()), |err| should_retry(retry, err))
+                .await
+                .map_err(driver_error)
         })
         .await
     }

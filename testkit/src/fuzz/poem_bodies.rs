@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use crate::adapter_steps;
+use super::adapter_steps;
 
 use poem::endpoint::BoxEndpoint;
 use poem::http::{Method, header};

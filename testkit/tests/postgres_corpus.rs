@@ -2,18 +2,17 @@
 //! own body (decoding, and re-encoding what decodes), so a plain `cargo test` catches
 //! regressions the fuzzer once found; and checks the seeds decode as intended.
 
-#[path = "../../../fuzz/src/postgres_bodies.rs"]
-#[allow(dead_code, unreachable_pub, clippy::all, clippy::pedantic)]
-mod bodies;
-#[path = "../../../fuzz/src/replay.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod replay;
-
 use sessionkit::LoadResult;
 use sessionkit_postgres::decode_stored;
+use sessionkit_testkit::fuzz::postgres_bodies as bodies;
+use sessionkit_testkit::replay;
 
 #[test]
 fn no_corpus_input_breaks_an_invariant() {
+    assert!(
+        replay::corpus("postgres_record").len() > 5,
+        "the corpus is missing"
+    );
     replay::replay("postgres_record", bodies::postgres_record);
 }
 

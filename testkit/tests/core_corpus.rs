@@ -1,12 +1,8 @@
 //! Replays the committed fuzz corpus through the fuzz targets' own bodies, so a plain
 //! `cargo test` catches regressions the fuzzers once found.
 
-#[path = "../../fuzz/src/core_bodies.rs"]
-#[allow(dead_code, unreachable_pub, clippy::all, clippy::pedantic)]
-mod bodies;
-#[path = "../../fuzz/src/replay.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod replay;
+use sessionkit_testkit::fuzz::core_bodies as bodies;
+use sessionkit_testkit::replay;
 
 #[test]
 fn cookie_header() {

@@ -1,7 +1,7 @@
 //! Fuzz body for the PostgreSQL driver's decoder: raw binary-format `data`,
 //! `created_at` and `last_seen` columns as if PostgreSQL had returned them. It panics
 //! only when an invariant breaks; a corrupt or foreign row must come out as `Corrupt`
-//! (or `Missing`), never as a panic. `drivers/postgres/tests/fuzz_corpus.rs` replays
+//! (or `Missing`), never as a panic. `testkit/tests/postgres_corpus.rs` replays
 //! the committed corpus through it.
 
 use sessionkit::LoadResult;

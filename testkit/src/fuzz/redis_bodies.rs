@@ -1,7 +1,7 @@
 //! Fuzz body for the Redis driver's decoder: arbitrary bytes as if Redis had returned
 //! them (a `HGETALL` reply in RESP, or NUL-separated hash fields). It panics only when
 //! an invariant breaks; a corrupt or foreign record must come out as `Corrupt` (or
-//! `Missing`), never as a panic. `drivers/redis/tests/fuzz_corpus.rs` replays the
+//! `Missing`), never as a panic. `testkit/tests/redis_corpus.rs` replays the
 //! committed corpus through it.
 
 use sessionkit::LoadResult;

@@ -1,10 +1,9 @@
-//! Reading and replaying a committed fuzz corpus, for the normal test suites: each
-//! replay test includes this file (and the bodies it replays) by `#[path]`, so
-//! `cargo test` runs every committed input through the fuzz target's own body.
+//! Reading and replaying a committed fuzz corpus, for the normal test suites: the
+//! replay tests run every committed input through the fuzz target's own body.
 
 use std::path::{Path, PathBuf};
 
-/// `fuzz/corpus/<target>`, found from the including crate's manifest directory.
+/// `fuzz/corpus/<target>`, found above this crate's manifest directory.
 ///
 /// # Panics
 /// When no such directory exists above the crate (the corpus is not checked out).

@@ -2,18 +2,14 @@
 //! own body (decoding, and re-encoding what decodes), so a plain `cargo test` catches
 //! regressions the fuzzer once found; and checks the seeds decode as intended.
 
-#[path = "../../../fuzz/src/redis_bodies.rs"]
-#[allow(dead_code, unreachable_pub, clippy::all, clippy::pedantic)]
-mod bodies;
-#[path = "../../../fuzz/src/replay.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod replay;
-
 use sessionkit::LoadResult;
 use sessionkit_redis::decode_stored;
+use sessionkit_testkit::fuzz::redis_bodies as bodies;
+use sessionkit_testkit::replay;
 
 #[test]
 fn no_corpus_input_breaks_an_invariant() {
+    assert!(replay::corpus("redis_record").len() > 5, "the corpus is missing");
     replay::replay("redis_record", bodies::redis_record);
 }
 

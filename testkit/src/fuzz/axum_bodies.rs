@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use crate::adapter_steps;
+use super::adapter_steps;
 
 use axum::Router;
 use axum::body::Body;

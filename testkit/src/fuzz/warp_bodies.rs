@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::sync::OnceLock;
 
-use crate::adapter_steps;
+use super::adapter_steps;
 
 use http::{Request, header};
 use sessionkit::{Registry, Secret, Session};
