@@ -9,7 +9,7 @@
 //! removes its directory. [`Factory`] runs the conformance suites over it. With
 //! `DATABASE_URL` set, tests use that database instead
 //! (creating uniquely named tables in it). When no server can be had, tests skip with
-//! a message, except under `CI`, where they fail ([`unavailable`](super::unavailable)).
+//! a message, except under `CI`, where they fail ([`unavailable`]).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

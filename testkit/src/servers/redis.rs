@@ -6,7 +6,7 @@
 //! process ends, the pipe closes and the watchdog kills the server and removes its
 //! directory. [`Factory`] runs the conformance suites over it. With `REDIS_URL` set, tests use that server instead. When no server can
 //! be had, tests skip with a message, except under `CI`, where they fail
-//! ([`unavailable`](super::unavailable)).
+//! ([`unavailable`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
