@@ -88,6 +88,7 @@ mod memory;
 mod registry;
 mod secrets;
 mod sessions;
+pub mod timeouts;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use driver::{BoxError, Driver, DriverError, DynDriver};
