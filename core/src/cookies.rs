@@ -150,7 +150,7 @@ impl CookieSettings {
         }
     }
 
-    /// Checks the rules of DESIGN.md: valid name, path and domain; `__Host-` and
+    /// Checks the rules of docs/design.md ("Cookie attributes"): valid name, path and domain; `__Host-` and
     /// `__Secure-` prefixes (compared case-insensitively, as RFC 6265bis does);
     /// `SameSite=None` and `Partitioned` only with `Secure`.
     ///

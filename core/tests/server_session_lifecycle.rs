@@ -1,5 +1,5 @@
 //! What a server-side session does over a sequence of requests: the write and cookie
-//! rules of DESIGN.md ("Writes", "Regenerate", "Cookie attributes").
+//! rules of docs/design.md ("Writes", "Regenerate", "Cookie attributes").
 
 mod common;
 

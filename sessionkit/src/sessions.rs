@@ -1,8 +1,8 @@
 //! The started registry, and the sessions of one request.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -217,8 +217,8 @@ struct RequestInner {
     inline_slots: [OnceCell<Session>; INLINE_SLOTS],
     more_slots: Box<[OnceCell<Session>]>,
     /// The request's `now`, read from the clock when a session is first loaded and used
-    /// for the whole request (0: not read yet).
-    now: AtomicU64,
+    /// for the whole request.
+    now: OnceLock<Timestamp>,
     saved: AtomicBool,
 }
 
@@ -235,13 +235,7 @@ impl RequestInner {
     }
 
     fn now(&self) -> Timestamp {
-        let cached = self.now.load(Ordering::Relaxed);
-        if cached != 0 {
-            return Timestamp::from_millis(cached);
-        }
-        let now = self.sessions.inner.clock.now();
-        self.now.store(now.as_millis().max(1), Ordering::Relaxed);
-        now
+        *self.now.get_or_init(|| self.sessions.inner.clock.now())
     }
 }
 
@@ -324,7 +318,7 @@ impl RequestSessions {
                 enabled,
                 inline_slots: std::array::from_fn(|_| OnceCell::new()),
                 more_slots,
-                now: AtomicU64::new(0),
+                now: OnceLock::new(),
                 saved: AtomicBool::new(false),
             }),
         }
