@@ -1,7 +1,7 @@
 //! Session values that every driver must store and load back unchanged: the hard cases
 //! by name (deep, wide, unicode, NUL, big numbers, empty keys) and a seeded stream of
 //! arbitrary JSON trees. The core accepts any JSON value up to
-//! [`MAX_VALUE_DEPTH`](sessionkit::core::MAX_VALUE_DEPTH) levels deep, so a driver that
+//! [`MAX_VALUE_DEPTH`] levels deep, so a driver that
 //! cannot store one of these would log a user out at the next load.
 
 use serde_json::{Map, Number, Value, json};
