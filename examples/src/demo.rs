@@ -278,7 +278,8 @@ pub fn api_admin_leave(admin: &Session) -> DemoResult {
 /// `PUT /api/data/{key}` with any JSON body.
 ///
 /// # Errors
-/// 4xx for a bad key or body; session errors.
+/// 4xx for a bad key or body (422 for a value sessionkit refuses: nested deeper than
+/// 64 levels); session errors.
 pub fn api_data_put(web: &Session, key: &str, body: &[u8]) -> DemoResult {
     let key = valid_key(key)?;
     if body.len() > MAX_BODY {
@@ -286,7 +287,13 @@ pub fn api_data_put(web: &Session, key: &str, body: &[u8]) -> DemoResult {
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|err| bad(400, &format!("malformed JSON: {err}")))?;
-    web.insert(&key, &value)?;
+    web.insert(&key, &value).map_err(|err| match err {
+        // sessionkit refuses values nested too deep or too large: the client's fault here.
+        sessionkit::Error::Session(sessionkit::core::SessionError::ValueTooLarge { .. }) => {
+            bad(422, &err.to_string())
+        }
+        other => other.into(),
+    })?;
     Ok(DemoResponse::no_content())
 }
 

@@ -193,6 +193,15 @@ async fn exercise(binary: &str, driver: &str) {
     let huge = format!(r#"{{"message": "{}"}}"#, "x".repeat(20_000));
     let r = b.send("POST", "/api/flash", Some(&huge)).await;
     assert_eq!(r.status, 413, "oversize body: {r:?}");
+    // Values the session refuses (nested deeper than sessionkit's limit) are the
+    // client's error, and what is accepted loads back, NUL included.
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let r = b.send("PUT", "/api/data/deep", Some(&deep)).await;
+    assert_eq!(r.status, 422, "too deep: {r:?}");
+    assert!(r.body.contains("nest"), "{r:?}");
+    let r = b.send("PUT", "/api/data/nul", Some(r#""a\u0000b""#)).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(b.json("GET", "/api/data/nul", None).await, json!("a\u{0}b"));
 
     // The HTML side.
     let page = b.send("GET", "/", None).await;
