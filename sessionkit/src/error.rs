@@ -32,7 +32,7 @@ pub enum SetupError {
     /// A session names a driver that is not registered.
     #[error("session `{session}` uses driver `{driver}`, which is not registered")]
     UnknownDriver {
-        /// The session.
+        /// The session whose definition names the driver.
         session: SessionName,
         /// The driver it names.
         driver: DriverChoice,
@@ -40,31 +40,31 @@ pub enum SetupError {
     /// The configuration file could not be read.
     #[error("could not read session config {path:?}")]
     ReadConfig {
-        /// The file.
+        /// The path that was given.
         path: PathBuf,
-        /// Why.
+        /// The I/O error (not found, permission denied, ...).
         #[source]
         source: std::io::Error,
     },
     /// A session, driver or namespace name is not valid.
     #[error("invalid name {name:?}")]
     Name {
-        /// The name.
+        /// The refused name, as given.
         name: String,
-        /// Why.
+        /// The rule it breaks (length, characters).
         #[source]
         source: NameError,
     },
     /// The driver name `cookie` is built in and cannot be replaced.
     #[error("the driver name {name:?} is reserved for sessionkit's sealed-cookie driver")]
     ReservedDriverName {
-        /// The name.
+        /// The name an application tried to register.
         name: String,
     },
     /// A session was named that is not registered.
     #[error("no session named {name:?} is registered")]
     UnknownSession {
-        /// The name.
+        /// The name that was asked for.
         name: String,
     },
     /// Two sessions use the same cookie name, so their cookies would overwrite each other.
@@ -83,7 +83,7 @@ pub enum SetupError {
     Secret {
         /// Where the secret came from (`SESSIONKIT_SECRET`, `session.secret`, ...).
         origin: String,
-        /// Why.
+        /// What is wrong with it (its length; never its bytes).
         #[source]
         source: KeyError,
     },
@@ -125,7 +125,7 @@ pub enum Error {
     /// The registry has no session of this name.
     #[error("no session named {name:?} is registered (registered: {known})")]
     UnknownSession {
-        /// The requested name.
+        /// The name the handler asked for.
         name: String,
         /// The registered names, comma-separated.
         known: String,
@@ -136,7 +136,7 @@ pub enum Error {
         "session {name:?} is not enabled on this route: add it to the session layer (it carries: {enabled})"
     )]
     SessionNotEnabled {
-        /// The requested name.
+        /// The name the handler asked for.
         name: String,
         /// The sessions the layer carries, comma-separated.
         enabled: String,
@@ -155,13 +155,13 @@ pub enum Error {
     /// The session handle was used after the response was saved.
     #[error("session `{session}` was already saved with the response; changes after that are lost")]
     AlreadySaved {
-        /// The session.
+        /// The session whose handle outlived its response.
         session: SessionName,
     },
     /// The store failed.
     #[error("session `{session}`: {operation} failed")]
     Store {
-        /// The session.
+        /// The session the driver call was for.
         session: SessionName,
         /// `load`, `create`, `patch`, `touch` or `delete`.
         operation: &'static str,
