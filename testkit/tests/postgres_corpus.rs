@@ -26,7 +26,7 @@ fn seeds_decode_as_intended() {
             .unwrap_or_else(|| panic!("seed {name} is missing"));
         decode_stored(data)
     };
-    for found in ["seed-record", "seed-unicode"] {
+    for found in ["seed-record", "seed-unicode", "seed-escaped"] {
         assert!(matches!(seed(found), LoadResult::Found(_)), "{found}");
     }
     match seed("seed-record") {
@@ -37,7 +37,17 @@ fn seeds_decode_as_intended() {
         }
         other => panic!("{other:?}"),
     }
+    match seed("seed-escaped") {
+        LoadResult::Found(record) => {
+            assert_eq!(record.data["k\u{0}"][0], "\u{0}");
+            assert_eq!(record.data["k\u{0}"][1], "in\u{10FFFD}side");
+            assert!(record.data["n"].is_f64());
+            assert_eq!(record.data["i"], u64::MAX);
+        }
+        other => panic!("{other:?}"),
+    }
     for corrupt in [
+        "seed-bad_escape",
         "seed-null_data",
         "seed-null_times",
         "seed-infinity",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sessionkit::timeouts;
 use sessionkit::{Driver, DriverError, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
 use tokio_postgres::error::Severity;
@@ -15,6 +15,7 @@ use tokio_postgres::{NoTls, Statement};
 
 use crate::codec::{self, PgTime, Raw};
 use crate::error::{SetupError, StoreError, driver_error, is_unavailable, pool_error};
+use crate::escape;
 use crate::sql::{DEFAULT_TABLE, Statements};
 
 /// How the driver names its store in errors
@@ -386,19 +387,11 @@ fn should_retry(retry: Retry, err: &tokio_postgres::Error) -> bool {
     }
 }
 
-fn no_nul<'a>(values: impl IntoIterator<Item = (&'a String, &'a Value)>) -> Result<(), DriverError> {
-    for (key, value) in values {
-        if key.contains('\0') || codec::has_nul(value) {
-            return Err(DriverError::backend(StoreError::NulCharacter));
-        }
-    }
-    Ok(())
-}
-
-fn object_text<'a>(entries: impl IntoIterator<Item = (&'a String, &'a Value)>) -> String {
-    let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    // `Display` of a JSON value is its compact JSON text and cannot fail.
-    Value::Object(map).to_string()
+/// The `data` column's JSON text for `entries`, as [`codec::data_text`].
+fn object_text<'a>(
+    entries: impl IntoIterator<Item = (&'a String, &'a Value)>,
+) -> Result<String, DriverError> {
+    codec::data_text(entries).map_err(DriverError::backend)
 }
 
 fn applied(rows: u64) -> WriteResult {
@@ -436,8 +429,7 @@ impl Driver for PostgresDriver {
         record: &Record,
         expires_at: Timestamp,
     ) -> Result<(), DriverError> {
-        no_nul(&record.data)?;
-        let data = object_text(&record.data);
+        let data = object_text(&record.data)?;
         let params: [&(dyn ToSql + Sync); 6] = [
             &key.namespace().as_str(),
             &&key.digest()[..],
@@ -461,16 +453,13 @@ impl Driver for PostgresDriver {
         patch: &Patch,
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
-        no_nul(&patch.set)?;
-        // A key holding NUL cannot be stored, so removing it is a no-op; PostgreSQL
-        // text cannot even carry it as a parameter.
-        let remove: Vec<&str> = patch
+        // Keys are removed by their stored form, as `set` writes them.
+        let remove: Vec<String> = patch
             .remove
             .iter()
-            .map(String::as_str)
-            .filter(|k| !k.contains('\0'))
+            .map(|k| escape::escape(k).into_owned())
             .collect();
-        let set = object_text(&patch.set);
+        let set = object_text(&patch.set)?;
         let params: [&(dyn ToSql + Sync); 7] = [
             &key.namespace().as_str(),
             &&key.digest()[..],
@@ -540,11 +529,21 @@ mod tests {
     }
 
     #[test]
-    fn nul_is_refused_in_keys_and_values() {
-        let ok: Map<String, Value> = [("a".to_owned(), Value::from("b"))].into_iter().collect();
-        assert!(no_nul(&ok).is_ok());
-        let bad: Map<String, Value> = [("a\0".to_owned(), Value::from(1))].into_iter().collect();
-        assert!(matches!(no_nul(&bad), Err(DriverError::Backend(_))));
-        assert_eq!(object_text(&ok), r#"{"a":"b"}"#);
+    fn data_text_escapes_nul_and_keeps_floats_floats() {
+        let data: serde_json::Map<String, Value> = [
+            ("a".to_owned(), Value::from("b")),
+            ("n\0".to_owned(), Value::from("\0")),
+            ("f".to_owned(), Value::from(1e18)),
+            ("i".to_owned(), Value::from(u64::MAX)),
+        ]
+        .into_iter()
+        .collect();
+        let text = object_text(&data).expect("text");
+        assert!(!text.contains("\\u0000"), "{text}");
+        let stored: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(stored["a"], "b");
+        assert!(stored["f"].is_f64());
+        assert!(text.contains(r#""f":1000000000000000000.0"#), "{text}");
+        assert!(text.contains(r#""i":18446744073709551615"#), "{text}");
     }
 }

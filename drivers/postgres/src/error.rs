@@ -36,11 +36,6 @@ pub enum SetupError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// A session value or key holds the NUL character (`\u0000`), which PostgreSQL's
-    /// `jsonb` cannot store. The write is refused before it reaches the database
-    /// ([`DriverError::Backend`]); nothing is written.
-    #[error("PostgreSQL jsonb cannot store the NUL character (\\u0000) in a string or key")]
-    NulCharacter,
     /// The database does not use the UTF-8 encoding, which the session data needs
     /// ([`DriverError::Backend`], from `migrate`).
     #[error("the database encoding is {0}, but sessionkit needs UTF8")]

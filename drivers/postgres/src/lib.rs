@@ -9,12 +9,13 @@ mod cleanup;
 mod codec;
 mod driver;
 mod error;
+mod escape;
 mod sql;
 
 pub use cleanup::{CleanupConfig, CleanupHandle, DEFAULT_CLEANUP_BATCH, DEFAULT_CLEANUP_INTERVAL};
-#[cfg(feature = "internal")]
-pub use codec::decode_stored;
 pub use codec::{DecodeError, MAX_MILLIS, decode_row};
+#[cfg(feature = "internal")]
+pub use codec::{decode_stored, encode_data};
 /// The pool crate, re-exported so [`PostgresDriver::from_pool`] gets a matching version.
 pub use deadpool_postgres;
 pub use driver::{

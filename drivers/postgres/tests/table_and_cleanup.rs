@@ -1,4 +1,5 @@
-//! The table `migrate` creates, what a row holds, the NUL limitation, corrupt rows,
+//! The table `migrate` creates, what a row holds, how NUL is escaped, numbers, rows of
+//! the previous version, corrupt rows,
 //! and the cleanup of expired rows (in batches, skipping locked rows, stoppable).
 
 use std::time::{Duration, Instant};
@@ -8,9 +9,7 @@ use sessionkit::core::{Namespace, SessionId};
 use sessionkit::{
     Clock, Driver, DriverError, LoadResult, Patch, Record, StoreKey, SystemClock, Timestamp, WriteResult,
 };
-use sessionkit_postgres::{
-    CleanupConfig, DEFAULT_TABLE, PostgresDriver, SetupError, StoreError, migration_sql,
-};
+use sessionkit_postgres::{CleanupConfig, DEFAULT_TABLE, PostgresDriver, SetupError, migration_sql};
 
 fn key() -> StoreKey {
     SessionId::generate(&mut rand::rng()).store_key(&Namespace::new("table").expect("namespace"))
@@ -157,60 +156,179 @@ async fn a_row_holds_the_store_key_and_the_data_as_jsonb() {
     }
 }
 
+async fn stored_text(client: &tokio_postgres::Client, table: &str, key: &StoreKey) -> String {
+    client
+        .query_one(
+            &format!("SELECT data::text FROM \"{table}\" WHERE store_key = $1"),
+            &[&&key.digest()[..]],
+        )
+        .await
+        .expect("the row")
+        .get(0)
+}
+
+/// U+10FFFD, the escape marker.
+const M: char = '\u{10FFFD}';
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nul_characters_are_a_typed_error_and_write_nothing() {
+async fn nul_round_trips_escaped_and_ordinary_strings_are_stored_as_they_are() {
     let factory = factory!();
     let driver = factory.driver().await;
+    let raw = common::raw(&factory.url).await;
     let key = key();
-    for data in [
-        json!({"a": "x\u{0}y"}),
-        json!({"a\u{0}": 1}),
-        json!({"a": [{"b": "\u{0}"}]}),
-    ] {
-        let err = driver
-            .create(&key, &record(data), later())
-            .await
-            .expect_err("NUL");
-        let DriverError::Backend(source) = &err else {
-            panic!("{err:?}")
-        };
-        assert!(
-            matches!(
-                source.downcast_ref::<StoreError>(),
-                Some(StoreError::NulCharacter)
-            ),
-            "{err:?}"
-        );
-        assert!(source.to_string().contains("NUL"), "{source}");
-    }
-    assert_eq!(driver.load(&key).await.expect("load"), LoadResult::Missing);
-
-    let rec = record(json!({"a": 1}));
+    let rec = record(json!({
+        "plain": "x",
+        "a": "x\u{0}y",
+        "a\u{0}": [{"b": "\u{0}"}],
+        "marker": format!("{M}starts"),
+        "inside": format!("in{M}side"),
+    }));
     driver.create(&key, &rec, later()).await.expect("create");
-    let bad = Patch {
-        set: [("b".to_owned(), json!("\u{0}"))].into_iter().collect(),
-        remove: vec!["a".to_owned()],
-        last_seen: SystemClock.now(),
-        ..Patch::default()
-    };
-    assert!(matches!(
-        driver.patch(&key, &bad, later()).await,
-        Err(DriverError::Backend(_))
-    ));
     match driver.load(&key).await.expect("load") {
-        LoadResult::Found(got) => assert_eq!(got.data, rec.data, "the failed patch changed nothing"),
+        LoadResult::Found(got) => assert_eq!(got.data, rec.data),
         other => panic!("{other:?}"),
     }
-    // Removing a key with NUL is a no-op, not an error: no stored key can hold one.
-    let remove = Patch {
-        remove: vec!["\u{0}".to_owned()],
+    // Ordinary strings stay queryable; only the exotic ones change form.
+    let row = raw
+        .query_one(
+            &format!(
+                "SELECT data->>'plain', data->>'inside', data->>'a', data->>'marker' FROM \"{}\" \
+                 WHERE store_key = $1",
+                driver.table()
+            ),
+            &[&&key.digest()[..]],
+        )
+        .await
+        .expect("the row");
+    assert_eq!(row.get::<_, String>(0), "x");
+    assert_eq!(row.get::<_, String>(1), format!("in{M}side"));
+    assert_eq!(row.get::<_, String>(2), format!("{M}x{M}0y"));
+    assert_eq!(row.get::<_, String>(3), format!("{M}{M}{M}starts"));
+
+    // A patch sets and removes keys holding NUL, by their stored form.
+    let patch = Patch {
+        set: [("b\u{0}".to_owned(), json!("\u{0}\u{0}"))].into_iter().collect(),
+        remove: vec!["a\u{0}".to_owned(), "marker".to_owned()],
         last_seen: SystemClock.now(),
         ..Patch::default()
     };
     assert_eq!(
-        driver.patch(&key, &remove, later()).await.expect("patch"),
+        driver.patch(&key, &patch, later()).await.expect("patch"),
         WriteResult::Applied
     );
+    let mut expected = rec.clone();
+    patch.apply_to(&mut expected);
+    match driver.load(&key).await.expect("load") {
+        LoadResult::Found(got) => assert_eq!(got.data, expected.data),
+        other => panic!("{other:?}"),
+    }
+    let text = stored_text(&raw, driver.table(), &key).await;
+    assert!(text.contains(&format!("\"{M}b{M}0\": \"{M}{M}0{M}0\"")), "{text}");
+    assert!(
+        !text.contains(&format!("{M}a{M}0")) && !text.contains("marker"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_without_escapes_load_as_they_are() {
+    let factory = factory!();
+    let driver = factory.driver().await;
+    let raw = common::raw(&factory.url).await;
+    let insert = |key: &StoreKey, data: String| {
+        let (raw, table) = (&raw, driver.table().to_owned());
+        let (namespace, digest) = (key.namespace().as_str().to_owned(), key.digest().to_vec());
+        async move {
+            raw.execute(
+                &format!(
+                    "INSERT INTO \"{table}\" VALUES ($1, $2, $3::text::jsonb, now(), now(), now() + interval '1 hour')"
+                ),
+                &[&namespace, &digest, &data],
+            )
+            .await
+            .expect("insert");
+        }
+    };
+    // As the previous driver version wrote them: no marker at the start of a string.
+    let legacy =
+        json!({"user": "ada", "in": format!("x{M}"), "n": [1, 2.5, 1e300, -0.0], "": {"k": "\u{1}"}});
+    let key = key();
+    insert(&key, legacy.to_string()).await;
+    match driver.load(&key).await.expect("load") {
+        LoadResult::Found(got) => assert_eq!(serde_json::Value::Object(got.data), legacy),
+        other => panic!("{other:?}"),
+    }
+    // The one ambiguity: a string starting with the marker reads as an escape, and a
+    // row holding an invalid one is corrupt.
+    let key = self::key();
+    insert(&key, json!({"k": format!("{M}{M}{M}x")}).to_string()).await;
+    match driver.load(&key).await.expect("load") {
+        LoadResult::Found(got) => assert_eq!(got.data["k"], format!("{M}x")),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        json!({"k": format!("{M}x")}),
+        json!({format!("{M}"): 1}),
+        json!({"k": [format!("{M}{M}0{M}")]}),
+    ] {
+        let key = self::key();
+        insert(&key, bad.to_string()).await;
+        assert_eq!(
+            driver.load(&key).await.expect("load"),
+            LoadResult::Corrupt,
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_come_back_as_the_same_json_values() {
+    let factory = factory!();
+    let driver = factory.driver().await;
+    let raw = common::raw(&factory.url).await;
+    let key = key();
+    let numbers = json!([
+        u64::MAX,
+        i64::MIN,
+        0,
+        -1,
+        1.797_693_134_862_315_7e308,
+        5e-324,
+        -0.0,
+        0.1,
+        1e18,
+        1.5e17,
+        -1e19,
+        1e-7,
+        1.0,
+        123_456_789.123_456_79
+    ]);
+    let rec = record(json!({"n": numbers}));
+    driver.create(&key, &rec, later()).await.expect("create");
+    match driver.load(&key).await.expect("load") {
+        LoadResult::Found(got) => {
+            assert_eq!(got.data, rec.data);
+            // Floats stay floats, integers integers.
+            let got = got.data["n"].as_array().expect("array").clone();
+            for (got, sent) in got.iter().zip(numbers.as_array().expect("array")) {
+                assert_eq!(got.is_f64(), sent.is_f64(), "{sent}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    // And they are `numeric` in the database.
+    let sum: String = raw
+        .query_one(
+            &format!(
+                "SELECT (data->'n'->>8)::numeric::text FROM \"{}\" WHERE store_key = $1",
+                driver.table()
+            ),
+            &[&&key.digest()[..]],
+        )
+        .await
+        .expect("the row")
+        .get(0);
+    assert_eq!(sum, "1000000000000000000.0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
