@@ -1,13 +1,13 @@
 //! The embedded default store: sharded, bounded, expiring, in process memory.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::driver::{Driver, DriverError};
+use crate::driver::{Driver, DriverError, Lookup};
 
 /// The default maximum number of sessions a [`MemoryDriver`] keeps.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
@@ -30,6 +30,10 @@ const PURGE_BATCH: usize = 32;
 ///   reached). When a shard is full, `create` first drops expired entries, then evicts
 ///   the session closest to expiring. With an idle timeout that is the least recently
 ///   used session; the evicted user simply gets a new session.
+/// - **Tombstones**: for up to `max_sessions` expired sessions (per shard, oldest
+///   first out) it remembers the key and the creation and last-seen times, no data, so
+///   [`lookup`](Driver::lookup) can tell an expired session from an unknown one.
+///   Deleting a session drops its tombstone; an evicted session leaves none.
 /// - Time comes from the injected [`Clock`](crate::Clock), so tests run in simulated
 ///   time. Data is lost when the process exits; use Redis or PostgreSQL to share
 ///   sessions between processes.
@@ -75,6 +79,29 @@ impl std::hash::Hasher for DigestHasher {
 struct Shard {
     entries: HashMap<StoreKey, Entry, DigestHash>,
     by_expiry: BTreeSet<(Timestamp, StoreKey)>,
+    tombstones: Tombstones,
+}
+
+/// The creation and last-seen times of recently expired sessions, oldest first out.
+#[derive(Debug, Default)]
+struct Tombstones {
+    times: HashMap<StoreKey, (Timestamp, Timestamp), DigestHash>,
+    /// Insertion order. May still name keys whose tombstone was dropped since; those
+    /// count against the bound too, which keeps both collections bounded.
+    order: VecDeque<StoreKey>,
+}
+
+impl Tombstones {
+    fn add(&mut self, key: StoreKey, record: &Record, bound: usize) {
+        while self.order.len() >= bound.max(1) {
+            if let Some(old) = self.order.pop_front() {
+                self.times.remove(&old);
+            }
+        }
+        self.times
+            .insert(key.clone(), (record.created_at, record.last_seen));
+        self.order.push_back(key);
+    }
 }
 
 #[derive(Debug)]
@@ -84,12 +111,14 @@ struct Entry {
 }
 
 impl Shard {
-    fn purge(&mut self, now: Timestamp) {
+    fn purge(&mut self, now: Timestamp, tombstones: usize) {
         for _ in 0..PURGE_BATCH {
             match self.by_expiry.first() {
                 Some((expires, _)) if *expires <= now => {
-                    if let Some((_, key)) = self.by_expiry.pop_first() {
-                        self.entries.remove(&key);
+                    if let Some((_, key)) = self.by_expiry.pop_first()
+                        && let Some(entry) = self.entries.remove(&key)
+                    {
+                        self.tombstones.add(key, &entry.record, tombstones);
                     }
                 }
                 _ => break,
@@ -97,10 +126,11 @@ impl Shard {
         }
     }
 
-    fn live(&mut self, key: &StoreKey, now: Timestamp) -> Option<&mut Entry> {
+    fn live(&mut self, key: &StoreKey, now: Timestamp, tombstones: usize) -> Option<&mut Entry> {
         let expired = self.entries.get(key).is_some_and(|e| e.expires_at <= now);
-        if expired {
-            self.remove(key);
+        if expired && let Some(entry) = self.entries.remove(key) {
+            self.by_expiry.remove(&(entry.expires_at, key.clone()));
+            self.tombstones.add(key.clone(), &entry.record, tombstones);
         }
         self.entries.get_mut(key)
     }
@@ -109,6 +139,7 @@ impl Shard {
         if let Some(entry) = self.entries.remove(key) {
             self.by_expiry.remove(&(entry.expires_at, key.clone()));
         }
+        self.tombstones.times.remove(key);
     }
 
     fn set_expiry(&mut self, key: &StoreKey, expires_at: Timestamp) {
@@ -202,7 +233,7 @@ impl MemoryDriver {
         // The digest is uniformly distributed, so its low bits pick a shard evenly.
         let index = usize::try_from(bits % self.shards.len() as u64).unwrap_or(0);
         let mut shard = lock(&self.shards[index]);
-        shard.purge(self.clock.now());
+        shard.purge(self.clock.now(), self.per_shard);
         Ok(shard)
     }
 }
@@ -224,9 +255,24 @@ impl Driver for MemoryDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         let now = self.clock.now();
         let mut shard = self.shard(key)?;
-        Ok(match shard.live(key, now) {
+        Ok(match shard.live(key, now, self.per_shard) {
             Some(entry) => LoadResult::Found(entry.record.clone()),
             None => LoadResult::Missing,
+        })
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key)?;
+        if let Some(entry) = shard.live(key, now, self.per_shard) {
+            return Ok(Lookup::Loaded(LoadResult::Found(entry.record.clone())));
+        }
+        Ok(match shard.tombstones.times.get(key) {
+            Some(&(created_at, last_seen)) => Lookup::Expired {
+                created_at,
+                last_seen,
+            },
+            None => Lookup::Loaded(LoadResult::Missing),
         })
     }
 
@@ -238,9 +284,10 @@ impl Driver for MemoryDriver {
     ) -> Result<(), DriverError> {
         let now = self.clock.now();
         let mut shard = self.shard(key)?;
-        if shard.live(key, now).is_some() {
+        if shard.live(key, now, self.per_shard).is_some() {
             return Err(DriverError::Duplicate);
         }
+        shard.tombstones.times.remove(key);
         if expires_at <= now {
             return Ok(());
         }
@@ -270,7 +317,7 @@ impl Driver for MemoryDriver {
     ) -> Result<WriteResult, DriverError> {
         let now = self.clock.now();
         let mut shard = self.shard(key)?;
-        let Some(entry) = shard.live(key, now) else {
+        let Some(entry) = shard.live(key, now, self.per_shard) else {
             return Ok(WriteResult::Gone);
         };
         patch.apply_to(&mut entry.record);
@@ -286,7 +333,7 @@ impl Driver for MemoryDriver {
     ) -> Result<WriteResult, DriverError> {
         let now = self.clock.now();
         let mut shard = self.shard(key)?;
-        let Some(entry) = shard.live(key, now) else {
+        let Some(entry) = shard.live(key, now, self.per_shard) else {
             return Ok(WriteResult::Gone);
         };
         entry.record.last_seen = last_seen;
@@ -305,6 +352,7 @@ impl Driver for MemoryDriver {
             let mut shard = lock(shard);
             shard.entries = HashMap::default();
             shard.by_expiry = BTreeSet::new();
+            shard.tombstones = Tombstones::default();
         }
         Ok(())
     }
