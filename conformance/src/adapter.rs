@@ -382,13 +382,16 @@ pub async fn bad_cookies_give_a_fresh_session<A: AdapterUnderTest, B: SessionBac
 }
 
 /// Regenerate issues a new cookie and the old one loads nothing; destroy sends a
-/// removal cookie with the same Path (and no Domain) and the old cookie loads nothing.
+/// removal cookie with the same Path (and no Domain) and the old cookie loads nothing,
+/// plus `Clear-Site-Data: "cookies"` (the suite's `web` session asks for it; no other
+/// response carries it).
 pub async fn regenerate_and_destroy<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
     let mut c = Client::start(a, b).await;
     c.send("POST", "/web/user/ada").await;
     let before = c.jar.clone();
     let r = c.send("POST", "/regenerate").await;
     assert_eq!(r.set_cookies().len(), 1, "{r:?}");
+    assert!(r.header("clear-site-data").is_none(), "{r:?}");
     assert_ne!(c.jar.get(WEB_COOKIE), before.get(WEB_COOKIE));
     assert_eq!(c.send("GET", "/web/user").await.body, "ada");
     if c.harness.server_side() {
@@ -402,6 +405,11 @@ pub async fn regenerate_and_destroy<A: AdapterUnderTest, B: SessionBackend>(a: &
     let r = c.send("POST", "/destroy").await;
     let removal = r.set_cookies();
     assert_eq!(removal.len(), 1, "{r:?}");
+    assert_eq!(
+        r.all("clear-site-data"),
+        ["\"cookies\""],
+        "logout clears site data when the session asks for it: {r:?}"
+    );
     assert!(
         removal[0].starts_with(&format!("{WEB_COOKIE}=;")) && removal[0].contains("Max-Age=0"),
         "{}",

@@ -458,6 +458,46 @@ pub async fn large_values_round_trip<F: DriverFactory>(f: &F) {
     assert_eq!(got.data["blob2"], Value::String(other));
 }
 
+/// Every value the core accepts loads back identically, through create and through
+/// patch: the named hard cases of [`crate::values`] (deep, wide, unicode, NUL in strings
+/// and keys, big and tiny numbers, empty keys) and 200 arbitrary JSON trees.
+pub async fn accepted_values_round_trip<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let mut data: Map<String, Value> = crate::values::tricky().into_iter().collect();
+    for (i, value) in crate::values::generated(0x5e55_10c4, 200).into_iter().enumerate() {
+        data.insert(format!("generated {i}"), value);
+    }
+    let created = ctx.key();
+    ctx.driver
+        .create(
+            &created,
+            &ctx.record(Value::Object(data.clone())),
+            ctx.later(LONG),
+        )
+        .await
+        .expect("create");
+    let patched = ctx.key();
+    ctx.driver
+        .create(&patched, &ctx.record(json!({ "seed": 1 })), ctx.later(LONG))
+        .await
+        .expect("create");
+    let p = patch(Value::Object(data.clone()), &["seed"], false, ctx.now());
+    assert_eq!(
+        ctx.driver
+            .patch(&patched, &p, ctx.later(LONG))
+            .await
+            .expect("patch"),
+        WriteResult::Applied
+    );
+    for (how, key) in [("create", &created), ("patch", &patched)] {
+        let got = found(&ctx, key).await;
+        for (name, value) in &data {
+            assert_eq!(got.data.get(name), Some(value), "{name:?} through {how}");
+        }
+        assert_eq!(got.data.len(), data.len(), "through {how}");
+    }
+}
+
 /// Keys and values in any script, with characters stores like to treat specially.
 pub async fn unicode_keys_and_values_round_trip<F: DriverFactory>(f: &F) {
     let ctx = Ctx::new(f).await;

@@ -37,6 +37,7 @@ pub mod adapter;
 pub mod driver;
 pub mod http;
 pub mod session;
+pub mod values;
 pub mod wrappers;
 
 pub use adapter::{AdapterUnderTest, Server};
@@ -75,6 +76,7 @@ macro_rules! driver_suite {
             patch_and_touch_extend_expiry,
             patch_after_expiry_is_gone,
             large_values_round_trip,
+            accepted_values_round_trip,
             unicode_keys_and_values_round_trip,
             ten_thousand_sessions,
             concurrent_patches_of_different_keys_all_survive,
@@ -114,6 +116,7 @@ macro_rules! session_suite {
             key_rotation_logs_nobody_out,
             store_outage_is_an_error_then_recovers,
             store_error_is_a_500_with_its_cause,
+            accepted_values_load_back,
             server_errors_drop_changes,
             large_sessions,
             misuse_is_a_clear_error

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use sessionkit::{
-    DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome, Secret, Session,
-    SessionName, Sessions,
+    ClearSiteData, DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome,
+    Secret, Session, SessionName, Sessions,
 };
 
 use crate::driver::DriverFactory;
@@ -153,6 +153,10 @@ impl Harness {
         for name in ["web", "admin", "api"] {
             let def = registry.session_mut(name).expect("built-in session");
             def.driver = driver.clone();
+            if name == "web" {
+                // Logout clears site data on `web` only, so the suites see it on and off.
+                def.clear_site_data = Some(ClearSiteData::cookies());
+            }
         }
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
@@ -372,6 +376,11 @@ pub async fn destroy_ends_the_session<B: SessionBackend>(b: &B) {
         removal[0]
     );
     assert_eq!(out.cache_control(), Some("no-store"));
+    assert_eq!(
+        out.clear_site_data().collect::<Vec<_>>(),
+        ["\"cookies\""],
+        "`web` is configured to clear site data on logout"
+    );
     assert!(jar.get(WEB_COOKIE).is_none());
     if h.server_side() {
         h.with_session(&mut old.clone(), "web", |s| {
@@ -454,6 +463,7 @@ pub async fn named_sessions_are_independent<B: SessionBackend>(b: &B) {
     admin.destroy().expect("destroy");
     let out = h.save(&request, &mut jar, 200).await.expect("save");
     assert_eq!(out.set_cookies().count(), 1, "only admin's removal");
+    assert_eq!(out.clear_site_data().count(), 0, "off by default (admin)");
     h.with_session(&mut jar, "web", |s| {
         assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
     })
@@ -678,6 +688,44 @@ async fn store_failure_then_recovery<B: SessionBackend>(b: &B, failure: fn(&Swit
     switch.up();
     h.with_session(&mut jar, "web", |s| {
         assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+    })
+    .await;
+}
+
+/// Every value `insert` accepts loads back identically in the next request, on every
+/// driver; a value nested deeper than the documented limit is refused at `insert` (and
+/// changes nothing), never discovered at the next load.
+pub async fn accepted_values_load_back<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    let mut values = crate::values::tricky();
+    values.extend(
+        crate::values::generated(0x10ad_bac4, 60)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("generated {i}"), v)),
+    );
+    for (name, value) in values {
+        let encoded = serde_json::to_string(&value).expect("encodes").len();
+        if !h.server_side() && encoded > 1_500 {
+            continue; // a sealed cookie holds at most 4 KB
+        }
+        h.with_session(&mut jar, "web", |s| s.insert("v", &value).expect("accepted"))
+            .await;
+        h.with_session(&mut jar, "web", |s| {
+            assert_eq!(
+                s.get::<serde_json::Value>("v").expect("get"),
+                Some(value.clone()),
+                "{name}"
+            );
+        })
+        .await;
+    }
+    let too_deep = (0..=sessionkit::core::MAX_VALUE_DEPTH).fold(json!(1), |inner, _| json!([inner]));
+    h.with_session(&mut jar, "web", |s| {
+        let err = s.insert("deep", &too_deep).expect_err("refused at insert");
+        assert!(err.to_string().contains("deep"), "{err}");
+        assert!(s.get::<serde_json::Value>("deep").expect("get").is_none());
     })
     .await;
 }

@@ -20,6 +20,8 @@
 //! idle_timeout = "30m"             # "0" disables
 //! touch_share = 0.2                # share of idle_timeout before a read refreshes
 //! shared = false
+//! clear_site_data = false          # true: logout sends Clear-Site-Data: "cookies";
+//!                                  # or a list, e.g. ["cookies", "storage"]
 //! [session.sessions.web.meta]
 //! area = "frontend"
 //! ```
@@ -32,7 +34,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::cookies::SameSite;
-use crate::def::{DefError, DriverChoice, SessionDef};
+use crate::def::{ClearSiteData, DefError, DriverChoice, SessionDef};
 use crate::duration::parse_duration;
 use crate::expiry::ExpiryError;
 use crate::id::{NameError, Namespace};
@@ -134,6 +136,8 @@ pub struct SessionOverrides {
     pub shared: Option<bool>,
     /// `meta` (replaces the whole map).
     pub meta: Option<Map<String, Value>>,
+    /// `clear_site_data` (`Some(None)` for `false`).
+    pub clear_site_data: Option<Option<ClearSiteData>>,
     table: String,
 }
 
@@ -184,6 +188,9 @@ impl SessionOverrides {
         }
         if let Some(meta) = &self.meta {
             def.meta.clone_from(meta);
+        }
+        if let Some(clear) = &self.clear_site_data {
+            def.clear_site_data.clone_from(clear);
         }
         let ttl = self.ttl.unwrap_or(def.expiry.ttl());
         let idle = match self.idle_timeout {
@@ -308,6 +315,19 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
                 }
                 out.touch_share = Some(share);
             }
+            "clear_site_data" => {
+                out.clear_site_data = Some(match value {
+                    toml::Value::Boolean(on) => on.then(ClearSiteData::cookies),
+                    toml::Value::Array(items) => {
+                        let names = items
+                            .iter()
+                            .map(|item| item.as_str().ok_or_else(|| invalid(t, k, "expected strings")))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Some(ClearSiteData::new(names).map_err(|err| invalid(t, k, err.to_string()))?)
+                    }
+                    _ => return Err(invalid(t, k, "expected true, false or a list of directives")),
+                });
+            }
             "meta" => {
                 let meta = as_table(value, t, k)?;
                 let json = serde_json::to_value(meta).map_err(|err| invalid(t, k, err.to_string()))?;
@@ -420,6 +440,7 @@ mod tests {
         same_site = "strict"
         touch_share = 0.5
         persistent = false
+        clear_site_data = ["cookies", "storage"]
         [session.sessions.web.meta]
         area = "frontend"
         level = 3
@@ -442,6 +463,34 @@ mod tests {
         assert!((def.expiry.touch_share() - 0.5).abs() < f64::EPSILON);
         assert_eq!(def.meta["area"], "frontend");
         assert_eq!(def.meta["level"], 3);
+        assert_eq!(
+            def.clear_site_data.as_ref().map(ClearSiteData::as_str),
+            Some("\"cookies\", \"storage\"")
+        );
+    }
+
+    #[test]
+    fn clear_site_data_is_a_bool_or_a_list_of_directives() {
+        let def_of = |value: &str| {
+            let config = parse(&format!("[session.sessions.web]\nclear_site_data = {value}"))?;
+            let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+            def.clear_site_data = Some(ClearSiteData::cookies());
+            config.sessions[0].1.apply_to(&mut def)?;
+            Ok::<_, ConfigError>(def.clear_site_data.map(|c| c.as_str().to_owned()))
+        };
+        assert_eq!(def_of("true").expect("valid").as_deref(), Some("\"cookies\""));
+        assert_eq!(def_of("false").expect("valid"), None);
+        assert_eq!(
+            def_of("[\"cache\"]").expect("valid").as_deref(),
+            Some("\"cache\"")
+        );
+        for bad in ["[\"cookie\"]", "[]", "\"cookies\"", "[1]"] {
+            let err = def_of(bad).expect_err(bad).to_string();
+            assert!(
+                err.contains("clear_site_data") && err.contains("session.sessions.web"),
+                "{err}"
+            );
+        }
     }
 
     fn error_of(text: &str) -> String {

@@ -186,6 +186,79 @@ pub struct SessionDef {
     pub shared: bool,
     /// Free metadata, readable through the registry.
     pub meta: Map<String, Value>,
+    /// The `Clear-Site-Data` header a response that destroys this session carries
+    /// (logout), telling the browser to drop the site's cookies (and, if configured,
+    /// storage and cache). `None` (the default): no such header.
+    pub clear_site_data: Option<ClearSiteData>,
+}
+
+/// A validated `Clear-Site-Data` header value: a list of quoted directives, e.g.
+/// `"cookies", "storage"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearSiteData(String);
+
+impl ClearSiteData {
+    /// The directives browsers know.
+    pub const DIRECTIVES: [&'static str; 8] = [
+        "cookies",
+        "storage",
+        "cache",
+        "executionContexts",
+        "clientHints",
+        "prefetchCache",
+        "prerenderCache",
+        "*",
+    ];
+
+    /// `"cookies"`: the browser drops every cookie of the site (all sessions, and the
+    /// application's other cookies).
+    pub fn cookies() -> Self {
+        ClearSiteData("\"cookies\"".to_owned())
+    }
+
+    /// A header value listing `directives` (at least one, each one of
+    /// [`DIRECTIVES`](Self::DIRECTIVES)).
+    ///
+    /// # Errors
+    /// [`UnknownClearSiteDirective`] for an empty list or an unknown directive.
+    pub fn new<'a>(directives: impl IntoIterator<Item = &'a str>) -> Result<Self, UnknownClearSiteDirective> {
+        let mut value = String::new();
+        for directive in directives {
+            if !Self::DIRECTIVES.contains(&directive) {
+                return Err(UnknownClearSiteDirective(directive.to_owned()));
+            }
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push('"');
+            value.push_str(directive);
+            value.push('"');
+        }
+        if value.is_empty() {
+            return Err(UnknownClearSiteDirective(String::new()));
+        }
+        Ok(ClearSiteData(value))
+    }
+
+    /// The header value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A `Clear-Site-Data` directive that browsers do not know (or none at all).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a Clear-Site-Data directive (use one or more of \"cookies\", \"storage\", \"cache\", \
+     \"executionContexts\", \"clientHints\", \"prefetchCache\", \"prerenderCache\", \"*\")"
+)]
+pub struct UnknownClearSiteDirective(String);
+
+impl UnknownClearSiteDirective {
+    /// The refused directive (empty for an empty list).
+    pub fn directive(&self) -> &str {
+        &self.0
+    }
 }
 
 impl SessionDef {
@@ -202,6 +275,7 @@ impl SessionDef {
                 .expect("default lifetimes are valid"),
             shared: false,
             meta: Map::new(),
+            clear_site_data: None,
         }
     }
 
@@ -362,5 +436,17 @@ mod tests {
         let shared = SessionSpec::new(def, &ns, &keys).expect("valid");
         assert_eq!(shared.binding().namespace, None);
         assert_eq!(shared.store_namespace(), &Namespace::shared());
+    }
+
+    #[test]
+    fn clear_site_data_values_are_validated() {
+        assert_eq!(ClearSiteData::cookies().as_str(), "\"cookies\"");
+        let both = ClearSiteData::new(["cookies", "storage"]).expect("known");
+        assert_eq!(both.as_str(), "\"cookies\", \"storage\"");
+        assert!(ClearSiteData::new(["cookie"]).is_err());
+        assert!(ClearSiteData::new(["cookies\", \"x"]).is_err());
+        assert!(ClearSiteData::new([]).is_err());
+        let def = SessionDef::new(SessionName::new("web").expect("valid"));
+        assert_eq!(def.clear_site_data, None, "off by default");
     }
 }

@@ -109,13 +109,14 @@ mod keys;
 mod machine;
 mod record;
 mod time;
+mod value;
 
 pub use codec::{Binding, IdKeys, Rejection, SealKeys};
 pub use config::{Config, ConfigError, SessionOverrides};
 pub use cookies::{CookieRuleError, CookieSettings, SameSite, SetCookie, SetCookieTooLarge};
 pub use def::{
-    COOKIE_DRIVER, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName, MEMORY_DRIVER,
-    SessionDef, SessionName, SessionSpec, Storage,
+    COOKIE_DRIVER, ClearSiteData, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName,
+    MEMORY_DRIVER, SessionDef, SessionName, SessionSpec, Storage, UnknownClearSiteDirective,
 };
 pub use expiry::{DEFAULT_TOUCH_SHARE, ExpiredBy, ExpiryError, ExpiryPolicy};
 pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};
@@ -126,6 +127,7 @@ pub use machine::{
 };
 pub use record::{Patch, RECORD_VERSION, Record, RecordError};
 pub use time::Timestamp;
+pub use value::{MAX_VALUE_DEPTH, MAX_VALUE_LEN};
 
 /// The RNG traits the core takes, re-exported so callers name the same version.
 pub use rand_core;

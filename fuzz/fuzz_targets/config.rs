@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sessionkit_fuzz::core_bodies::config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sessionkit_testkit::fuzz::core_bodies::config(data));

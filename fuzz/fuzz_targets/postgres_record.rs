@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sessionkit_fuzz::driver_bodies::postgres_record(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sessionkit_testkit::fuzz::postgres_bodies::postgres_record(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sessionkit_fuzz::driver_bodies::redis_record(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sessionkit_testkit::fuzz::redis_bodies::redis_record(data));

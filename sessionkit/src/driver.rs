@@ -29,6 +29,10 @@
 //! from that instant on, and must not return it after. A store that is unreachable
 //! reports [`DriverError::Unavailable`]; the adapters turn that into a 503 and the next
 //! request tries again.
+//!
+//! A driver for a networked store bounds each call and retries on dead connections
+//! with the helpers in [`timeouts`](crate::timeouts), as the Redis and PostgreSQL
+//! drivers do.
 
 use std::error::Error as StdError;
 use std::future::Future;

@@ -114,6 +114,7 @@ mod metrics;
 mod registry;
 mod secrets;
 mod sessions;
+pub mod timeouts;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use driver::{BoxError, Driver, DriverError, DynDriver, Lookup};
@@ -127,6 +128,6 @@ pub use sessions::{EnabledSessions, RequestSessions, SaveOutcome, Sessions};
 
 pub use sessionkit_core as core;
 pub use sessionkit_core::{
-    CookieSettings, DefError, DriverChoice, DriverName, ExpiryPolicy, LoadResult, Patch, Record, SameSite,
-    Secret, SessionDef, SessionName, StoreKey, Timestamp, WriteResult,
+    ClearSiteData, CookieSettings, DefError, DriverChoice, DriverName, ExpiryPolicy, LoadResult, Patch,
+    Record, SameSite, Secret, SessionDef, SessionName, StoreKey, Timestamp, WriteResult,
 };

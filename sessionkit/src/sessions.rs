@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult};
 use tokio::sync::OnceCell;
 
@@ -201,6 +201,9 @@ impl EnabledSessions {
         &self.0
     }
 }
+
+/// `Clear-Site-Data`, which the `http` crate has no constant for.
+const CLEAR_SITE_DATA: HeaderName = HeaderName::from_static("clear-site-data");
 
 /// How many session slots live inside the request's own allocation; registries with
 /// more sessions get a separate allocation for the rest.
@@ -463,6 +466,12 @@ impl RequestSessions {
                 metrics::save_dropped(name, &entry.spec);
                 saved.dropped.push(name.clone());
             }
+            if let Some(value) = outcome.clear_site_data()
+                && let Ok(value) = HeaderValue::from_str(value)
+                && !saved.clear_site_data.contains(&value)
+            {
+                saved.clear_site_data.push(value);
+            }
             if let Some(cookie) = outcome.into_set_cookie(result) {
                 // Rendered cookies are visible ASCII (validated names and attributes,
                 // base64 values), so this conversion takes the String without a copy
@@ -622,6 +631,7 @@ impl fmt::Debug for RequestSessions {
 pub struct SaveOutcome {
     set_cookies: Vec<HeaderValue>,
     depends_on_session: bool,
+    clear_site_data: Vec<HeaderValue>,
     dropped: Vec<SessionName>,
 }
 
@@ -643,6 +653,12 @@ impl SaveOutcome {
         self.depends_on_session.then_some("Cookie")
     }
 
+    /// The `Clear-Site-Data` values of the sessions this request destroyed whose
+    /// definition asks for one (`clear_site_data` in the config; off by default).
+    pub fn clear_site_data(&self) -> impl Iterator<Item = &str> {
+        self.clear_site_data.iter().filter_map(|v| v.to_str().ok())
+    }
+
     /// The sessions whose changes were dropped because the session ended or expired
     /// while this request ran (a concurrent logout, regenerate or expiry): sessionkit
     /// never brings an ended session back. Each is also a `warn` event naming the
@@ -654,14 +670,18 @@ impl SaveOutcome {
 
     /// Whether the response needs no header at all: no handler loaded a session.
     pub fn is_empty(&self) -> bool {
-        self.set_cookies.is_empty() && !self.depends_on_session
+        self.set_cookies.is_empty() && self.clear_site_data.is_empty() && !self.depends_on_session
     }
 
-    /// Adds the `Set-Cookie` headers, `Vary: Cookie` (unless a `Vary` already names
-    /// `Cookie` or is `*`) and, unless one is present, `Cache-Control: no-store`.
+    /// Adds the `Set-Cookie` and `Clear-Site-Data` headers, `Vary: Cookie` (unless a
+    /// `Vary` already names `Cookie` or is `*`) and, unless one is present,
+    /// `Cache-Control: no-store`.
     pub fn apply_to(&self, headers: &mut HeaderMap) {
         for cookie in &self.set_cookies {
             headers.append(SET_COOKIE, cookie.clone());
+        }
+        for value in &self.clear_site_data {
+            headers.append(CLEAR_SITE_DATA, value.clone());
         }
         if !self.depends_on_session {
             return;
@@ -691,6 +711,7 @@ impl fmt::Debug for SaveOutcome {
         f.debug_struct("SaveOutcome")
             .field("set_cookies", &names)
             .field("depends_on_session", &self.depends_on_session)
+            .field("clear_site_data", &self.clear_site_data)
             .field("dropped", &self.dropped)
             .finish()
     }

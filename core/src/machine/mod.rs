@@ -56,6 +56,20 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
+    /// The value is nested deeper than [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) or
+    /// is longer than [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) encoded; nothing was
+    /// changed. Refusing it here means every accepted value loads back on every driver.
+    #[error(
+        "the value for session key {key:?} is too {what}: session values may nest at most {} levels deep and take at most {} bytes as JSON",
+        crate::MAX_VALUE_DEPTH,
+        crate::MAX_VALUE_LEN
+    )]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// `deeply nested` or `large`.
+        what: &'static str,
+    },
     /// A stored value does not have the requested type.
     #[error("the value of session key {key:?} does not have the requested type")]
     Deserialize {
@@ -326,13 +340,27 @@ impl SessionMachine {
             .collect())
     }
 
-    /// Sets `key` to a raw JSON value.
+    /// Sets `key` to a raw JSON value: any JSON value within
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) and
+    /// [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN), strings with NUL and every other
+    /// character included. What this accepts loads back identically on every driver
+    /// (the conformance suite checks it).
     ///
     /// # Errors
-    /// [`SessionError::NotLoaded`], or [`SessionError::ReservedKey`].
+    /// [`SessionError::NotLoaded`], [`SessionError::ReservedKey`], or
+    /// [`SessionError::ValueTooLarge`].
     pub fn insert_value(&mut self, key: impl Into<String>, value: Value) -> Result<(), SessionError> {
         let key = key.into();
         check_key(&key)?;
+        if let Err(limit) = crate::value::check(&value) {
+            return Err(SessionError::ValueTooLarge {
+                key,
+                what: match limit {
+                    crate::value::ValueLimit::Depth => "deeply nested",
+                    crate::value::ValueLimit::Len => "large",
+                },
+            });
+        }
         self.live_mut()?.delta.set(key, value);
         Ok(())
     }
@@ -471,6 +499,11 @@ impl SessionMachine {
             }
             return Ok(outcome);
         }
+        if live.destroyed {
+            outcome
+                .clear_site_data
+                .clone_from(&self.spec.def().clear_site_data);
+        }
         match self.spec.storage() {
             Storage::Server => server::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome),
             Storage::Cookie => {
@@ -494,7 +527,7 @@ pub(super) mod tests {
     use rand_core::SeedableRng;
 
     use super::*;
-    use crate::def::{SessionDef, SessionName};
+    use crate::def::{ClearSiteData, SessionDef, SessionName};
     use crate::id::Namespace;
     use crate::keys::{KeyRing, Secret};
 
@@ -558,5 +591,31 @@ pub(super) mod tests {
         let outcome = machine.finish(503, T0, &mut rng()).expect("finishes");
         assert!(outcome.is_noop());
         assert_eq!(outcome.events(), [Event::ChangesDropped { status: 503 }]);
+    }
+
+    #[test]
+    fn destroy_sends_clear_site_data_only_when_configured() {
+        for cookie_storage in [false, true] {
+            let configured = {
+                let mut def = spec(cookie_storage).def().clone();
+                def.clear_site_data = Some(ClearSiteData::cookies());
+                let keys = KeyRing::new(&Secret::new(vec![9u8; 32]).expect("long"));
+                Arc::new(SessionSpec::new(def, &Namespace::new("app").expect("valid"), &keys).expect("valid"))
+            };
+            for (spec, status, expected) in [
+                (spec(cookie_storage), 200, None),
+                (configured.clone(), 200, Some("\"cookies\"")),
+                (configured.clone(), 500, None),
+            ] {
+                let mut machine = SessionMachine::begin(spec, std::iter::empty::<&[u8]>(), T0);
+                machine.destroy().expect("ready");
+                let outcome = machine.finish(status, T0, &mut rng()).expect("finishes");
+                assert_eq!(outcome.clear_site_data(), expected, "{cookie_storage} {status}");
+            }
+            let mut machine = SessionMachine::begin(configured, std::iter::empty::<&[u8]>(), T0);
+            machine.insert_value("a", serde_json::json!(1)).expect("insert");
+            let outcome = machine.finish(200, T0, &mut rng()).expect("finishes");
+            assert_eq!(outcome.clear_site_data(), None, "only a destroy clears site data");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::codec::{Rejection, SealError};
 use crate::cookies::{SetCookie, SetCookieTooLarge};
-use crate::def::SessionName;
+use crate::def::{ClearSiteData, SessionName};
 use crate::expiry::ExpiredBy;
 use crate::id::{Fingerprint, StoreKey};
 use crate::record::{Patch, Record};
@@ -190,6 +190,7 @@ pub struct Outcome {
     pub(super) write: Option<Write>,
     pub(super) delete: Option<StoreKey>,
     pub(super) set_cookie: Option<SetCookie>,
+    pub(super) clear_site_data: Option<ClearSiteData>,
     pub(super) events: Vec<Event>,
 }
 
@@ -233,6 +234,14 @@ impl Outcome {
     /// `no-store` when a cookie is set or cleared, unless the handler set its own.
     pub fn cache_control(&self, result: WriteResult) -> Option<&'static str> {
         self.set_cookie(result).map(|_| "no-store")
+    }
+
+    /// The `Clear-Site-Data` header value, when the session was destroyed and its
+    /// definition asks for one ([`SessionDef::clear_site_data`]).
+    ///
+    /// [`SessionDef::clear_site_data`]: crate::SessionDef::clear_site_data
+    pub fn clear_site_data(&self) -> Option<&str> {
+        self.clear_site_data.as_ref().map(ClearSiteData::as_str)
     }
 
     /// Events to log.

@@ -165,7 +165,10 @@ pub(crate) fn load_result(decoded: Result<Record, DecodeError>) -> LoadResult {
 /// `last_seen`); byte 1 is the length of `created_at`, followed by its bytes; then one
 /// length byte and the bytes of `last_seen`; the rest is `data`. Missing bytes read as
 /// empty columns.
-#[doc(hidden)]
+///
+/// **Unstable**: only with the `internal` feature, which is not covered by semver; for
+/// the fuzz targets and the corpus replay tests, not for applications.
+#[cfg(any(test, feature = "internal"))]
 pub fn decode_stored(bytes: &[u8]) -> LoadResult {
     fn take<'a>(bytes: &mut &'a [u8]) -> &'a [u8] {
         let Some((&len, rest)) = bytes.split_first() else {

@@ -7,21 +7,26 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use serde_json::{Map, Value};
+use sessionkit::timeouts;
 use sessionkit::{Driver, DriverError, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::Severity;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Statement};
 
 use crate::codec::{self, PgTime, Raw};
 use crate::error::{SetupError, StoreError, driver_error, is_unavailable, pool_error};
 use crate::sql::{DEFAULT_TABLE, Statements};
+
+/// How the driver names its store in errors
+/// ([`TimedOut`](sessionkit::timeouts::TimedOut)).
+const STORE: &str = "PostgreSQL";
 
 /// The default pool size.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 /// The default bound on opening a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The default bound on one driver call, waiting for a pooled connection included.
-pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sessions in a PostgreSQL table, through a connection pool.
 ///
@@ -37,7 +42,7 @@ pub struct PostgresDriver {
 struct Inner {
     pool: Pool,
     sql: Statements,
-    query_timeout: Duration,
+    operation_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresDriver {
@@ -48,7 +53,7 @@ impl fmt::Debug for PostgresDriver {
             .field("table", &self.inner.sql.table)
             .field("pool_size", &status.max_size)
             .field("connections", &status.size)
-            .field("query_timeout", &self.inner.query_timeout)
+            .field("operation_timeout", &self.inner.operation_timeout)
             .field("closed", &self.inner.pool.is_closed())
             .finish()
     }
@@ -57,21 +62,30 @@ impl fmt::Debug for PostgresDriver {
 /// Settings for a [`PostgresDriver`]; see [`PostgresDriver::builder`].
 #[derive(Clone)]
 pub struct PostgresDriverBuilder {
-    config: tokio_postgres::Config,
+    target: Target,
     table: String,
     pool_size: usize,
     connect_timeout: Duration,
-    query_timeout: Duration,
+    operation_timeout: Duration,
+}
+
+/// Where a [`PostgresDriverBuilder`] connects to.
+#[derive(Clone)]
+enum Target {
+    /// A connection string, parsed by [`PostgresDriverBuilder::connect`].
+    Url(String),
+    /// A parsed configuration.
+    Config(Box<tokio_postgres::Config>),
 }
 
 impl fmt::Debug for PostgresDriverBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresDriverBuilder")
-            .field("config", &"<redacted>")
+            .field("target", &"<redacted>")
             .field("table", &self.table)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
-            .field("query_timeout", &self.query_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
 }
@@ -98,25 +112,35 @@ impl PostgresDriverBuilder {
 
     /// The bound on one driver call, including waiting for a free connection (default
     /// 5 s). A call that takes longer fails with [`DriverError::Unavailable`].
-    pub fn query_timeout(mut self, timeout: Duration) -> Self {
-        self.query_timeout = timeout;
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
-    /// Builds the pool and opens one connection to check the settings.
+    /// Builds the pool and opens one connection (waiting at most the operation
+    /// timeout) to check the settings.
     ///
     /// # Errors
+    /// [`SetupError::InvalidUrl`] for a connection string that does not parse,
     /// [`SetupError::InvalidTableName`], [`SetupError::Setting`] (a zero size or
     /// timeout), [`SetupError::Pool`], or [`SetupError::Connect`] when the server cannot
     /// be reached or refuses the connection.
-    pub async fn build(self) -> Result<PostgresDriver, SetupError> {
+    pub async fn connect(self) -> Result<PostgresDriver, SetupError> {
         if self.pool_size == 0 {
             return Err(SetupError::Setting("the pool size must not be zero"));
         }
-        if self.connect_timeout.is_zero() || self.query_timeout.is_zero() {
-            return Err(SetupError::Setting("timeouts must not be zero"));
+        for (timeout, name) in [
+            (self.connect_timeout, "the connect timeout must not be zero"),
+            (self.operation_timeout, "the operation timeout must not be zero"),
+        ] {
+            if timeout.is_zero() {
+                return Err(SetupError::Setting(name));
+            }
         }
-        let mut config = self.config;
+        let mut config = match self.target {
+            Target::Url(url) => url.parse().map_err(SetupError::InvalidUrl)?,
+            Target::Config(config) => *config,
+        };
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.connect_timeout);
         }
@@ -131,12 +155,12 @@ impl PostgresDriverBuilder {
         let pool = Pool::builder(manager)
             .max_size(self.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(self.query_timeout))
+            .wait_timeout(Some(self.operation_timeout))
             .create_timeout(Some(self.connect_timeout))
             .recycle_timeout(Some(self.connect_timeout))
             .build()
             .map_err(SetupError::Pool)?;
-        let driver = PostgresDriver::with_pool(pool, &self.table, self.query_timeout)?;
+        let driver = PostgresDriver::with_pool(pool, &self.table, self.operation_timeout)?;
         drop(driver.client().await.map_err(SetupError::Connect)?);
         Ok(driver)
     }
@@ -156,30 +180,31 @@ impl PostgresDriver {
     /// the default settings; see [`PostgresDriver::builder`].
     ///
     /// # Errors
-    /// [`SetupError::InvalidUrl`], or as [`PostgresDriverBuilder::build`].
+    /// As [`PostgresDriverBuilder::connect`].
     pub async fn connect(url: &str) -> Result<Self, SetupError> {
-        Self::builder_from_url(url)?.build().await
+        Self::builder(url).connect().await
     }
 
-    /// Settings for a driver over `config`.
-    pub fn builder(config: tokio_postgres::Config) -> PostgresDriverBuilder {
+    /// Settings for a driver connecting with a connection string: a
+    /// `postgres://[user[:password]@]host[:port][/dbname][?...]` URL or `key=value`
+    /// pairs. The string is parsed by [`connect`](PostgresDriverBuilder::connect).
+    pub fn builder(url: &str) -> PostgresDriverBuilder {
+        Self::builder_with_target(Target::Url(url.to_owned()))
+    }
+
+    /// Settings for a driver over a parsed `tokio_postgres` configuration.
+    pub fn builder_with_config(config: tokio_postgres::Config) -> PostgresDriverBuilder {
+        Self::builder_with_target(Target::Config(Box::new(config)))
+    }
+
+    fn builder_with_target(target: Target) -> PostgresDriverBuilder {
         PostgresDriverBuilder {
-            config,
+            target,
             table: DEFAULT_TABLE.to_owned(),
             pool_size: DEFAULT_POOL_SIZE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            query_timeout: DEFAULT_QUERY_TIMEOUT,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
-    }
-
-    /// Settings for a driver over a connection string (a `postgres://` URL or
-    /// `key=value` pairs).
-    ///
-    /// # Errors
-    /// [`SetupError::InvalidUrl`].
-    pub fn builder_from_url(url: &str) -> Result<PostgresDriverBuilder, SetupError> {
-        let config = url.parse().map_err(SetupError::InvalidUrl)?;
-        Ok(Self::builder(config))
     }
 
     /// A driver over a pool you built (for TLS, or settings this crate does not
@@ -187,19 +212,19 @@ impl PostgresDriver {
     ///
     /// # Errors
     /// [`SetupError::InvalidTableName`], [`SetupError::Setting`] for a zero timeout.
-    pub fn from_pool(pool: Pool, table: &str, query_timeout: Duration) -> Result<Self, SetupError> {
-        if query_timeout.is_zero() {
-            return Err(SetupError::Setting("timeouts must not be zero"));
+    pub fn from_pool(pool: Pool, table: &str, operation_timeout: Duration) -> Result<Self, SetupError> {
+        if operation_timeout.is_zero() {
+            return Err(SetupError::Setting("the operation timeout must not be zero"));
         }
-        Self::with_pool(pool, table, query_timeout)
+        Self::with_pool(pool, table, operation_timeout)
     }
 
-    fn with_pool(pool: Pool, table: &str, query_timeout: Duration) -> Result<Self, SetupError> {
+    fn with_pool(pool: Pool, table: &str, operation_timeout: Duration) -> Result<Self, SetupError> {
         Ok(PostgresDriver {
             inner: Arc::new(Inner {
                 pool,
                 sql: Statements::new(table)?,
-                query_timeout,
+                operation_timeout,
             }),
         })
     }
@@ -289,38 +314,62 @@ impl PostgresDriver {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
-    /// Bounds `work` by the query timeout.
+    /// Bounds `work` by the operation timeout.
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, DriverError>>) -> Result<T, DriverError> {
-        let timeout = self.inner.query_timeout;
-        tokio::time::timeout(timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(DriverError::unavailable(StoreError::TimedOut(timeout))))
+        timeouts::bounded(STORE, self.inner.operation_timeout, work).await
     }
 
-    /// Runs one prepared statement, retrying on another connection when it met a dead
-    /// one.
+    /// Runs `statement` with the prepared `sql` on a pooled connection, bounded by the
+    /// operation timeout, retrying on another connection when it met a dead one.
+    async fn run<T, F, Fut>(&self, sql: &str, retry: Retry, statement: F) -> Result<T, DriverError>
+    where
+        F: Fn(Object, Statement) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let statement = &statement;
+        let attempt = move || async move {
+            let client = self.client().await.map_err(Failure::Pool)?;
+            let prepared = client.prepare_cached(sql).await.map_err(Failure::Statement)?;
+            statement(client, prepared).await.map_err(Failure::Statement)
+        };
+        let retryable =
+            |failure: &Failure| matches!(failure, Failure::Statement(err) if should_retry(retry, err));
+        self.bounded(async {
+            timeouts::retry(self.retries(), attempt, retryable)
+                .await
+                .map_err(DriverError::from)
+        })
+        .await
+    }
+
+    /// Runs one prepared statement that changes rows; returns how many it changed.
     async fn execute(
         &self,
         sql: &str,
         retry: Retry,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, DriverError> {
-        self.bounded(async {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let client = self.client().await?;
-                let result = match client.prepare_cached(sql).await {
-                    Ok(statement) => client.execute(&statement, params).await,
-                    Err(err) => Err(err),
-                };
-                match result {
-                    Err(err) if attempt <= self.retries() && should_retry(retry, &err) => {}
-                    other => return other.map_err(driver_error),
-                }
-            }
+        self.run(sql, retry, move |client, statement| async move {
+            client.execute(&statement, params).await
         })
         .await
+    }
+}
+
+/// Why one attempt at a statement failed.
+enum Failure {
+    /// No connection from the pool: not retried (the pool waits and creates on its own).
+    Pool(DriverError),
+    /// The statement failed: retried when [`should_retry`] says so.
+    Statement(tokio_postgres::Error),
+}
+
+impl From<Failure> for DriverError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Pool(err) => err,
+            Failure::Statement(err) => driver_error(err),
+        }
     }
 }
 
@@ -364,34 +413,21 @@ impl Driver for PostgresDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         let (namespace, digest) = (key.namespace().as_str(), &key.digest()[..]);
         let sql = &self.inner.sql.load;
-        self.bounded(async {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let client = self.client().await?;
-                let result = match client.prepare_cached(sql).await {
-                    Ok(statement) => client.query_opt(&statement, &[&namespace, &digest]).await,
-                    Err(err) => Err(err),
-                };
-                let row = match result {
-                    Err(err) if attempt <= self.retries() && should_retry(Retry::Idempotent, &err) => {
-                        continue;
-                    }
-                    other => other.map_err(driver_error)?,
-                };
-                let Some(row) = row else {
-                    return Ok(LoadResult::Missing);
-                };
-                let column = |i: usize| row.try_get::<_, Option<Raw<'_>>>(i).map(|raw| raw.map(|r| r.0));
-                let (data, created, seen) = match (column(0), column(1), column(2)) {
-                    (Ok(data), Ok(created), Ok(seen)) => (data, created, seen),
-                    // The table's columns have other types than ours: a schema problem.
-                    (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(driver_error(err)),
-                };
-                return Ok(codec::load_result(codec::decode_row(data, created, seen)));
-            }
-        })
-        .await
+        let row = self
+            .run(sql, Retry::Idempotent, move |client, statement| async move {
+                client.query_opt(&statement, &[&namespace, &digest]).await
+            })
+            .await?;
+        let Some(row) = row else {
+            return Ok(LoadResult::Missing);
+        };
+        let column = |i: usize| row.try_get::<_, Option<Raw<'_>>>(i).map(|raw| raw.map(|r| r.0));
+        let (data, created, seen) = match (column(0), column(1), column(2)) {
+            (Ok(data), Ok(created), Ok(seen)) => (data, created, seen),
+            // The table's columns have other types than ours: a schema problem.
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(driver_error(err)),
+        };
+        Ok(codec::load_result(codec::decode_row(data, created, seen)))
     }
 
     async fn create(
@@ -486,14 +522,18 @@ mod tests {
 
     #[test]
     fn settings_are_checked_and_never_show_the_password() {
-        let builder =
-            PostgresDriver::builder_from_url("postgres://app:hunter2@db.invalid/app").expect("parses");
+        let builder = PostgresDriver::builder("postgres://app:hunter2@db.invalid/app");
         let shown = format!("{builder:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("db.invalid"),
             "{shown}"
         );
-        let err = PostgresDriver::builder_from_url("postgres://app:hunter2@db.invalid:notaport/app")
+        let connect = PostgresDriver::builder("postgres://app:hunter2@db.invalid:notaport/app").connect();
+        // The string is parsed before anything touches the network.
+        let err = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(connect)
             .expect_err("bad port");
         assert!(!err.to_string().contains("hunter2"));
         assert!(matches!(err, SetupError::InvalidUrl(_)));

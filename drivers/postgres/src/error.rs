@@ -1,8 +1,6 @@
 //! Errors: setting the driver up, errors of our own inside [`DriverError`], and the
 //! mapping of PostgreSQL errors onto the driver contract.
 
-use std::time::Duration;
-
 use deadpool_postgres::PoolError;
 use sessionkit::DriverError;
 
@@ -24,7 +22,9 @@ pub enum SetupError {
     /// The connection pool could not be built.
     #[error("could not build the PostgreSQL connection pool")]
     Pool(#[source] deadpool_postgres::BuildError),
-    /// The first connection failed: the server is unreachable, or refused us.
+    /// The first connection failed: the server could not be reached in time
+    /// ([`DriverError::Unavailable`]) or refused the connection (a wrong password, for
+    /// instance).
     #[error("could not connect to PostgreSQL")]
     Connect(#[source] DriverError),
     /// The call needs a Tokio runtime (it spawns a task) and none is running.
@@ -41,9 +41,6 @@ pub enum StoreError {
     /// ([`DriverError::Backend`]); nothing is written.
     #[error("PostgreSQL jsonb cannot store the NUL character (\\u0000) in a string or key")]
     NulCharacter,
-    /// The call did not finish in time ([`DriverError::Unavailable`]).
-    #[error("PostgreSQL did not answer within {0:?}")]
-    TimedOut(Duration),
     /// The database does not use the UTF-8 encoding, which the session data needs
     /// ([`DriverError::Backend`], from `migrate`).
     #[error("the database encoding is {0}, but sessionkit needs UTF8")]

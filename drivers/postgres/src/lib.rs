@@ -12,13 +12,14 @@ mod error;
 mod sql;
 
 pub use cleanup::{CleanupConfig, CleanupHandle, DEFAULT_CLEANUP_BATCH, DEFAULT_CLEANUP_INTERVAL};
-#[doc(hidden)]
+#[cfg(feature = "internal")]
 pub use codec::decode_stored;
 pub use codec::{DecodeError, MAX_MILLIS, decode_row};
 /// The pool crate, re-exported so [`PostgresDriver::from_pool`] gets a matching version.
 pub use deadpool_postgres;
 pub use driver::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_QUERY_TIMEOUT, PostgresDriver, PostgresDriverBuilder,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_POOL_SIZE, PostgresDriver,
+    PostgresDriverBuilder,
 };
 pub use error::{SetupError, StoreError};
 pub use sql::{DEFAULT_TABLE, migration_sql};

@@ -1,8 +1,6 @@
 //! PostgreSQL going away mid-run: calls fail fast with `Unavailable` (503 through the
 //! session layer), and the same driver works again once the database is back, without
-//! being rebuilt. A call stuck behind a lock ends at the query timeout.
-
-mod common;
+//! being rebuilt. A call stuck behind a lock ends at the operation timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sessionkit::core::{Namespace, SessionId};
+use sessionkit::timeouts::TimedOut;
 use sessionkit::{
     Clock, Driver, DriverError, LoadResult, Patch, Record, Registry, Secret, StoreKey, SystemClock,
     Timestamp, WriteResult,
 };
+use sessionkit_postgres::PostgresDriver;
 use sessionkit_postgres::tokio_postgres;
-use sessionkit_postgres::{PostgresDriver, StoreError};
+use sessionkit_testkit::postgres_factory as factory;
+use sessionkit_testkit::servers::postgres as common;
 
 /// How long any call may take while the database is down.
 const PROMPT: Duration = Duration::from_secs(3);
@@ -39,11 +40,11 @@ async fn driver(url: &str) -> PostgresDriver {
     let mut config: tokio_postgres::Config = url.parse().expect("url");
     // Lets a test find this driver's connections on a shared server.
     config.application_name(&table);
-    let driver = PostgresDriver::builder(config)
+    let driver = PostgresDriver::builder_with_config(config)
         .table(table)
         .connect_timeout(Duration::from_millis(500))
-        .query_timeout(Duration::from_secs(2))
-        .build()
+        .operation_timeout(Duration::from_secs(2))
+        .connect()
         .await
         .expect("connect");
     driver.migrate().await.expect("migrate");
@@ -143,7 +144,9 @@ async fn a_call_stuck_behind_a_lock_times_out() {
     match driver.load(&live).await {
         Err(DriverError::Unavailable(source)) => {
             assert!(
-                matches!(source.downcast_ref::<StoreError>(), Some(StoreError::TimedOut(_))),
+                source
+                    .downcast_ref::<TimedOut>()
+                    .is_some_and(|t| t.store() == "PostgreSQL"),
                 "{source}"
             );
         }

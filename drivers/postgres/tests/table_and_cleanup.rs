@@ -1,8 +1,6 @@
 //! The table `migrate` creates, what a row holds, the NUL limitation, corrupt rows,
 //! and the cleanup of expired rows (in batches, skipping locked rows, stoppable).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -41,6 +39,8 @@ async fn count(client: &tokio_postgres::Client, table: &str, condition: &str) ->
 }
 
 use sessionkit_postgres::tokio_postgres;
+use sessionkit_testkit::postgres_factory as factory;
+use sessionkit_testkit::servers::postgres as common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
@@ -49,11 +49,10 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let mut drivers = Vec::new();
     for _ in 0..4 {
         drivers.push(
-            PostgresDriver::builder_from_url(&factory.url)
-                .expect("url")
+            PostgresDriver::builder(&factory.url)
                 .table(&table)
                 .pool_size(2)
-                .build()
+                .connect()
                 .await
                 .expect("connect"),
         );

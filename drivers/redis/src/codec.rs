@@ -213,7 +213,10 @@ pub(crate) fn load_result(decoded: Result<Option<Record>, DecodeError>) -> LoadR
 /// is parsed as a RESP reply and decoded like a `HGETALL` reply. Any other input is
 /// split on NUL bytes into alternating field names and values and decoded as hash
 /// fields, which lets a fuzzer reach the field decoder without building RESP framing.
-#[doc(hidden)]
+///
+/// **Unstable**: only with the `internal` feature, which is not covered by semver; for
+/// the fuzz targets and the corpus replay tests, not for applications.
+#[cfg(any(test, feature = "internal"))]
 pub fn decode_stored(bytes: &[u8]) -> LoadResult {
     match bytes.first() {
         Some(

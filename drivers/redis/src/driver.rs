@@ -7,15 +7,20 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
+use sessionkit::timeouts;
 use sessionkit::{Driver, DriverError, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
 
 use crate::codec;
-use crate::error::{SetupError, TimedOut, driver_error, is_unavailable};
+use crate::error::{SetupError, driver_error, is_unavailable};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "sessionkit:";
+/// How the driver names its store in errors
+/// ([`TimedOut`](sessionkit::timeouts::TimedOut)).
+const STORE: &str = "Redis";
+
 /// The default timeout for opening a connection.
-pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default timeout for one command's answer.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default bound on one driver call, reconnecting included.
@@ -53,7 +58,7 @@ impl fmt::Debug for RedisDriver {
 pub struct RedisDriverBuilder {
     url: String,
     prefix: String,
-    connection_timeout: Duration,
+    connect_timeout: Duration,
     response_timeout: Duration,
     operation_timeout: Duration,
 }
@@ -63,7 +68,7 @@ impl fmt::Debug for RedisDriverBuilder {
         f.debug_struct("RedisDriverBuilder")
             .field("url", &"<redacted>")
             .field("prefix", &self.prefix)
-            .field("connection_timeout", &self.connection_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .finish()
@@ -80,12 +85,13 @@ impl RedisDriverBuilder {
     }
 
     /// How long opening a connection may take (default 2 s).
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
-    /// How long one command may wait for its answer (default 2 s).
+    /// How long one command may wait for its answer (default 2 s). Specific to Redis:
+    /// the client bounds each command on the shared connection.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -99,17 +105,17 @@ impl RedisDriverBuilder {
         self
     }
 
-    /// Connects (waiting at most the connection timeout) and returns the driver.
+    /// Connects (waiting at most the operation timeout) and returns the driver.
     ///
     /// # Errors
     /// [`SetupError::InvalidUrl`] for a URL that does not parse,
     /// [`SetupError::TlsNotEnabled`] for `rediss://` without the `tls` feature,
-    /// [`SetupError::Setting`] for a zero timeout, [`SetupError::Unavailable`] when
+    /// [`SetupError::Setting`] for a zero timeout, [`SetupError::Connect`] when
     /// the server cannot be reached or refuses the connection (wrong password, for
     /// instance).
     pub async fn connect(self) -> Result<RedisDriver, SetupError> {
         for (timeout, name) in [
-            (self.connection_timeout, "the connection timeout must not be zero"),
+            (self.connect_timeout, "the connect timeout must not be zero"),
             (self.response_timeout, "the response timeout must not be zero"),
             (self.operation_timeout, "the operation timeout must not be zero"),
         ] {
@@ -123,7 +129,7 @@ impl RedisDriverBuilder {
         }
         let client = redis::Client::open(self.url.as_str()).map_err(SetupError::InvalidUrl)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connection_timeout))
+            .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout))
             // Reconnect quickly and give up soon: callers during an outage get an
             // error fast, and the next call starts a fresh attempt.
@@ -131,18 +137,15 @@ impl RedisDriverBuilder {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(250));
         let connect = ConnectionManager::new_with_config(client, config);
-        let manager = match tokio::time::timeout(self.operation_timeout, connect).await {
-            Ok(Ok(manager)) => manager,
-            Ok(Err(err)) if err.kind() == redis::ErrorKind::InvalidClientConfig => {
-                return Err(SetupError::InvalidUrl(err));
-            }
-            Ok(Err(err)) => return Err(SetupError::Unavailable(err)),
-            Err(_) => {
-                let timed_out =
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, TimedOut(self.operation_timeout));
-                return Err(SetupError::Unavailable(RedisError::from(timed_out)));
-            }
-        };
+        let manager =
+            match timeouts::bounded(STORE, self.operation_timeout, async { Ok(connect.await) }).await {
+                Ok(Ok(manager)) => manager,
+                Ok(Err(err)) if err.kind() == redis::ErrorKind::InvalidClientConfig => {
+                    return Err(SetupError::InvalidUrl(err));
+                }
+                Ok(Err(err)) => return Err(SetupError::Connect(driver_error(err))),
+                Err(timed_out) => return Err(SetupError::Connect(timed_out)),
+            };
         Ok(RedisDriver {
             connection: Mutex::new(Some(manager)),
             script: Script::new(include_str!("save.lua")),
@@ -177,7 +180,7 @@ impl RedisDriver {
         RedisDriverBuilder {
             url: url.to_owned(),
             prefix: DEFAULT_PREFIX.to_owned(),
-            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
@@ -215,16 +218,12 @@ impl RedisDriver {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let manager = self.manager()?;
-        let attempts = async {
-            match call(manager.clone()).await {
-                Err(err) if should_retry(retry, &err) => call(manager).await,
-                other => other,
-            }
-        };
-        match tokio::time::timeout(self.operation_timeout, attempts).await {
-            Ok(result) => result.map_err(driver_error),
-            Err(_) => Err(DriverError::unavailable(TimedOut(self.operation_timeout))),
-        }
+        timeouts::bounded(STORE, self.operation_timeout, async {
+            timeouts::retry(1, || call(manager.clone()), |err| should_retry(retry, err))
+                .await
+                .map_err(driver_error)
+        })
+        .await
     }
 
     async fn save(&self, key: &StoreKey, retry: Retry, args: Vec<Vec<u8>>) -> Result<bool, DriverError> {

@@ -1,7 +1,5 @@
 //! Errors: setting the driver up, and mapping Redis errors onto the driver contract.
 
-use std::time::Duration;
-
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use sessionkit::DriverError;
 
@@ -16,18 +14,16 @@ pub enum SetupError {
     /// A `rediss://` URL, but the crate was built without its `tls` feature.
     #[error("`rediss://` needs the `tls` feature of sessionkit-redis")]
     TlsNotEnabled,
-    /// The server could not be reached (or refused the connection) in time.
-    #[error("could not connect to Redis")]
-    Unavailable(#[source] RedisError),
     /// A setting is out of range.
     #[error("invalid Redis driver setting: {0}")]
     Setting(&'static str),
+    /// The first connection failed: the server could not be reached in time
+    /// ([`DriverError::Unavailable`], a [`TimedOut`](sessionkit::timeouts::TimedOut)
+    /// source when the operation timeout ran out) or refused the connection (a wrong
+    /// password, for instance).
+    #[error("could not connect to Redis")]
+    Connect(#[source] DriverError),
 }
-
-/// A call that did not finish within the driver's operation timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("Redis did not answer within {0:?}")]
-pub struct TimedOut(pub Duration);
 
 /// Whether `err` means "the store cannot be reached right now" rather than "the store
 /// refused this request".

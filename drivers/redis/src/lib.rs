@@ -9,10 +9,10 @@ pub mod codec;
 mod driver;
 mod error;
 
-#[doc(hidden)]
+#[cfg(feature = "internal")]
 pub use codec::decode_stored;
 pub use driver::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
     RedisDriver, RedisDriverBuilder,
 };
-pub use error::{SetupError, TimedOut};
+pub use error::SetupError;

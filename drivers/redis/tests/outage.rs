@@ -2,8 +2,6 @@
 //! session layer), and the same driver works again once Redis is back, without being
 //! rebuilt.
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +13,7 @@ use sessionkit::{
     WriteResult,
 };
 use sessionkit_redis::RedisDriver;
+use sessionkit_testkit::servers::redis as common;
 
 /// How long any call may take while Redis is down or frozen.
 const PROMPT: Duration = Duration::from_secs(3);
@@ -66,7 +65,7 @@ async fn killed_then_restarted_redis_recovers_without_a_new_driver() {
         return;
     };
     let driver = RedisDriver::builder(&server.url())
-        .connection_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
         .operation_timeout(Duration::from_secs(2))
         .connect()

@@ -2,8 +2,6 @@
 //! documented fields, the expiry set in the same call, one round trip per load and per
 //! save, and foreign keys under our names treated as corrupt, never as errors.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,6 +11,8 @@ use sessionkit::core::{Namespace, SessionId};
 use sessionkit::{Clock, Driver, DriverError, LoadResult, Patch, Record, StoreKey, SystemClock, WriteResult};
 use sessionkit_redis::RedisDriver;
 use sessionkit_redis::codec::{decode_fields, encode_fields};
+use sessionkit_testkit::redis_factory as factory;
+use sessionkit_testkit::servers::redis as common;
 
 fn key(namespace: &str) -> StoreKey {
     SessionId::generate(&mut rand::rng()).store_key(&Namespace::new(namespace).expect("namespace"))

@@ -1,24 +1,10 @@
-//! Fuzz bodies for the storage drivers' decoders: arbitrary bytes as if Redis or
-//! PostgreSQL had returned them. Each panics only when an invariant breaks; a corrupt
-//! or foreign record must come out as `Corrupt` (or `Missing`), never as a panic.
-//!
-//! The framing of the input is each driver's own (`decode_stored`), so the driver
-//! crates' corpus replay tests (`drivers/*/tests/fuzz_corpus.rs`) run exactly the same
-//! decoding on the committed corpus.
+//! Fuzz body for the PostgreSQL driver's decoder: raw binary-format `data`,
+//! `created_at` and `last_seen` columns as if PostgreSQL had returned them. It panics
+//! only when an invariant breaks; a corrupt or foreign row must come out as `Corrupt`
+//! (or `Missing`), never as a panic. `testkit/tests/postgres_corpus.rs` replays
+//! the committed corpus through it.
 
-use sessionkit_core::LoadResult;
-
-/// A `HGETALL` reply (RESP) or NUL-separated hash fields into the Redis decoder. What
-/// decodes must survive being written back: same timestamps, same keys.
-pub fn redis_record(data: &[u8]) {
-    if let LoadResult::Found(record) = sessionkit_redis::decode_stored(data) {
-        let fields = sessionkit_redis::codec::encode_fields(&record);
-        let again = sessionkit_redis::codec::decode_fields(fields).expect("a re-encoded record decodes");
-        assert_eq!(again.created_at, record.created_at);
-        assert_eq!(again.last_seen, record.last_seen);
-        assert!(again.data.keys().eq(record.data.keys()));
-    }
-}
+use sessionkit::LoadResult;
 
 /// Raw binary-format `data`, `created_at` and `last_seen` columns into the PostgreSQL
 /// decoder. What decodes must decode again from its own JSON text, to the same keys.
@@ -43,7 +29,7 @@ pub fn postgres_record(data: &[u8]) {
 }
 
 /// A timestamp as PostgreSQL sends a `timestamptz`: microseconds since 2000-01-01.
-fn time(at: sessionkit_core::Timestamp) -> [u8; 8] {
+fn time(at: sessionkit::Timestamp) -> [u8; 8] {
     const PG_EPOCH_MILLIS: i64 = 946_684_800_000;
     // Decoded timestamps come from an i64 of microseconds, so they fit.
     let millis = i64::try_from(at.as_millis()).expect("decoded timestamps fit in i64");

@@ -10,21 +10,13 @@
 
 use std::sync::OnceLock;
 
-use arbitrary::{Arbitrary, Unstructured};
+use super::adapter_steps;
+
 use poem::endpoint::BoxEndpoint;
-use poem::http::{HeaderValue, Method, header};
+use poem::http::{Method, header};
 use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler, post};
 use sessionkit::{Registry, Secret};
 use sessionkit_poem::{NamedSessions, Session, SessionMiddleware, SessionRejection};
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    })
-}
 
 #[handler]
 fn untouched() -> &'static str {
@@ -89,72 +81,15 @@ fn app(cookie_sessions: bool) -> &'static App {
     })[usize::from(cookie_sessions)]
 }
 
-#[derive(Debug, Arbitrary)]
-enum CookieSource {
-    Jar,
-    Raw(Vec<u8>),
-    JarThenRaw(Vec<u8>),
-    Twice(Vec<u8>, Vec<u8>),
-}
-
-#[derive(Debug, Arbitrary)]
-struct Step {
-    route: u8,
-    cookie: CookieSource,
-}
-
-const ROUTES: [(Method, &str); 6] = [
-    (Method::GET, "/untouched"),
-    (Method::GET, "/read"),
-    (Method::POST, "/write"),
-    (Method::POST, "/regenerate"),
-    (Method::POST, "/destroy"),
-    (Method::POST, "/admin"),
-];
-
 /// Runs up to 8 requests from `data`.
 pub fn poem_requests(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(sealed) = u.arbitrary::<bool>() else { return };
-    let app = app(sealed);
-    let mut jar: Vec<(String, String)> = Vec::new();
-    for _ in 0..8 {
-        let Ok(step) = u.arbitrary::<Step>() else { return };
-        let (method, path) = &ROUTES[usize::from(step.route) % ROUTES.len()];
-        let jar_header = jar
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let headers: Vec<Vec<u8>> = match step.cookie {
-            CookieSource::Jar => vec![jar_header.into_bytes()],
-            CookieSource::Raw(raw) => vec![raw],
-            CookieSource::JarThenRaw(raw) => vec![jar_header.into_bytes(), raw],
-            CookieSource::Twice(a, b) => vec![a, b],
-        };
-        let mut builder = Request::builder().method(method.clone()).uri_str(*path);
-        for value in headers {
-            // Bytes hyper would refuse never reach a service.
-            let Ok(value) = HeaderValue::from_bytes(&value) else {
-                continue;
-            };
+    adapter_steps::run(data, |sealed, method, path, cookies| {
+        let method = Method::from_bytes(method.as_bytes()).expect("a valid method");
+        let mut builder = Request::builder().method(method).uri_str(path);
+        for value in cookies {
             builder = builder.header(header::COOKIE, value);
         }
-        let response = runtime().block_on(app.get_response(builder.finish()));
-        assert!(
-            response.status().as_u16() < 500,
-            "{method} {path} answered {}",
-            response.status()
-        );
-        for value in response.headers().get_all(header::SET_COOKIE) {
-            let text = value.to_str().expect("set-cookie is ASCII");
-            assert!(text.len() <= 4096);
-            let pair = text.split(';').next().unwrap_or_default();
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            jar.retain(|(n, _)| n != name);
-            if !value.is_empty() {
-                jar.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
+        let response = adapter_steps::runtime().block_on(app(sealed).get_response(builder.finish()));
+        adapter_steps::Reply::of(response.status().as_u16(), response.headers())
+    });
 }

@@ -4,23 +4,15 @@
 
 use std::sync::OnceLock;
 
-use arbitrary::{Arbitrary, Unstructured};
+use super::adapter_steps;
+
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
-use http::{HeaderValue, Request, header};
+use http::{Request, header};
 use sessionkit::{Registry, Secret};
 use sessionkit_axum::{NamedSessions, Session, SessionLayer, SessionRejection};
 use tower::ServiceExt;
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    })
-}
 
 fn app(cookie_sessions: bool) -> Router {
     static APPS: OnceLock<[Router; 2]> = OnceLock::new();
@@ -64,75 +56,17 @@ fn app(cookie_sessions: bool) -> Router {
     .clone()
 }
 
-#[derive(Debug, Arbitrary)]
-enum CookieSource {
-    Jar,
-    Raw(Vec<u8>),
-    JarThenRaw(Vec<u8>),
-    Twice(Vec<u8>, Vec<u8>),
-}
-
-#[derive(Debug, Arbitrary)]
-struct Step {
-    route: u8,
-    cookie: CookieSource,
-}
-
-const ROUTES: [(&str, &str); 6] = [
-    ("GET", "/untouched"),
-    ("GET", "/read"),
-    ("POST", "/write"),
-    ("POST", "/regenerate"),
-    ("POST", "/destroy"),
-    ("POST", "/admin"),
-];
-
 /// Runs up to 8 requests from `data`.
 pub fn axum_requests(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(sealed) = u.arbitrary::<bool>() else { return };
-    let app = app(sealed);
-    let mut jar: Vec<(String, String)> = Vec::new();
-    for _ in 0..8 {
-        let Ok(step) = u.arbitrary::<Step>() else { return };
-        let (method, path) = ROUTES[usize::from(step.route) % ROUTES.len()];
-        let jar_header = jar
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let headers: Vec<Vec<u8>> = match step.cookie {
-            CookieSource::Jar => vec![jar_header.into_bytes()],
-            CookieSource::Raw(raw) => vec![raw],
-            CookieSource::JarThenRaw(raw) => vec![jar_header.into_bytes(), raw],
-            CookieSource::Twice(a, b) => vec![a, b],
-        };
+    adapter_steps::run(data, |sealed, method, path, cookies| {
         let mut builder = Request::builder().method(method).uri(path);
-        for value in headers {
-            // Bytes hyper would refuse never reach a service.
-            let Ok(value) = HeaderValue::from_bytes(&value) else {
-                continue;
-            };
+        for value in cookies {
             builder = builder.header(header::COOKIE, value);
         }
         let request = builder.body(Body::empty()).expect("request");
-        let response = runtime()
-            .block_on(app.clone().oneshot(request))
+        let response = adapter_steps::runtime()
+            .block_on(app(sealed).oneshot(request))
             .expect("infallible");
-        assert!(
-            response.status().as_u16() < 500,
-            "{method} {path} answered {}",
-            response.status()
-        );
-        for value in response.headers().get_all(header::SET_COOKIE) {
-            let text = value.to_str().expect("set-cookie is ASCII");
-            assert!(text.len() <= 4096);
-            let pair = text.split(';').next().unwrap_or_default();
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            jar.retain(|(n, _)| n != name);
-            if !value.is_empty() {
-                jar.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
+        adapter_steps::Reply::of(response.status().as_u16(), response.headers())
+    });
 }

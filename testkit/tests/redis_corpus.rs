@@ -1,41 +1,21 @@
-//! Replays the committed corpus of the `redis_record` fuzz target through the decoder
-//! the target feeds (`decode_stored`), so a plain `cargo test` catches regressions the
-//! fuzzer once found: no input may panic, and the seeds decode as they should.
-
-use std::path::Path;
+//! Replays the committed corpus of the `redis_record` fuzz target through the target's
+//! own body (decoding, and re-encoding what decodes), so a plain `cargo test` catches
+//! regressions the fuzzer once found; and checks the seeds decode as intended.
 
 use sessionkit::LoadResult;
 use sessionkit_redis::decode_stored;
-
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/redis_record");
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("entry").path();
-        // A fuzzer running beside the tests may replace files as it reduces them.
-        let Ok(data) = std::fs::read(&path) else { continue };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        files.push((name, data));
-    }
-    files
-}
+use sessionkit_testkit::fuzz::redis_bodies as bodies;
+use sessionkit_testkit::replay;
 
 #[test]
-fn no_corpus_input_panics() {
-    let files = corpus();
-    assert!(files.len() > 5, "the corpus is missing");
-    for (name, data) in &files {
-        let outcome = std::panic::catch_unwind(|| decode_stored(data));
-        assert!(outcome.is_ok(), "{name} panics the decoder");
-    }
+fn no_corpus_input_breaks_an_invariant() {
+    assert!(replay::corpus("redis_record").len() > 5, "the corpus is missing");
+    replay::replay("redis_record", bodies::redis_record);
 }
 
 #[test]
 fn seeds_decode_as_intended() {
-    let files = corpus();
+    let files = replay::corpus("redis_record");
     let seed = |name: &str| -> LoadResult {
         let (_, data) = files
             .iter()

@@ -1,18 +1,17 @@
-//! A throwaway PostgreSQL cluster for the tests, and the conformance factory over it.
+//! A throwaway PostgreSQL cluster for tests.
 //!
 //! Each test binary creates at most one shared cluster (`initdb` into a temporary
 //! directory, `pg_ctl start` on a spare loopback port, Unix socket in the same
-//! directory) the first time a test needs it. `initdb` refuses to run as root, so as
-//! root the cluster belongs to the `postgres` system user. A watchdog shell holds the
-//! read end of a pipe whose write end lives in the test process: however the process
-//! ends, the pipe closes and the watchdog stops the server and removes its directory.
-//! With `DATABASE_URL` set, tests use that database instead (creating uniquely named
-//! tables in it). When no server can be had, tests skip with a message, except under
-//! `CI`, where they fail.
+//! directory) the first time a test needs it ([`shared_url`]). `initdb` refuses to run
+//! as root, so as root the cluster belongs to the `postgres` system user. A watchdog
+//! shell holds the read end of a pipe whose write end lives in the test process:
+//! however the process ends, the pipe closes and the watchdog stops the server and
+//! removes its directory. [`Factory`] runs the conformance suites over it. With
+//! `DATABASE_URL` set, tests use that database instead
+//! (creating uniquely named tables in it). When no server can be had, tests skip with
+//! a message, except under `CI`, where they fail ([`unavailable`]).
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -24,8 +23,10 @@ use sessionkit_conformance::{DriverFactory, TimeSource};
 use sessionkit_postgres::PostgresDriver;
 use sessionkit_postgres::tokio_postgres::{self, NoTls};
 
+use super::{spare_port, unavailable};
+
 /// A PostgreSQL cluster owned by the test process.
-pub(crate) struct PgServer {
+pub struct PgServer {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
@@ -71,17 +72,12 @@ fn is_root() -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
-fn spare_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no spare port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no spare port: {e}"))
-}
-
 impl PgServer {
     /// Creates and starts a cluster on a spare loopback port.
-    pub(crate) fn start() -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// Why no cluster could be had (not installed, `initdb` or `pg_ctl` failed).
+    pub fn start() -> Result<Self, String> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let bin = find_bin()?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +173,10 @@ impl PgServer {
 
     /// Starts (or restarts) the server on this server's port; returns once it accepts
     /// connections.
-    pub(crate) fn launch(&mut self) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// Why `pg_ctl start` failed, with the server log.
+    pub fn launch(&mut self) -> Result<(), String> {
         let options = format!(
             // No fsync (the machine does not crash under the tests), but commits reach
             // the WAL at once, so an immediate stop (a crash) keeps them.
@@ -200,7 +199,7 @@ impl PgServer {
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`: no clean shutdown).
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let mut pg_ctl = self.tool("pg_ctl");
         pg_ctl
             .arg("-D")
@@ -214,7 +213,7 @@ impl PgServer {
     }
 
     /// A connection string for the `postgres` database.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
     }
 }
@@ -229,48 +228,37 @@ impl Drop for PgServer {
     }
 }
 
-/// Whether a test that cannot get a server must fail rather than skip.
-pub(crate) fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// Fails (in CI) or reports a skip; returns `None` for the caller to return early.
-pub(crate) fn unavailable<T>(why: &str) -> Option<T> {
-    assert!(!in_ci(), "no PostgreSQL server for the tests: {why}");
-    eprintln!("skipping: no PostgreSQL server for the tests: {why}");
-    None
-}
-
 /// The connection string of the database shared by this test binary: `DATABASE_URL`,
 /// or a cluster started on first use. `None` (after a message) when there is none and
 /// we are not in CI.
-pub(crate) fn shared_url() -> Option<String> {
+pub fn shared_url() -> Option<String> {
     static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Some(url);
     }
     match SERVER.get_or_init(PgServer::start) {
         Ok(server) => Some(server.url()),
-        Err(why) => unavailable(why),
+        Err(why) => unavailable("PostgreSQL", why),
     }
 }
 
 /// A cluster of the test's own (for tests that stop it), or `None` to skip.
-pub(crate) fn own_server() -> Option<PgServer> {
+pub fn own_server() -> Option<PgServer> {
     match PgServer::start() {
         Ok(server) => Some(server),
-        Err(why) => unavailable(&why),
+        Err(why) => unavailable("PostgreSQL", &why),
     }
 }
 
 /// A table name no other test uses.
-pub(crate) fn unique_table() -> String {
+pub fn unique_table() -> String {
     let n: u64 = rand::random();
     format!("sessionkit_test_{n:016x}")
 }
 
-/// A plain client, for poking at the database directly.
-pub(crate) async fn raw(url: &str) -> tokio_postgres::Client {
+/// A plain client, for poking at the database directly. Needs a Tokio runtime (the
+/// connection runs on a spawned task).
+pub async fn raw(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("raw connection");
     tokio::spawn(async move {
         let _ = connection.await;
@@ -279,23 +267,26 @@ pub(crate) async fn raw(url: &str) -> tokio_postgres::Client {
 }
 
 /// The conformance factory: a driver over a fresh table per test.
-pub(crate) struct Factory {
-    pub(crate) url: String,
+pub struct Factory {
+    /// The connection string of the database.
+    pub url: String,
 }
 
 impl Factory {
     /// The factory over the shared database, or `None` to skip.
-    pub(crate) fn new() -> Option<Self> {
+    pub fn new() -> Option<Self> {
         shared_url().map(|url| Factory { url })
     }
 
     /// A migrated driver over a fresh table.
-    pub(crate) async fn driver(&self) -> PostgresDriver {
-        let driver = PostgresDriver::builder_from_url(&self.url)
-            .expect("url")
+    ///
+    /// # Panics
+    /// When the driver cannot connect to or migrate the test database.
+    pub async fn driver(&self) -> PostgresDriver {
+        let driver = PostgresDriver::builder(&self.url)
             .table(unique_table())
             .pool_size(8)
-            .build()
+            .connect()
             .await
             .expect("connect to the test database");
         driver.migrate().await.expect("migrate");
@@ -329,12 +320,13 @@ impl DriverFactory for Factory {
     }
 }
 
-/// The factory, or an early `return` from the enclosing test (a skip) when there is no
-/// database and we are not in CI.
+/// The PostgreSQL [`Factory`](crate::servers::postgres::Factory), or an early
+/// `return` from the enclosing test (a skip) when there is no database and we are not
+/// in CI.
 #[macro_export]
-macro_rules! factory {
+macro_rules! postgres_factory {
     () => {{
-        let Some(factory) = common::Factory::new() else {
+        let Some(factory) = $crate::servers::postgres::Factory::new() else {
             return;
         };
         factory

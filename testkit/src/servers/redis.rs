@@ -1,16 +1,15 @@
-//! A throwaway `redis-server` for the tests, and the conformance factory over it.
+//! A throwaway `redis-server` for tests.
 //!
 //! Each test binary starts at most one shared server (on a spare loopback port, with no
-//! persistence) the first time a test needs it. A watchdog shell holds the read end of
-//! a pipe whose write end lives in the test process: however the process ends, the
-//! pipe closes and the watchdog kills the server and removes its directory. With
-//! `REDIS_URL` set, tests use that server instead. When no server can be had, tests
-//! skip with a message, except under `CI`, where they fail.
-
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! persistence) the first time a test needs it ([`shared_url`]). A watchdog shell holds
+//! the read end of a pipe whose write end lives in the test process: however the
+//! process ends, the pipe closes and the watchdog kills the server and removes its
+//! directory. [`Factory`] runs the conformance suites over it. With `REDIS_URL` set, tests use that server instead. When no server can
+//! be had, tests skip with a message, except under `CI`, where they fail
+//! ([`unavailable`]).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -21,8 +20,10 @@ use sessionkit::{ManualClock, StoreKey};
 use sessionkit_conformance::{DriverFactory, TimeSource};
 use sessionkit_redis::RedisDriver;
 
+use super::{spare_port, unavailable};
+
 /// A `redis-server` process owned by the test process.
-pub(crate) struct RedisServer {
+pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     watchdog: Option<(Child, ChildStdin)>,
@@ -30,7 +31,10 @@ pub(crate) struct RedisServer {
 
 impl RedisServer {
     /// Starts a server on a spare loopback port.
-    pub(crate) fn start() -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// Why no server could be started (not installed, no port, did not answer).
+    pub fn start() -> Result<Self, String> {
         let version = Command::new("redis-server")
             .arg("--version")
             .output()
@@ -59,7 +63,7 @@ impl RedisServer {
     }
 
     /// `redis://127.0.0.1:{port}/`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
@@ -87,7 +91,10 @@ impl RedisServer {
 
     /// Starts (or restarts) the server process on this server's port and waits until
     /// it answers `PING`.
-    pub(crate) fn launch(&mut self) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// Why the server did not start, with its log.
+    pub fn launch(&mut self) -> Result<(), String> {
         let _ = std::fs::remove_file(self.pidfile());
         let status = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -132,7 +139,7 @@ impl RedisServer {
     }
 
     /// Kills the server abruptly (SIGKILL) and waits until the port is closed.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.signal("-KILL");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -141,12 +148,12 @@ impl RedisServer {
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
-    pub(crate) fn freeze(&self) {
+    pub fn freeze(&self) {
         self.signal("-STOP");
     }
 
     /// Resumes a frozen server.
-    pub(crate) fn thaw(&self) {
+    pub fn thaw(&self) {
         self.signal("-CONT");
     }
 }
@@ -162,14 +169,6 @@ impl Drop for RedisServer {
     }
 }
 
-fn spare_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no spare port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no spare port: {e}"))
-}
-
 fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -182,50 +181,50 @@ fn ping(port: u16) -> bool {
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
-/// Whether a test that cannot get a server must fail rather than skip.
-pub(crate) fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// Fails (in CI) or reports a skip; returns `None` for the caller to return early.
-pub(crate) fn unavailable<T>(why: &str) -> Option<T> {
-    assert!(!in_ci(), "no Redis server for the tests: {why}");
-    eprintln!("skipping: no Redis server for the tests: {why}");
-    None
-}
-
 /// The URL of the server shared by this test binary: `REDIS_URL`, or a server started
 /// on first use. `None` (after a message) when there is none and we are not in CI.
-pub(crate) fn shared_url() -> Option<String> {
+pub fn shared_url() -> Option<String> {
     static SERVER: OnceLock<Result<RedisServer, String>> = OnceLock::new();
     if let Ok(url) = std::env::var("REDIS_URL") {
         return Some(url);
     }
     match SERVER.get_or_init(RedisServer::start) {
         Ok(server) => Some(server.url()),
-        Err(why) => unavailable(why),
+        Err(why) => unavailable("Redis", why),
     }
 }
 
 /// A key prefix no other test uses.
-pub(crate) fn unique_prefix() -> String {
+pub fn unique_prefix() -> String {
     let n: u64 = rand::random();
     format!("sessionkit-test:{n:016x}:")
 }
 
+/// A server of the test's own (for tests that stop it or read its statistics), or
+/// `None` to skip.
+pub fn own_server() -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(server) => Some(server),
+        Err(why) => unavailable("Redis", &why),
+    }
+}
+
 /// The conformance factory: a driver with a prefix of its own per test.
-pub(crate) struct Factory {
+pub struct Factory {
     url: String,
 }
 
 impl Factory {
     /// The factory over the shared server, or `None` to skip.
-    pub(crate) fn new() -> Option<Self> {
+    pub fn new() -> Option<Self> {
         shared_url().map(|url| Factory { url })
     }
 
     /// A plain client connection for poking at the store directly.
-    pub(crate) async fn raw(&self) -> redis::aio::MultiplexedConnection {
+    ///
+    /// # Panics
+    /// When the test server cannot be reached.
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url.as_str())
             .expect("url")
             .get_multiplexed_async_connection()
@@ -233,7 +232,11 @@ impl Factory {
             .expect("raw connection")
     }
 
-    pub(crate) async fn driver(&self) -> RedisDriver {
+    /// A driver with a key prefix of its own.
+    ///
+    /// # Panics
+    /// When the driver cannot connect to the test server.
+    pub async fn driver(&self) -> RedisDriver {
         RedisDriver::builder(&self.url)
             .prefix(unique_prefix())
             .connect()
@@ -265,23 +268,14 @@ impl DriverFactory for Factory {
     }
 }
 
-/// The factory, or an early `return` from the enclosing test (a skip) when there is no
-/// server and we are not in CI.
+/// The Redis [`Factory`](crate::servers::redis::Factory), or an early `return` from
+/// the enclosing test (a skip) when there is no server and we are not in CI.
 #[macro_export]
-macro_rules! factory {
+macro_rules! redis_factory {
     () => {{
-        let Some(factory) = common::Factory::new() else {
+        let Some(factory) = $crate::servers::redis::Factory::new() else {
             return;
         };
         factory
     }};
-}
-
-/// A server of the test's own (for tests that stop it or read its statistics), or
-/// `None` to skip.
-pub(crate) fn own_server() -> Option<RedisServer> {
-    match RedisServer::start() {
-        Ok(server) => Some(server),
-        Err(why) => unavailable(&why),
-    }
 }

@@ -1,0 +1,287 @@
+//! The embedded default store: sharded, bounded, expiring, flood-resistant, in process
+//! memory.
+
+mod hash;
+mod shard;
+mod tombstones;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+
+use self::shard::{Limits, Segment, Shard};
+use crate::clock::{SharedClock, SystemClock};
+use crate::driver::{Driver, DriverError, Lookup};
+
+/// The default maximum number of sessions a [`MemoryDriver`] keeps.
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+/// The default number of shards.
+pub const DEFAULT_SHARDS: usize = 32;
+
+/// Sessions in process memory.
+///
+/// - **Sharded**: keys are spread over independent shards (32 by default), each behind
+///   its own lock, so concurrent requests rarely wait on each other. Every call is
+///   atomic per session because a session lives in exactly one shard.
+/// - **Expiring**: each shard keeps its entries ordered by expiry. Every call first
+///   drops up to 32 expired entries from the front of that order, so expired sessions
+///   are removed without ever scanning a shard, and `load` never returns one.
+/// - **Bounded**: at most `max_sessions` (100,000 by default), split evenly across
+///   shards (so the fullest shard starts evicting a little before the total is
+///   reached). The evicted user simply gets a new session.
+/// - **Flood-resistant**: sessions created and never used again cannot evict sessions
+///   in use. Each shard is a segmented LRU (as in SLRU, or the main space of
+///   W-TinyLFU) with two segments, each ordered by expiry:
+///   - *probation* holds sessions created and not used since. Every new session starts
+///     here.
+///   - *protected* holds sessions that came back: a `load` or `lookup` that finds the
+///     session, or a `patch` or `touch` that applies to it, moves it here. So does a
+///     `create` whose record has a `created_at` earlier than its `last_seen`: such a
+///     record carries over an earlier session, which the core writes only when it
+///     regenerates (at sign in) or renews a session it loaded. A fresh session's
+///     record has `created_at == last_seen`.
+///
+///   When a shard is full, `create` evicts an expired session if there is one, else the
+///   probation session closest to expiring, and a protected one (the one closest to
+///   expiring) only if probation is empty. Protected may fill four fifths of a shard
+///   (rounded down; at least one slot is always left to probation), so a flood of
+///   sessions that are created and never come back, however large, only churns
+///   probation and never evicts a protected session before it expires.
+///
+///   When a session is promoted into a full protected segment, the protected session
+///   closest to expiring (with an idle timeout: the least recently used one) is demoted
+///   to probation. There it is evicted in expiry order like any other probation session,
+///   unless it is used again first, which promotes it back. So when more sessions are
+///   in use than four fifths of `max_sessions`, the least recently used of them go
+///   first: raise `max_sessions`.
+/// - **Tombstones**: for up to `max_sessions` expired sessions (per shard, as many as
+///   the shard holds sessions; oldest first out) it remembers the key and the creation
+///   and last-seen times, no data, so [`lookup`](Driver::lookup) can tell an expired
+///   session (and the expiry policy why it expired) from an unknown one. A session
+///   leaves one however its expiry is noticed: purged, found expired by a call, or
+///   taken as an expired entry to make room. Deleting a session drops its tombstone,
+///   as does a new record under its key; a live session evicted to make room leaves
+///   none, in either segment (the store cannot say why it is gone). Tombstones
+///   live beside the segments and take no part in eviction: they neither count
+///   against `max_sessions` nor protect a key, so a flood of expiring sessions only
+///   turns over the tombstones, never a live session.
+/// - **Cost**: O(log n) per call in the shard's two expiry-ordered B-trees (the same
+///   index that drives the purge, split in two), plus one hash map lookup; the segment
+///   adds one byte (padded to eight) per session. A tombstone costs a store key, two
+///   timestamps and a sequence number, in a hash map and a queue, at most
+///   `max_sessions` of them.
+/// - Time comes from the injected [`Clock`](crate::Clock), so tests run in simulated
+///   time. Data is lost when the process exits; use Redis or PostgreSQL to share
+///   sessions between processes.
+///
+/// What it cannot tell apart: a client that keeps its cookie and sends it again is a
+/// returning session, whoever runs it. The flood this defends against is the cheap one,
+/// one request per session without a cookie.
+#[derive(Debug)]
+pub struct MemoryDriver {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+    clock: SharedClock,
+    closed: AtomicBool,
+}
+
+/// Builds a [`MemoryDriver`].
+#[derive(Debug)]
+pub struct MemoryDriverBuilder {
+    max_sessions: usize,
+    shards: usize,
+    clock: SharedClock,
+}
+
+impl MemoryDriverBuilder {
+    /// The most sessions kept (at least one per shard is always allowed).
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// The number of shards (at least 1).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// The clock that decides expiry.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the driver.
+    pub fn build(self) -> MemoryDriver {
+        let limits = Limits::new(self.max_sessions.div_ceil(self.shards));
+        let shards: Box<[Mutex<Shard>]> = (0..self.shards).map(|_| Mutex::new(Shard::new(limits))).collect();
+        MemoryDriver {
+            per_shard: limits.capacity(),
+            shards,
+            clock: self.clock,
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl MemoryDriver {
+    /// A driver with the defaults and the system clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder with the defaults (100,000 sessions, 32 shards, the system clock).
+    pub fn builder() -> MemoryDriverBuilder {
+        MemoryDriverBuilder {
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            shards: DEFAULT_SHARDS,
+            clock: std::sync::Arc::new(SystemClock),
+        }
+    }
+
+    /// The number of live and not yet purged sessions.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The maximum number of sessions.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * self.shards.len()
+    }
+
+    fn shard(&self, key: &StoreKey, now: Timestamp) -> Result<MutexGuard<'_, Shard>, DriverError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(DriverError::Closed);
+        }
+        let digest = key.digest();
+        let bits = u64::from_le_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ]);
+        // The digest is uniformly distributed, so its low bits pick a shard evenly.
+        let index = usize::try_from(bits % self.shards.len() as u64).unwrap_or(0);
+        let mut shard = lock(&self.shards[index]);
+        shard.purge(now);
+        Ok(shard)
+    }
+}
+
+impl Default for MemoryDriver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Locks a shard. A poisoned lock (a panic in another thread while holding it) leaves
+/// a shard whose maps are still consistent: every mutation here completes before any
+/// call that could panic, so the data is recovered rather than failing every request.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Driver for MemoryDriver {
+    async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
+        Ok(match self.lookup(key).await? {
+            Lookup::Loaded(loaded) => loaded,
+            Lookup::Expired { .. } => LoadResult::Missing,
+        })
+    }
+
+    /// `load`, with the tombstone of an expired session. A hit promotes the session
+    /// exactly as `load` does: the session layer calls this one, not `load`.
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key, now)?;
+        let Some(entry) = shard.live(key, now) else {
+            return Ok(match shard.tombstone(key) {
+                Some(tombstone) => Lookup::Expired {
+                    created_at: tombstone.created_at,
+                    last_seen: tombstone.last_seen,
+                },
+                None => Lookup::Loaded(LoadResult::Missing),
+            });
+        };
+        let record = entry.record.clone();
+        if !entry.is_protected() {
+            // It came back after the request that created it.
+            let expires_at = entry.expires_at();
+            shard.used(key, expires_at);
+        }
+        Ok(Lookup::Loaded(LoadResult::Found(record)))
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expires_at: Timestamp,
+    ) -> Result<(), DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key, now)?;
+        if shard.live(key, now).is_some() {
+            return Err(DriverError::Duplicate);
+        }
+        if expires_at <= now {
+            return Ok(());
+        }
+        // A record older than its last use carries over an earlier session (regenerate).
+        let segment = if record.created_at < record.last_seen {
+            Segment::Protected
+        } else {
+            Segment::Probation
+        };
+        shard.insert(key, record.clone(), expires_at, segment, now);
+        Ok(())
+    }
+
+    async fn patch(
+        &self,
+        key: &StoreKey,
+        patch: &Patch,
+        expires_at: Timestamp,
+    ) -> Result<WriteResult, DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key, now)?;
+        let Some(entry) = shard.live(key, now) else {
+            return Ok(WriteResult::Gone);
+        };
+        patch.apply_to(&mut entry.record);
+        shard.used(key, expires_at);
+        Ok(WriteResult::Applied)
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<WriteResult, DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key, now)?;
+        let Some(entry) = shard.live(key, now) else {
+            return Ok(WriteResult::Gone);
+        };
+        entry.record.last_seen = last_seen;
+        shard.used(key, expires_at);
+        Ok(WriteResult::Applied)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
+        self.shard(key, self.clock.now())?.remove(key);
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), DriverError> {
+        self.closed.store(true, Ordering::Release);
+        for shard in &self.shards {
+            lock(shard).clear();
+        }
+        Ok(())
+    }
+}
