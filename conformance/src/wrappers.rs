@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use sessionkit::{
-    Driver, DriverError, DynDriver, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult,
+    Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, StoreKey, Timestamp, WriteResult,
 };
 
 /// Counts the calls made to the driver it wraps.
@@ -62,6 +62,10 @@ impl Driver for CountingDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         self.counts.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(key).await
+    }
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
+        self.counts.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.lookup(key).await
     }
     async fn create(
         &self,
@@ -184,6 +188,10 @@ impl Driver for SwitchableDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         self.check()?;
         self.inner.load(key).await
+    }
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
+        self.check()?;
+        self.inner.lookup(key).await
     }
     async fn create(
         &self,

@@ -323,12 +323,14 @@ where
         // Pairs are separated by ';' (RFC 6265 section 4.2.1). Only the pairs that
         // start with the name go to the cookie crate's parser, so a header with thirty
         // cookies costs one parse, not thirty.
+        // Whitespace is what the crate trims (`str::trim`, Unicode White_Space), so a
+        // pair is skipped here only if the crate would not name it `name` either.
         for piece in header.split(|b| *b == b';') {
-            let trimmed = piece.trim_ascii_start();
+            let trimmed = trim_whitespace_start(piece);
             let Some(rest) = trimmed.strip_prefix(name.as_bytes()) else {
                 continue;
             };
-            if !rest.trim_ascii_start().starts_with(b"=") {
+            if !trim_whitespace_start(rest).starts_with(b"=") {
                 continue;
             }
             let text: Cow<'_, str> = match std::str::from_utf8(trimmed) {
@@ -347,6 +349,39 @@ where
         }
     }
     seen
+}
+
+/// `bytes` without the leading whitespace that `str::trim_start` removes: Unicode
+/// `White_Space` (so also VT, NEL, NO-BREAK SPACE and the other non-ASCII spaces, not just
+/// the ASCII whitespace of `trim_ascii_start`). Stops at the first byte that does not
+/// begin a valid UTF-8 whitespace character; invalid UTF-8 is never whitespace (lossy
+/// decoding makes it U+FFFD). Constant work per character, no allocation.
+fn trim_whitespace_start(mut bytes: &[u8]) -> &[u8] {
+    while let Some(&first) = bytes.first() {
+        let width = match first {
+            // The common case, without decoding: ASCII `White_Space` is SP, HT, LF, VT,
+            // FF and CR (`u8::is_ascii_whitespace` leaves out VT).
+            0x00..=0x7f if char::from(first).is_whitespace() => {
+                bytes = &bytes[1..];
+                continue;
+            }
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            // Not whitespace, or not the first byte of a UTF-8 character.
+            _ => return bytes,
+        };
+        let whitespace = bytes
+            .get(..width)
+            .and_then(|encoded| std::str::from_utf8(encoded).ok())
+            .and_then(|decoded| decoded.chars().next())
+            .is_some_and(char::is_whitespace);
+        if !whitespace {
+            return bytes;
+        }
+        bytes = &bytes[width..];
+    }
+    bytes
 }
 
 #[cfg(test)]
@@ -380,6 +415,27 @@ mod tests {
         for (headers, name, expected) in table {
             assert_eq!(&values(headers, name), expected, "headers {headers:?}");
         }
+    }
+
+    #[test]
+    fn unicode_whitespace_around_the_name_is_trimmed_as_the_cookie_crate_does() {
+        assert_eq!(values(&["sid\u{a0}="], "sid"), [""]);
+        assert_eq!(values(&["\u{a0}sid=v; \u{b}sid\u{3000}=w"], "sid"), ["v", "w"]);
+        // Not whitespace: ZERO WIDTH NO-BREAK SPACE, and a space inside the name.
+        assert!(values(&["sid\u{feff}=v; sid\u{a0}x=w"], "sid").is_empty());
+    }
+
+    #[test]
+    fn whitespace_trimming_stops_at_invalid_or_truncated_utf8() {
+        assert_eq!(trim_whitespace_start(b" \t\x0b\xc2\xa0sid"), b"sid");
+        assert_eq!(trim_whitespace_start("\u{3000}\u{85}=".as_bytes()), b"=");
+        // A lone lead byte, a truncated NO-BREAK SPACE, a continuation byte, 0xff.
+        for raw in [&b"\xc2"[..], b" \xc2", b"\xc2 ", b"\xa0=", b"\xff="] {
+            let rest = trim_whitespace_start(raw);
+            assert!(rest.first().is_some_and(|b| !b.is_ascii()), "{raw:?}");
+        }
+        assert_eq!(trim_whitespace_start(b""), b"");
+        assert_eq!(trim_whitespace_start(b"  "), b"");
     }
 
     #[test]

@@ -26,6 +26,16 @@ pub enum ExpiredBy {
     Idle,
 }
 
+impl ExpiredBy {
+    /// A short, fixed name (`absolute`, `idle`), for metric labels and log fields.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExpiredBy::Absolute => "absolute",
+            ExpiredBy::Idle => "idle",
+        }
+    }
+}
+
 /// An invalid lifetime setting.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

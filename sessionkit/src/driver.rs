@@ -19,6 +19,12 @@
 //! | [`delete`](Driver::delete) | remove the record; deleting a missing key is not an error |
 //! | [`close`](Driver::close) | release connections and memory; later calls may fail with [`DriverError::Closed`] |
 //!
+//! A driver may also remember, for a while, that a record expired (a *tombstone*: the
+//! key and the record's creation and last-seen times, no data) and say so from
+//! [`lookup`](Driver::lookup), in the same round trip as a load. Sessions then count
+//! an expired session with its reason (idle or absolute) rather than as an unknown one.
+//! This is optional: the default `lookup` is `load`.
+//!
 //! Each call gets an absolute expiry (`expires_at`): the store may forget the record
 //! from that instant on, and must not return it after. A store that is unreachable
 //! reports [`DriverError::Unavailable`]; the adapters turn that into a 503 and the next
@@ -68,6 +74,23 @@ impl DriverError {
     }
 }
 
+/// What [`Driver::lookup`] found under a key.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// What [`Driver::load`] returns.
+    Loaded(LoadResult),
+    /// No live record, but the store remembers that the record under this key expired.
+    /// Treated as [`LoadResult::Missing`]; the session's expiry policy decides from
+    /// these times whether it expired idle or absolutely.
+    Expired {
+        /// When the expired session was created.
+        created_at: Timestamp,
+        /// When it was last used, as last written.
+        last_seen: Timestamp,
+    },
+}
+
 /// A session store. See the [module documentation](self) for the contract.
 ///
 /// ```
@@ -97,6 +120,14 @@ impl DriverError {
 pub trait Driver: Send + Sync + 'static {
     /// Loads the record under `key`.
     fn load(&self, key: &StoreKey) -> impl Future<Output = Result<LoadResult, DriverError>> + Send;
+
+    /// Loads the record under `key` like [`load`](Self::load); a store that keeps
+    /// tombstones of expired records answers [`Lookup::Expired`] where `load` would say
+    /// [`LoadResult::Missing`]. Must cost no more round trips than `load`. The session
+    /// layer calls this rather than `load`; the default is `load`.
+    fn lookup(&self, key: &StoreKey) -> impl Future<Output = Result<Lookup, DriverError>> + Send {
+        async move { self.load(key).await.map(Lookup::Loaded) }
+    }
 
     /// Inserts a new record, if none exists.
     fn create(
@@ -139,6 +170,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[allow(missing_docs)] // each method is the `Driver` method of the same name
 pub trait DynDriver: Send + Sync + 'static {
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<LoadResult, DriverError>>;
+    fn lookup<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Lookup, DriverError>>;
     fn create<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -164,6 +196,9 @@ pub trait DynDriver: Send + Sync + 'static {
 impl<D: Driver> DynDriver for D {
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<LoadResult, DriverError>> {
         Box::pin(Driver::load(self, key))
+    }
+    fn lookup<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Lookup, DriverError>> {
+        Box::pin(Driver::lookup(self, key))
     }
     fn create<'a>(
         &'a self,
@@ -201,6 +236,9 @@ impl<D: Driver> DynDriver for D {
 impl<D: Driver> Driver for std::sync::Arc<D> {
     fn load(&self, key: &StoreKey) -> impl Future<Output = Result<LoadResult, DriverError>> + Send {
         D::load(self, key)
+    }
+    fn lookup(&self, key: &StoreKey) -> impl Future<Output = Result<Lookup, DriverError>> + Send {
+        D::lookup(self, key)
     }
     fn create(
         &self,

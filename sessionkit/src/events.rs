@@ -26,7 +26,7 @@ pub(crate) fn emit(name: &SessionName, event: &Event) {
             tracing::warn!(target: "sessionkit", session, id = %id, "corrupt session record treated as missing");
         }
         Event::Created { session: id } => {
-            tracing::info!(target: "sessionkit", session, id = %id, "session created");
+            tracing::info!(target: "sessionkit", session, id = %fp(*id), "session created");
         }
         Event::Regenerated { from, to } => {
             tracing::info!(target: "sessionkit", session, from = %from, to = %to, "session id regenerated");

@@ -71,12 +71,37 @@
 //! per-process key (and a warning); any other `APP_ENV` is production, which refuses to
 //! start without a secret, or with a placeholder one (fewer than 8 distinct bytes).
 //!
-//! # Logging
+//! # Logging and metrics
 //!
 //! `tracing` events under the `sessionkit` target: created, regenerated, destroyed,
 //! expired (idle or absolute), cookie rejected (debug), re-issued after a key rotation,
 //! corrupt record (warn). Sessions appear only as 8-hex-digit fingerprints of their
 //! store key; ids, secrets and cookie values are never logged or shown by `Debug`.
+//!
+//! With the **`metrics` feature** (off by default) the same events, store errors and
+//! dropped saves are also counted through the [`metrics`](https://docs.rs/metrics)
+//! facade; install any recorder or exporter to collect them. Without the feature the
+//! counting compiles to nothing.
+//!
+//! | counter | labels | counted when |
+//! |---|---|---|
+//! | `sessionkit_sessions_created_total` | `session`, `driver` | a response creates a session (a new record, or a new sealed cookie) and its write succeeded |
+//! | `sessionkit_sessions_regenerated_total` | `session`, `driver` | a server-side session got a new id (cookie sessions have no id: their `regenerate` only reseals) |
+//! | `sessionkit_sessions_destroyed_total` | `session`, `driver` | a session was destroyed (logout) |
+//! | `sessionkit_sessions_expired_total` | `session`, `driver`, `reason` = `idle` / `absolute` / `unknown` | a request presented an expired session (once per such request); `unknown`: a validly signed id whose record the store no longer has and keeps no tombstone of (expired on a driver without tombstones, ended by another request, evicted, lost) |
+//! | `sessionkit_cookies_rejected_total` | `session`, `driver`, `reason` = `malformed` / `unsupported_version` / `unknown_key` / `bad_tag` / `corrupt` | a cookie with the session's name was refused: not an envelope, another format version, made with a key no longer in the ring, a failed MAC or AEAD tag (tampered, or moved to another cookie name, session or app), an authentic but invalid sealed record |
+//! | `sessionkit_records_corrupt_total` | `session`, `driver` | a stored record did not decode (treated as missing) |
+//! | `sessionkit_store_errors_total` | `session`, `driver`, `operation` = `load` / `create` / `patch` / `touch` / `delete`, `kind` = `unavailable` / `backend` / `duplicate` / `closed` | a driver call failed |
+//! | `sessionkit_saves_dropped_total` | `session`, `driver` | a request's changes were dropped because its session ended or expired while it ran (no resurrection; also `SaveOutcome::dropped`) |
+//!
+//! Label values are only configured names (`session`: the session name, `driver`: the
+//! driver name it is configured with) and the fixed words above, never request input,
+//! ids or cookie values, so the number of series is bounded by the configuration.
+//! Expired sessions on a store are told apart by the driver's tombstones
+//! ([`Driver::lookup`], [`Lookup::Expired`]; the [`MemoryDriver`] keeps them): the
+//! session's expiry policy decides idle or absolute from the expired record's
+//! timestamps. A driver that keeps none reports `reason="unknown"`, as does an id the
+//! store never had or that another request ended.
 
 mod clock;
 pub mod driver;
@@ -85,13 +110,14 @@ mod events;
 mod handle;
 mod mapping;
 mod memory;
+mod metrics;
 mod registry;
 mod secrets;
 mod sessions;
 pub mod timeouts;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use driver::{BoxError, Driver, DriverError, DynDriver};
+pub use driver::{BoxError, Driver, DriverError, DynDriver, Lookup};
 pub use error::{ERROR_CONTENT_TYPE, Error, SetupError};
 pub use handle::Session;
 pub use mapping::{AdapterState, ErrorMapping};

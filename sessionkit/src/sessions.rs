@@ -10,11 +10,12 @@ use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timesta
 use tokio::sync::OnceCell;
 
 use crate::clock::SharedClock;
-use crate::driver::{DriverError, DynDriver};
+use crate::driver::{DriverError, DynDriver, Lookup};
 use crate::error::Error;
 use crate::events;
 use crate::handle::Session;
 use crate::mapping::ErrorMapping;
+use crate::metrics;
 use crate::registry::SessionInfo;
 use crate::secrets::SecretOrigin;
 
@@ -388,15 +389,28 @@ impl RequestSessions {
             now,
         );
         if let (Some(key), Some(driver)) = (machine.load_request(), &entry.driver) {
-            let result = driver.load(key).await.map_err(|source| Error::Store {
-                session: name.clone(),
-                operation: "load",
-                source,
-            })?;
-            machine.handle_load(result, now)?;
+            let found = match driver.lookup(key).await {
+                Ok(found) => found,
+                Err(source) => {
+                    metrics::store_error(name, &entry.spec, "load", &source);
+                    return Err(Error::Store {
+                        session: name.clone(),
+                        operation: "load",
+                        source,
+                    });
+                }
+            };
+            match found {
+                Lookup::Loaded(result) => machine.handle_load(result, now)?,
+                Lookup::Expired {
+                    created_at,
+                    last_seen,
+                } => machine.handle_expired(created_at, last_seen, now)?,
+            }
         }
         while let Some(event) = machine.poll_event() {
             events::emit(name, &event);
+            metrics::event(name, &entry.spec, &event);
         }
         Ok(Session::new(name.clone(), machine))
     }
@@ -428,8 +442,22 @@ impl RequestSessions {
             for event in outcome.events() {
                 events::emit(name, event);
             }
-            let result = run_store_ops(name, entry.driver.as_deref(), &outcome).await?;
+            let result = run_store_ops(name, entry.driver.as_deref(), &outcome)
+                .await
+                .inspect_err(|error| {
+                    if let Error::Store {
+                        operation, source, ..
+                    } = error
+                    {
+                        metrics::store_error(name, &entry.spec, operation, source);
+                    }
+                })?;
+            // Counted once written: a create that failed created nothing.
+            for event in outcome.events() {
+                metrics::event(name, &entry.spec, event);
+            }
             if result == WriteResult::Gone && matches!(outcome.write(), Some(Write::Patch { .. })) {
+                metrics::save_dropped(name, &entry.spec);
                 saved.dropped.push(name.clone());
             }
             if let Some(value) = outcome.clear_site_data()

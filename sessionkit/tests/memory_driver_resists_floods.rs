@@ -277,3 +277,44 @@ async fn through_the_registry_a_flood_signs_nobody_out() {
     .await;
     assert_eq!(user.as_deref(), Some("ada"), "still signed in");
 }
+
+/// The session layer reads through `Driver::lookup` (for the tombstones of expired
+/// sessions), so a session that only comes back to read, and writes nothing, is
+/// promoted by that lookup exactly as by `load`.
+#[tokio::test]
+async fn through_the_registry_a_session_that_only_reads_survives_the_flood() {
+    const CAPACITY: usize = 100;
+    let clock = ManualClock::starting_now();
+    let driver = Arc::new(
+        MemoryDriver::builder()
+            .clock(clock.shared())
+            .shards(1)
+            .max_sessions(CAPACITY)
+            .build(),
+    );
+    let mut registry = Registry::with_clock(clock.shared());
+    registry.set_secret(Secret::new([7u8; 32]).expect("32 bytes"));
+    registry
+        .register_driver("memory", driver.clone())
+        .expect("register");
+    let sessions = registry.build_with_env(&|_| None).expect("builds");
+
+    let cookie = request(&sessions, "", |s| s.insert("cart", &3u32).expect("insert"))
+        .await
+        .expect("a new session sets a cookie");
+    clock.advance(Duration::from_secs(1));
+    let mut cart = None;
+    let rewritten = request(&sessions, &cookie, |s| cart = s.get::<u32>("cart").expect("get")).await;
+    assert_eq!(cart, Some(3));
+    assert_eq!(rewritten, None, "a read one second later writes nothing");
+
+    for _ in 0..4 * CAPACITY {
+        clock.advance(Duration::from_secs(1));
+        request(&sessions, "", |s| s.insert("n", &1u32).expect("insert")).await;
+    }
+    assert_eq!(driver.len(), CAPACITY);
+
+    cart = None;
+    request(&sessions, &cookie, |s| cart = s.get::<u32>("cart").expect("get")).await;
+    assert_eq!(cart, Some(3), "the cart outlived the flood");
+}

@@ -98,6 +98,9 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
             session: spec.name().clone(),
             source,
         })?;
+    if live.is_new {
+        outcome.events.push(Event::Created { session: None });
+    }
     if live.reissue && !live.is_new {
         outcome.events.push(Event::Reissued { session: None });
     }
@@ -120,6 +123,7 @@ mod tests {
         first.insert("user", "ada").expect("ready");
         let outcome = first.finish(200, T0, &mut rng()).expect("finishes");
         assert!(outcome.write().is_none(), "cookie sessions never write a store");
+        assert_eq!(outcome.events(), [Event::Created { session: None }]);
         let cookie = cookie_pair(&outcome);
         assert!(!cookie.contains("ada"));
 

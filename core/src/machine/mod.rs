@@ -227,6 +227,29 @@ impl SessionMachine {
         Ok(())
     }
 
+    /// Hands over that the store holds no live record for
+    /// [`load_request`](Self::load_request) but remembers that one expired there, with
+    /// its creation and last-seen times (a driver's tombstone). Like
+    /// [`LoadResult::Missing`] this gives a fresh session and never adopts the presented
+    /// id; the event is [`Event::Expired`] with the reason the session's policy gives for
+    /// those times, or [`Event::Unknown`] if the policy says it would still be live.
+    ///
+    /// # Errors
+    /// [`SessionError::UnexpectedLoad`] when no load was requested.
+    pub fn handle_expired(
+        &mut self,
+        created_at: Timestamp,
+        last_seen: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        let State::Loading { key, .. } = &self.state else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let live = server::load_expired(&self.spec, key, (created_at, last_seen), now, &mut self.events);
+        self.state = State::Ready(live);
+        Ok(())
+    }
+
     /// The next event to log, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -114,8 +114,8 @@ pub enum Event {
     },
     /// A new session is created by this response.
     Created {
-        /// The new session.
-        session: Fingerprint,
+        /// The new session (`None` for cookie sessions, which have no id).
+        session: Option<Fingerprint>,
     },
     /// The session id was replaced.
     Regenerated {
@@ -139,6 +139,21 @@ pub enum Event {
         /// The response status.
         status: u16,
     },
+}
+
+impl Rejection {
+    /// A short, fixed name for the reason (`malformed`, `unsupported_version`,
+    /// `unknown_key`, `bad_tag`, `corrupt`), for metric labels and log fields. Kept
+    /// beside the events that carry a rejection so that a new reason must get a name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::UnsupportedVersion => "unsupported_version",
+            Rejection::UnknownKey => "unknown_key",
+            Rejection::BadTag => "bad_tag",
+            Rejection::Corrupt => "corrupt",
+        }
+    }
 }
 
 /// Errors from [`SessionMachine::finish`](crate::SessionMachine::finish). Nothing has been written when one occurs; the

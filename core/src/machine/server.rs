@@ -55,6 +55,28 @@ pub(super) fn load(
     Live::new_session()
 }
 
+/// What a store's tombstone for a verified id gives: a fresh session, reported as
+/// expired for the reason the session's policy gives for the kept timestamps, or as
+/// unknown when the policy says the session would still be live (the lifetimes were
+/// lengthened since it was stored).
+pub(super) fn load_expired(
+    spec: &SessionSpec,
+    key: &StoreKey,
+    (created_at, last_seen): (Timestamp, Timestamp),
+    now: Timestamp,
+    events: &mut VecDeque<Event>,
+) -> Live {
+    let session = key.fingerprint();
+    events.push_back(match spec.def().expiry.check(created_at, last_seen, now) {
+        Some(by) => Event::Expired {
+            session: Some(session),
+            by,
+        },
+        None => Event::Unknown { session },
+    });
+    Live::new_session()
+}
+
 /// Decides the store write and cookie of a server-side session.
 pub(super) fn finish<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
@@ -135,7 +157,7 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                 let id = SessionId::generate(rng);
                 let key = id.store_key(spec.store_namespace());
                 outcome.events.push(Event::Created {
-                    session: key.fingerprint(),
+                    session: Some(key.fingerprint()),
                 });
                 outcome.write = Some(Write::Create {
                     key,
@@ -194,6 +216,49 @@ mod tests {
             })
         );
         assert!(outcome.set_cookie(WriteResult::Applied).is_some());
+    }
+
+    #[test]
+    fn a_tombstone_tells_why_the_record_is_gone() {
+        let mut first = SessionMachine::begin(spec(false), [], T0);
+        first.insert("user", "ada").expect("ready");
+        let cookie = cookie_pair(&first.finish(200, T0, &mut rng()).expect("finishes"));
+        let idle = spec(false)
+            .def()
+            .expiry
+            .idle_timeout()
+            .expect("web has an idle timeout");
+        let ttl = spec(false).def().expiry.ttl();
+        let expect = |created: Timestamp, seen: Timestamp, now: Timestamp| {
+            let mut next = SessionMachine::begin(spec(false), [cookie.as_bytes()], now);
+            let key = next.load_request().expect("a load").fingerprint();
+            next.handle_expired(created, seen, now).expect("requested");
+            assert!(next.is_new().expect("ready"), "the presented id is never adopted");
+            assert!(matches!(
+                next.handle_expired(created, seen, now),
+                Err(SessionError::UnexpectedLoad)
+            ));
+            (key, next.poll_event())
+        };
+        let (key, event) = expect(T0, T0, T0.saturating_add(idle));
+        assert_eq!(
+            event,
+            Some(Event::Expired {
+                session: Some(key),
+                by: ExpiredBy::Idle
+            })
+        );
+        let (_, event) = expect(T0, T0.saturating_add(ttl), T0.saturating_add(ttl));
+        assert!(matches!(
+            event,
+            Some(Event::Expired {
+                by: ExpiredBy::Absolute,
+                ..
+            })
+        ));
+        // Still live by the current policy: the store's reason cannot be trusted.
+        let (key, event) = expect(T0, T0, T0);
+        assert_eq!(event, Some(Event::Unknown { session: key }));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod hash;
 mod shard;
+mod tombstones;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -11,7 +12,7 @@ use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResul
 
 use self::shard::{Limits, Segment, Shard};
 use crate::clock::{SharedClock, SystemClock};
-use crate::driver::{Driver, DriverError};
+use crate::driver::{Driver, DriverError, Lookup};
 
 /// The default maximum number of sessions a [`MemoryDriver`] keeps.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
@@ -34,12 +35,12 @@ pub const DEFAULT_SHARDS: usize = 32;
 ///   W-TinyLFU) with two segments, each ordered by expiry:
 ///   - *probation* holds sessions created and not used since. Every new session starts
 ///     here.
-///   - *protected* holds sessions that came back: a `load` that finds the session, or a
-///     `patch` or `touch` that applies to it, moves it here. So does a `create` whose
-///     record has a `created_at` earlier than its `last_seen`: such a record carries
-///     over an earlier session, which the core writes only when it regenerates (at sign
-///     in) or renews a session it loaded. A fresh session's record has
-///     `created_at == last_seen`.
+///   - *protected* holds sessions that came back: a `load` or `lookup` that finds the
+///     session, or a `patch` or `touch` that applies to it, moves it here. So does a
+///     `create` whose record has a `created_at` earlier than its `last_seen`: such a
+///     record carries over an earlier session, which the core writes only when it
+///     regenerates (at sign in) or renews a session it loaded. A fresh session's
+///     record has `created_at == last_seen`.
 ///
 ///   When a shard is full, `create` evicts an expired session if there is one, else the
 ///   probation session closest to expiring, and a protected one (the one closest to
@@ -54,9 +55,22 @@ pub const DEFAULT_SHARDS: usize = 32;
 ///   unless it is used again first, which promotes it back. So when more sessions are
 ///   in use than four fifths of `max_sessions`, the least recently used of them go
 ///   first: raise `max_sessions`.
+/// - **Tombstones**: for up to `max_sessions` expired sessions (per shard, as many as
+///   the shard holds sessions; oldest first out) it remembers the key and the creation
+///   and last-seen times, no data, so [`lookup`](Driver::lookup) can tell an expired
+///   session (and the expiry policy why it expired) from an unknown one. A session
+///   leaves one however its expiry is noticed: purged, found expired by a call, or
+///   taken as an expired entry to make room. Deleting a session drops its tombstone,
+///   as does a new record under its key; a live session evicted to make room leaves
+///   none, in either segment (the store cannot say why it is gone). Tombstones
+///   live beside the segments and take no part in eviction: they neither count
+///   against `max_sessions` nor protect a key, so a flood of expiring sessions only
+///   turns over the tombstones, never a live session.
 /// - **Cost**: O(log n) per call in the shard's two expiry-ordered B-trees (the same
 ///   index that drives the purge, split in two), plus one hash map lookup; the segment
-///   adds one byte (padded to eight) per session and no other memory.
+///   adds one byte (padded to eight) per session. A tombstone costs a store key, two
+///   timestamps and a sequence number, in a hash map and a queue, at most
+///   `max_sessions` of them.
 /// - Time comes from the injected [`Clock`](crate::Clock), so tests run in simulated
 ///   time. Data is lost when the process exits; use Redis or PostgreSQL to share
 ///   sessions between processes.
@@ -173,10 +187,25 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl Driver for MemoryDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
+        Ok(match self.lookup(key).await? {
+            Lookup::Loaded(loaded) => loaded,
+            Lookup::Expired { .. } => LoadResult::Missing,
+        })
+    }
+
+    /// `load`, with the tombstone of an expired session. A hit promotes the session
+    /// exactly as `load` does: the session layer calls this one, not `load`.
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
         let now = self.clock.now();
         let mut shard = self.shard(key, now)?;
         let Some(entry) = shard.live(key, now) else {
-            return Ok(LoadResult::Missing);
+            return Ok(match shard.tombstone(key) {
+                Some(tombstone) => Lookup::Expired {
+                    created_at: tombstone.created_at,
+                    last_seen: tombstone.last_seen,
+                },
+                None => Lookup::Loaded(LoadResult::Missing),
+            });
         };
         let record = entry.record.clone();
         if !entry.is_protected() {
@@ -184,7 +213,7 @@ impl Driver for MemoryDriver {
             let expires_at = entry.expires_at();
             shard.used(key, expires_at);
         }
-        Ok(LoadResult::Found(record))
+        Ok(Lookup::Loaded(LoadResult::Found(record)))
     }
 
     async fn create(

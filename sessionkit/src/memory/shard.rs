@@ -1,11 +1,13 @@
-//! One shard of the memory driver: its entries, and the two expiry-ordered segments
-//! (probation and protected) that decide what is purged and what is evicted.
+//! One shard of the memory driver: its entries, the two expiry-ordered segments
+//! (probation and protected) that decide what is purged and what is evicted, and the
+//! tombstones of the entries that expired.
 
 use std::collections::{BTreeSet, HashMap};
 
 use sessionkit_core::{Record, StoreKey, Timestamp};
 
 use super::hash::DigestHash;
+use super::tombstones::{Tombstone, Tombstones};
 
 /// How many expired entries one call removes at most, so no call holds a shard lock for
 /// long; the rest go on later calls (and are invisible to `load` meanwhile).
@@ -59,6 +61,9 @@ pub(super) struct Shard {
     entries: HashMap<StoreKey, Entry, DigestHash>,
     probation: BTreeSet<(Timestamp, StoreKey)>,
     protected: BTreeSet<(Timestamp, StoreKey)>,
+    /// Entries that expired (purged, found expired, or evicted as expired); as many as
+    /// the shard holds entries. An entry evicted alive, or deleted, leaves none.
+    tombstones: Tombstones,
 }
 
 impl Shard {
@@ -68,6 +73,7 @@ impl Shard {
             entries: HashMap::default(),
             probation: BTreeSet::new(),
             protected: BTreeSet::new(),
+            tombstones: Tombstones::new(limits.capacity),
         }
     }
 
@@ -80,6 +86,20 @@ impl Shard {
         self.entries = HashMap::default();
         self.probation = BTreeSet::new();
         self.protected = BTreeSet::new();
+        self.tombstones.clear();
+    }
+
+    /// The tombstone of an expired entry under `key`, if one is kept.
+    pub(super) fn tombstone(&self, key: &StoreKey) -> Option<Tombstone> {
+        self.tombstones.get(key)
+    }
+
+    /// Removes the entry under `key` because it expired, leaving a tombstone.
+    fn expire(&mut self, key: &StoreKey) {
+        if let Some(entry) = self.entries.remove(key) {
+            self.order(entry.segment).remove(&(entry.expires_at, key.clone()));
+            self.tombstones.add(key.clone(), &entry.record);
+        }
     }
 
     fn order(&mut self, segment: Segment) -> &mut BTreeSet<(Timestamp, StoreKey)> {
@@ -108,29 +128,36 @@ impl Shard {
             let Some(segment) = self.expired_front(now) else {
                 break;
             };
-            if let Some((_, key)) = self.order(segment).pop_first() {
-                self.entries.remove(&key);
+            if let Some((_, key)) = self.order(segment).pop_first()
+                && let Some(entry) = self.entries.remove(&key)
+            {
+                self.tombstones.add(key, &entry.record);
             }
         }
     }
 
-    /// The entry under `key` unless it has expired (an expired one is removed).
+    /// The entry under `key` unless it has expired (an expired one is removed, leaving a
+    /// tombstone).
     pub(super) fn live(&mut self, key: &StoreKey, now: Timestamp) -> Option<&mut Entry> {
         let expired = self.entries.get(key).is_some_and(|e| e.expires_at <= now);
         if expired {
-            self.remove(key);
+            self.expire(key);
         }
         self.entries.get_mut(key)
     }
 
+    /// Removes the entry under `key` and its tombstone (a delete: the session ended,
+    /// it did not expire).
     pub(super) fn remove(&mut self, key: &StoreKey) {
         if let Some(entry) = self.entries.remove(key) {
             self.order(entry.segment).remove(&(entry.expires_at, key.clone()));
         }
+        self.tombstones.remove(key);
     }
 
-    /// Stores a new entry, evicting first if the shard is full. `key` must not be
-    /// stored already (the caller checked).
+    /// Stores a new entry, evicting first if the shard is full, and drops the key's
+    /// tombstone (a key is live or a tombstone, never both). `key` must not be stored
+    /// already (the caller checked).
     pub(super) fn insert(
         &mut self,
         key: &StoreKey,
@@ -145,6 +172,7 @@ impl Shard {
             }
         }
         let segment = self.make_room(segment);
+        self.tombstones.remove(key);
         self.entries.insert(
             key.clone(),
             Entry {
@@ -156,22 +184,26 @@ impl Shard {
         self.order(segment).insert((expires_at, key.clone()));
     }
 
-    /// Evicts one entry: an expired one if there is one, else the probation entry
-    /// closest to expiring, else (probation is empty) the protected one closest to
-    /// expiring. Returns whether anything was evicted.
+    /// Evicts one entry: an expired one if there is one (it leaves a tombstone, as if
+    /// purged), else the probation entry closest to expiring, else (probation is empty)
+    /// the protected one closest to expiring (a live entry evicted leaves none).
+    /// Returns whether anything was evicted.
     fn evict_one(&mut self, now: Timestamp) -> bool {
-        let segment = self.expired_front(now).unwrap_or(if self.probation.is_empty() {
+        let expired = self.expired_front(now);
+        let segment = expired.unwrap_or(if self.probation.is_empty() {
             Segment::Protected
         } else {
             Segment::Probation
         });
-        match self.order(segment).pop_first() {
-            Some((_, victim)) => {
-                self.entries.remove(&victim);
-                true
-            }
-            None => false,
+        let Some((_, victim)) = self.order(segment).pop_first() else {
+            return false;
+        };
+        if let Some(entry) = self.entries.remove(&victim)
+            && expired.is_some()
+        {
+            self.tombstones.add(victim, &entry.record);
         }
+        true
     }
 
     /// The segment an entry headed for `wanted` actually joins: when protected is full,
@@ -258,6 +290,11 @@ mod tests {
             assert_eq!(self.probation.len() + self.protected.len(), self.entries.len());
             assert!(self.entries.len() <= self.limits.capacity);
             assert!(self.protected.len() <= self.limits.protected);
+            self.tombstones.check();
+            assert!(self.tombstones.len() <= self.limits.capacity);
+            for key in self.entries.keys() {
+                assert!(self.tombstone(key).is_none(), "{key:?} is live, not a tombstone");
+            }
             for (key, entry) in &self.entries {
                 let order = match entry.segment {
                     Segment::Probation => &self.probation,
@@ -346,6 +383,47 @@ mod tests {
         shard.check();
         assert_eq!(shard.len(), 1);
         assert_eq!(shard.segment(3), Some(Segment::Probation));
+    }
+
+    #[test]
+    fn expiry_leaves_a_tombstone_and_live_eviction_or_delete_none() {
+        let mut shard = Shard::new(Limits::new(3));
+        let mut used = fresh(0);
+        used.last_seen = at(5);
+        shard.insert(&key(0), used, at(10), Segment::Protected, at(0));
+        shard.insert(&key(1), fresh(0), at(20), Segment::Probation, at(0));
+        shard.insert(&key(2), fresh(0), at(30), Segment::Protected, at(0));
+        // Full at 15 with key 0 expired: making room takes it, as an expiry.
+        shard.insert(&key(3), fresh(15), at(100), Segment::Probation, at(15));
+        let tombstone = shard.tombstone(&key(0)).expect("expired, so remembered");
+        assert_eq!((tombstone.created_at, tombstone.last_seen), (at(0), at(5)));
+        // Full again, nothing expired: probation's key 1 is evicted alive, no tombstone.
+        shard.insert(&key(4), fresh(15), at(100), Segment::Probation, at(15));
+        assert_eq!(shard.segment(1), None);
+        assert!(shard.tombstone(&key(1)).is_none());
+        // Found expired by a call.
+        assert!(shard.live(&key(2), at(30)).is_none());
+        assert!(shard.tombstone(&key(2)).is_some());
+        // Purged.
+        shard.purge(at(100));
+        assert!(shard.tombstone(&key(3)).is_some() && shard.tombstone(&key(4)).is_some());
+        shard.check();
+        // A delete drops the tombstone; so does a new record under the key.
+        shard.remove(&key(3));
+        assert!(shard.tombstone(&key(3)).is_none());
+        shard.insert(&key(4), fresh(100), at(200), Segment::Probation, at(100));
+        assert!(shard.tombstone(&key(4)).is_none());
+        shard.remove(&key(4));
+        // Bounded by the shard's capacity, oldest first out.
+        for n in 10..14 {
+            shard.insert(&key(n), fresh(100), at(101), Segment::Probation, at(100));
+            shard.purge(at(101));
+        }
+        shard.check();
+        assert!(shard.tombstone(&key(0)).is_none() && shard.tombstone(&key(2)).is_none());
+        assert!(shard.tombstone(&key(11)).is_some() && shard.tombstone(&key(13)).is_some());
+        shard.clear();
+        assert!(shard.tombstone(&key(13)).is_none());
     }
 
     #[test]
