@@ -27,11 +27,13 @@ use aes_gcm::aead::{AeadInOut, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::Mac;
+use hmac::digest::FixedOutput;
 use rand_core::CryptoRng;
 use serde_json::{Map, Value};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::id::SessionId;
-use crate::keys::{HmacSha256, KeyId, KeyRing, KeyUse};
+use crate::keys::{DerivedKeys, KeyId, KeyRing, KeyUse, MacKey};
 use crate::time::Timestamp;
 
 /// The current envelope format version.
@@ -126,31 +128,35 @@ pub struct VerifiedId {
 }
 
 /// The signing keys of one binding: one MAC key per key of the ring, derived when the
-/// session is set up.
+/// session is set up. Wiped on drop.
 pub struct IdKeys {
     /// Primary first.
-    keys: Vec<(KeyId, HmacSha256, KeyUse)>,
+    keys: Vec<(KeyId, MacKey, KeyUse)>,
 }
 
 impl IdKeys {
     /// Derives the binding's MAC keys from every key of `ring`.
     pub fn new(ring: &KeyRing, binding: &Binding<'_>) -> Self {
-        let derive = |derived: &crate::keys::DerivedKeys| {
-            let mut mac = derived.signing.clone();
+        let derive = |derived: &DerivedKeys| {
+            let mut mac = derived.signing.start();
             mac.update(SIGNED_LABEL);
             binding.feed(|bytes| mac.update(bytes));
-            let key = mac.finalize().into_bytes();
-            <HmacSha256 as hmac::KeyInit>::new_from_slice(&key).expect("HMAC accepts keys of any length")
+            let mut key = Zeroizing::new([0u8; 32]);
+            mac.finalize_into((&mut *key).into());
+            MacKey::new(&key[..])
         };
         let mut keys = vec![(ring.primary().id, derive(ring.primary()), KeyUse::Primary)];
         keys.extend(ring.previous().map(|k| (k.id, derive(k), KeyUse::Previous)));
         IdKeys { keys }
     }
 
-    fn primary(&self) -> &(KeyId, HmacSha256, KeyUse) {
+    fn primary(&self) -> &(KeyId, MacKey, KeyUse) {
         &self.keys[0]
     }
 }
+
+// The only secrets are `MacKey`s.
+impl ZeroizeOnDrop for IdKeys {}
 
 impl std::fmt::Debug for IdKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,7 +173,7 @@ pub(crate) fn sign_id(keys: &IdKeys, id: &SessionId) -> String {
     envelope[0] = FORMAT_VERSION;
     envelope[1..5].copy_from_slice(&key_id.0);
     envelope[5..37].copy_from_slice(id.as_bytes());
-    let mut mac = mac.clone();
+    let mut mac = mac.start();
     mac.update(&envelope[..37]);
     envelope[37..].copy_from_slice(&mac.finalize().into_bytes());
     B64.encode(envelope)
@@ -194,7 +200,7 @@ pub(crate) fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Reject
     for (id, mac, key_use) in keys.keys.iter().filter(|(id, _, _)| id.0 == key_id) {
         debug_assert_eq!(id.0, key_id);
         seen = true;
-        let mut mac = mac.clone();
+        let mut mac = mac.start();
         mac.update(&envelope[..37]);
         // `verify_slice` compares in constant time.
         if mac.verify_slice(&envelope[37..]).is_ok() {
@@ -214,7 +220,7 @@ pub(crate) fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Reject
 }
 
 /// The sealing keys of one binding: the AES-256-GCM key and precomputed associated data
-/// for every key of the ring.
+/// for every key of the ring. Wiped on drop.
 pub struct SealKeys {
     /// Primary first.
     keys: Vec<(KeyId, Aes256Gcm, Vec<u8>, KeyUse)>,
@@ -223,15 +229,18 @@ pub struct SealKeys {
 impl SealKeys {
     /// Prepares the binding's sealing keys from every key of `ring`.
     pub fn new(ring: &KeyRing, binding: &Binding<'_>) -> Self {
-        let entry = |derived: &crate::keys::DerivedKeys, key_use| {
+        let entry = |derived: &DerivedKeys, key_use| {
             let ad = binding.associated_data(FORMAT_VERSION, derived.id.0);
-            (derived.id, derived.sealing.clone(), ad, key_use)
+            (derived.id, derived.sealing_v1.clone(), ad, key_use)
         };
         let mut keys = vec![entry(ring.primary(), KeyUse::Primary)];
         keys.extend(ring.previous().map(|k| entry(k, KeyUse::Previous)));
         SealKeys { keys }
     }
 }
+
+// The only secrets are `Aes256Gcm`s, checked in `keys`.
+impl ZeroizeOnDrop for SealKeys {}
 
 impl std::fmt::Debug for SealKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -510,7 +519,7 @@ mod tests {
         buf.extend_from_slice(b"[1,2]");
         let ad = BIND.associated_data(FORMAT_VERSION, primary.id.0);
         let tag = primary
-            .sealing
+            .sealing_v1
             .encrypt_inout_detached(
                 &Nonce::<Aes256Gcm>::from(nonce),
                 &ad,
@@ -522,5 +531,12 @@ mod tests {
             open(&seals(&keys, &BIND), &B64.encode(&buf)).err(),
             Some(Rejection::Corrupt)
         );
+    }
+
+    #[test]
+    fn key_holders_are_zeroized_on_drop() {
+        fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+        zeroized_on_drop::<IdKeys>();
+        zeroized_on_drop::<SealKeys>();
     }
 }
