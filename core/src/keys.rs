@@ -1,8 +1,10 @@
 //! Secrets, the key ring and the per-purpose keys derived from it.
 //!
 //! Every secret goes through HKDF-SHA256 once, when the ring is built, and yields one key
-//! per purpose: id signing (HMAC-SHA256), cookie sealing (AES-256-GCM) and a public key
-//! id. Nothing is derived per request.
+//! per purpose: id signing (HMAC-SHA256), cookie sealing (the HKDF-Expand key that
+//! derives one AES-256-GCM key per sealed cookie, see [`codec`](crate::codec)), legacy
+//! cookie opening (the AES-256-GCM key of format version 1) and a public key id. The only
+//! thing derived per request is the per-cookie message key of a sealed cookie.
 //!
 //! # Key hygiene
 //!
@@ -31,6 +33,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 const HKDF_SALT: &[u8] = b"sessionkit/v1/hkdf-salt";
 const INFO_SIGNING: &[u8] = b"sessionkit/v1/id-signing";
 const INFO_SEALING: &[u8] = b"sessionkit/v1/cookie-sealing";
+const INFO_SEALING_KDF: &[u8] = b"sessionkit/v2/cookie-sealing-kdf";
 const INFO_KEY_ID: &[u8] = b"sessionkit/v1/key-id";
 
 /// Secret key material: at least 32 bytes, wiped from memory when dropped, never printed.
@@ -164,7 +167,9 @@ pub(crate) struct DerivedKeys {
     pub(crate) id: KeyId,
     /// The id-signing key.
     pub(crate) signing: MacKey,
-    /// The cookie-sealing key.
+    /// The HKDF-Expand key that derives a sealed cookie's per-message key (format 2).
+    pub(crate) sealing_kdf: MacKey,
+    /// The fixed sealing key of format 1, kept to open cookies sealed before an upgrade.
     pub(crate) sealing_v1: Aes256Gcm,
 }
 
@@ -176,6 +181,7 @@ impl DerivedKeys {
         let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), &secret.0);
         let mut signing_key = Zeroizing::new([0u8; 32]);
         let mut sealing_key = Zeroizing::new([0u8; 32]);
+        let mut kdf_key = Zeroizing::new([0u8; 32]);
         let mut key_id = [0u8; 4];
         // HKDF-SHA256 can expand up to 255 * 32 bytes; 32 and 4 are always valid lengths.
         let expand = |info: &[u8], out: &mut [u8]| {
@@ -184,10 +190,12 @@ impl DerivedKeys {
         };
         expand(INFO_SIGNING, &mut signing_key[..]);
         expand(INFO_SEALING, &mut sealing_key[..]);
+        expand(INFO_SEALING_KDF, &mut kdf_key[..]);
         expand(INFO_KEY_ID, &mut key_id);
         DerivedKeys {
             id: KeyId(key_id),
             signing: MacKey::new(&signing_key[..]),
+            sealing_kdf: MacKey::new(&kdf_key[..]),
             sealing_v1: Aes256Gcm::new((&*sealing_key).into()),
         }
     }
