@@ -83,6 +83,15 @@ fn sealed_cookie(c: &mut Criterion) {
                 internal::seal(spec.seal_keys(), &opened.record, &mut rng).expect("seals")
             });
         });
+        // Format 1 (one fixed AES-GCM key per secret, random nonces), which new seals no
+        // longer use: the cost of per-cookie message keys is the difference to open+seal.
+        let sealed_v1 = internal::seal_v1(spec.seal_keys(), &record, &mut rng).expect("seals");
+        group.bench_with_input(BenchmarkId::new("open+seal-v1", size), &sealed_v1, |b, s| {
+            b.iter(|| {
+                let opened = internal::open(spec.seal_keys(), black_box(s)).expect("opens");
+                internal::seal_v1(spec.seal_keys(), &opened.record, &mut rng).expect("seals")
+            });
+        });
         // The floor: JSON encode + AES-256-GCM seal, then AES-256-GCM open + JSON decode.
         group.bench_with_input(
             BenchmarkId::new("floor-json+aes-gcm", size),

@@ -26,7 +26,8 @@ pub fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Rejection> {
     codec::verify_id(keys, value)
 }
 
-/// Seals a record with the primary key and a fresh random nonce.
+/// Seals a record with the primary key in the current format (a per-cookie message key
+/// from a fresh random salt).
 ///
 /// # Errors
 /// [`SealError`] when the data cannot be encoded.
@@ -38,7 +39,20 @@ pub fn seal<R: CryptoRng + ?Sized>(
     codec::seal(keys, record, rng)
 }
 
-/// Opens a sealed cookie value.
+/// Seals a record in sealed format 1 (a random nonce under the secret's fixed key), as
+/// sessionkit did before format 2, to test and fuzz that such cookies still open.
+///
+/// # Errors
+/// [`SealError`] when the data cannot be encoded.
+pub fn seal_v1<R: CryptoRng + ?Sized>(
+    keys: &SealKeys,
+    record: &SealedRecord,
+    rng: &mut R,
+) -> Result<String, SealError> {
+    codec::seal_v1(keys, record, rng)
+}
+
+/// Opens a sealed cookie value of either format.
 ///
 /// # Errors
 /// A [`Rejection`] saying why the value is not an authentic record for this binding.

@@ -1,8 +1,20 @@
 //! Secrets, the key ring and the per-purpose keys derived from it.
 //!
 //! Every secret goes through HKDF-SHA256 once, when the ring is built, and yields one key
-//! per purpose: id signing (HMAC-SHA256), cookie sealing (AES-256-GCM) and a public key
-//! id. Nothing is derived per request.
+//! per purpose: id signing (HMAC-SHA256), cookie sealing (the HKDF-Expand key that
+//! derives one AES-256-GCM key per sealed cookie, see [`codec`](crate::codec)), legacy
+//! cookie opening (the AES-256-GCM key of format version 1) and a public key id. The only
+//! thing derived per request is the per-cookie message key of a sealed cookie.
+//!
+//! # Key hygiene
+//!
+//! Every secret and derived key is wiped from memory when it is dropped: [`Secret`] holds
+//! its bytes in [`Zeroizing`], the `RustCrypto` crates are built with their `zeroize`
+//! features (AES key schedules, GHASH keys, SHA-256 states inside prepared HMACs), and
+//! intermediate key bytes live in [`Zeroizing`] buffers. The types that hold keys
+//! implement [`ZeroizeOnDrop`]; a compile-time check below fails the build if a
+//! dependency update ever drops the guarantee for one of their parts. Copies the compiler
+//! makes on the stack or in registers are out of reach of any library and not covered.
 
 use std::fmt;
 
@@ -11,7 +23,7 @@ use hkdf::Hkdf;
 use hmac::Hmac;
 use rand_core::CryptoRng;
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -21,6 +33,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 const HKDF_SALT: &[u8] = b"sessionkit/v1/hkdf-salt";
 const INFO_SIGNING: &[u8] = b"sessionkit/v1/id-signing";
 const INFO_SEALING: &[u8] = b"sessionkit/v1/cookie-sealing";
+const INFO_SEALING_KDF: &[u8] = b"sessionkit/v2/cookie-sealing-kdf";
 const INFO_KEY_ID: &[u8] = b"sessionkit/v1/key-id";
 
 /// Secret key material: at least 32 bytes, wiped from memory when dropped, never printed.
@@ -69,6 +82,9 @@ impl Secret {
     }
 }
 
+// The bytes are in a `Zeroizing` buffer.
+impl ZeroizeOnDrop for Secret {}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret(<{} bytes redacted>)", self.0.len())
@@ -112,19 +128,60 @@ impl fmt::Debug for KeyId {
     }
 }
 
-/// The keys derived from one secret.
+// The guarantee the `ZeroizeOnDrop` markers below rely on, checked at compile time.
+// `Aes256Gcm` is `ZeroizeOnDrop` only when its AES key schedule is, and wipes its GHASH
+// key through polyval's `Drop`. `Hmac` has no marker of its own: it is two SHA-256 block
+// states (the inner and outer padded keys) and a block buffer, each wiped by its own
+// `Drop` under the `zeroize` features.
+const _: () = {
+    const fn zeroized_on_drop<T: ZeroizeOnDrop + ?Sized>() {}
+    zeroized_on_drop::<Aes256Gcm>();
+    zeroized_on_drop::<aes_gcm::aes::Aes256>();
+    zeroized_on_drop::<<Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
+    zeroized_on_drop::<hmac::digest::block_api::Buffer<hmac::block_api::HmacCore<Sha256>>>();
+    zeroized_on_drop::<Zeroizing<[u8; 32]>>();
+};
+
+/// A prepared HMAC-SHA256 key: the keyed inner and outer states, cloned per use so the
+/// key schedule runs once. Wiped on drop.
+#[derive(Clone)]
+pub(crate) struct MacKey(HmacSha256);
+
+impl MacKey {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        MacKey(<HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length"))
+    }
+
+    /// A fresh MAC computation under this key.
+    pub(crate) fn start(&self) -> HmacSha256 {
+        self.0.clone()
+    }
+}
+
+// Both halves of the HMAC state are SHA-256 cores and the buffer is a block buffer, all
+// checked above.
+impl ZeroizeOnDrop for MacKey {}
+
+/// The keys derived from one secret. Every field but the public key id is wiped on drop.
 pub(crate) struct DerivedKeys {
     pub(crate) id: KeyId,
-    /// An HMAC instance already keyed; cloned per use so the key schedule runs once.
-    pub(crate) signing: HmacSha256,
-    pub(crate) sealing: Aes256Gcm,
+    /// The id-signing key.
+    pub(crate) signing: MacKey,
+    /// The HKDF-Expand key that derives a sealed cookie's per-message key (format 2).
+    pub(crate) sealing_kdf: MacKey,
+    /// The fixed sealing key of format 1, kept to open cookies sealed before an upgrade.
+    pub(crate) sealing_v1: Aes256Gcm,
 }
+
+// Every secret field is one of the checked types.
+impl ZeroizeOnDrop for DerivedKeys {}
 
 impl DerivedKeys {
     fn derive(secret: &Secret) -> Self {
         let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), &secret.0);
         let mut signing_key = Zeroizing::new([0u8; 32]);
         let mut sealing_key = Zeroizing::new([0u8; 32]);
+        let mut kdf_key = Zeroizing::new([0u8; 32]);
         let mut key_id = [0u8; 4];
         // HKDF-SHA256 can expand up to 255 * 32 bytes; 32 and 4 are always valid lengths.
         let expand = |info: &[u8], out: &mut [u8]| {
@@ -133,14 +190,13 @@ impl DerivedKeys {
         };
         expand(INFO_SIGNING, &mut signing_key[..]);
         expand(INFO_SEALING, &mut sealing_key[..]);
+        expand(INFO_SEALING_KDF, &mut kdf_key[..]);
         expand(INFO_KEY_ID, &mut key_id);
-        let signing = <HmacSha256 as hmac::KeyInit>::new_from_slice(&signing_key[..])
-            .expect("HMAC accepts keys of any length");
-        let sealing = Aes256Gcm::new(&(*sealing_key).into());
         DerivedKeys {
             id: KeyId(key_id),
-            signing,
-            sealing,
+            signing: MacKey::new(&signing_key[..]),
+            sealing_kdf: MacKey::new(&kdf_key[..]),
+            sealing_v1: Aes256Gcm::new((&*sealing_key).into()),
         }
     }
 }
@@ -208,6 +264,9 @@ impl KeyRing {
     }
 }
 
+// Every key of the ring is a `DerivedKeys`.
+impl ZeroizeOnDrop for KeyRing {}
+
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRing")
@@ -223,6 +282,17 @@ impl fmt::Debug for KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn every_key_holder_is_zeroized_on_drop() {
+        zeroized_on_drop::<Secret>();
+        zeroized_on_drop::<MacKey>();
+        zeroized_on_drop::<DerivedKeys>();
+        zeroized_on_drop::<KeyRing>();
+        zeroized_on_drop::<Aes256Gcm>();
+    }
 
     #[test]
     fn short_secrets_are_refused() {

@@ -92,6 +92,11 @@
 //! Every operation that needs the time takes `now: Timestamp`; every one that needs
 //! randomness takes `rng: &mut impl CryptoRng`. Tests drive a manual clock and a seeded
 //! RNG, so expiry is tested in simulated time without sleeping.
+//!
+//! The RNG must never repeat itself: session ids and the salts of sealed cookies (see
+//! [`codec`]) are only as unique as its output. A user-space CSPRNG copied by `fork`
+//! (such as `rand`'s thread RNG, which does not reseed on fork) repeats the parent's
+//! output in the child; reseed it in the child before the first request.
 
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 

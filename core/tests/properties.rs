@@ -12,6 +12,7 @@ use proptest::strategy::ValueTree;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Map, Value, json};
+use sessionkit_core::codec::{FORMAT_VERSION, SEALED_FORMAT_VERSION};
 use sessionkit_core::internal::{self, SealedRecord};
 use sessionkit_core::{
     Binding, ExpiryPolicy, IdKeys, KeyRing, KeyUse, LoadResult, Namespace, Record, Rejection, SealKeys,
@@ -120,6 +121,15 @@ fn mutate(value: &str, mutation: &Mutation) -> Option<String> {
     }
 }
 
+/// Seals in format 1 or in the current format.
+fn seal(v1: bool, keys: &SealKeys, record: &SealedRecord, rng: &mut ChaCha20Rng) -> String {
+    if v1 {
+        internal::seal_v1(keys, record, rng).expect("seals")
+    } else {
+        internal::seal(keys, record, rng).expect("seals")
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -163,20 +173,24 @@ proptest! {
         }
     }
 
+    /// Both sealed formats: the current one, and format 1 that must keep opening.
     #[test]
-    fn sealed_records_round_trip(s in setup(), data in data(), created in any::<u64>(), seen in any::<u64>()) {
+    fn sealed_records_round_trip(s in setup(), data in data(), created in any::<u64>(), seen in any::<u64>(), v1 in any::<bool>()) {
         let keys = s.keys();
         let record = SealedRecord::new(Timestamp::from_millis(created), Timestamp::from_millis(seen), data);
-        let value = internal::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
+        let value = seal(v1, &SealKeys::new(&keys, &s.binding()), &record, &mut s.rng());
         let opened = internal::open(&SealKeys::new(&keys, &s.binding()), &value).expect("opens");
         prop_assert_eq!(opened.record, record);
+        prop_assert_eq!(opened.key, KeyUse::Primary);
+        let version = B64.decode(&value).expect("our own output decodes")[0];
+        prop_assert_eq!(version, if v1 { FORMAT_VERSION } else { SEALED_FORMAT_VERSION });
     }
 
     #[test]
-    fn any_change_to_a_sealed_record_is_rejected(s in setup(), data in data(), m in mutation(), other in name()) {
+    fn any_change_to_a_sealed_record_is_rejected(s in setup(), data in data(), m in mutation(), other in name(), v1 in any::<bool>()) {
         let keys = s.keys();
         let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data);
-        let value = internal::seal(&SealKeys::new(&keys, &s.binding()), &record, &mut s.rng()).expect("seals");
+        let value = seal(v1, &SealKeys::new(&keys, &s.binding()), &record, &mut s.rng());
         if let Some(changed) = mutate(&value, &m) {
             prop_assert!(internal::open(&SealKeys::new(&keys, &s.binding()), &changed).is_err(), "{:?}", m);
         }

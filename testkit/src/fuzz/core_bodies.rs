@@ -106,7 +106,13 @@ pub fn sealed_cookie(data: &[u8]) {
     let mut map = serde_json::Map::new();
     map.insert("k".into(), serde_json::Value::from(u64::from(mode)));
     let record = SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), map);
-    let valid = internal::seal(spec.seal_keys(), &record, &mut rng).expect("seals");
+    // Bit 1 of the mode picks the sealed format: the current one or format 1.
+    let valid = if mode & 2 == 0 {
+        internal::seal(spec.seal_keys(), &record, &mut rng)
+    } else {
+        internal::seal_v1(spec.seal_keys(), &record, &mut rng)
+    }
+    .expect("seals");
     let changed = apply_edits(&valid, rest);
     let result = internal::open(spec.seal_keys(), &changed);
     if changed == valid {
