@@ -83,14 +83,22 @@ const SEALED_LABEL: &[u8] = b"sessionkit/v1/sealed-record";
 /// Label + 24-byte salt + HKDF's counter byte fit in one SHA-256 block after the
 /// prepared inner-padding state, so a message key costs two compressions.
 const MESSAGE_KEY_LABEL: &[u8] = b"sessionkit/v2/message-key";
-const SIGNED_LEN: usize = 1 + 4 + 32 + 32;
+/// The layout shared by both envelopes: a version byte, then the 4-byte key id.
+const VERSION_AT: usize = 0;
+const KEY_ID: std::ops::Range<usize> = 1..5;
+/// A signed id envelope: version, key id, the 32-byte id, then the HMAC-SHA256 tag over
+/// everything before it.
+const SIGNED_ID: std::ops::Range<usize> = KEY_ID.end..KEY_ID.end + 32;
+const SIGNED_MAC_INPUT: std::ops::RangeTo<usize> = ..SIGNED_ID.end;
+const SIGNED_TAG: std::ops::RangeFrom<usize> = SIGNED_ID.end..;
+const SIGNED_LEN: usize = SIGNED_ID.end + 32;
 /// Length of a signed id cookie value in characters.
 pub const SIGNED_COOKIE_LEN: usize = SIGNED_LEN.div_ceil(3) * 4 - (3 - SIGNED_LEN % 3) % 3;
 const SALT_LEN: usize = 24;
-/// Format 2: version, key id, salt.
-const SEALED_HEADER: usize = 1 + 4 + SALT_LEN;
-/// Format 1: version, key id, nonce.
-const SEALED_HEADER_V1: usize = 1 + 4 + 12;
+/// Format 2: version, key id, salt; then the sealed plaintext and the GCM tag.
+const SEALED_HEADER: usize = KEY_ID.end + SALT_LEN;
+/// Format 1: version, key id, nonce; then the sealed plaintext and the GCM tag.
+const SEALED_HEADER_V1: usize = KEY_ID.end + 12;
 const TAG_LEN: usize = 16;
 /// The format-2 nonce: each message key seals one record, so a constant is unique per key.
 const MESSAGE_NONCE: [u8; 12] = [0; 12];
@@ -214,16 +222,23 @@ impl std::fmt::Debug for IdKeys {
     }
 }
 
+/// The key id of an envelope at least [`KEY_ID`]`.end` bytes long.
+fn key_id_of(envelope: &[u8]) -> [u8; 4] {
+    let mut key_id = [0u8; 4];
+    key_id.copy_from_slice(&envelope[KEY_ID]);
+    key_id
+}
+
 /// Signs `id` with the primary key.
 pub(crate) fn sign_id(keys: &IdKeys, id: &SessionId) -> String {
     let (key_id, mac, _) = keys.primary();
     let mut envelope = [0u8; SIGNED_LEN];
-    envelope[0] = FORMAT_VERSION;
-    envelope[1..5].copy_from_slice(&key_id.0);
-    envelope[5..37].copy_from_slice(id.as_bytes());
+    envelope[VERSION_AT] = FORMAT_VERSION;
+    envelope[KEY_ID].copy_from_slice(&key_id.0);
+    envelope[SIGNED_ID].copy_from_slice(id.as_bytes());
     let mut mac = mac.start();
-    mac.update(&envelope[..37]);
-    envelope[37..].copy_from_slice(&mac.finalize().into_bytes());
+    mac.update(&envelope[SIGNED_MAC_INPUT]);
+    envelope[SIGNED_TAG].copy_from_slice(&mac.finalize().into_bytes());
     B64.encode(envelope)
 }
 
@@ -240,20 +255,20 @@ pub(crate) fn verify_id(keys: &IdKeys, value: &str) -> Result<VerifiedId, Reject
         Ok(SIGNED_LEN) => {}
         _ => return Err(Rejection::Malformed),
     }
-    if envelope[0] != FORMAT_VERSION {
+    if envelope[VERSION_AT] != FORMAT_VERSION {
         return Err(Rejection::UnsupportedVersion);
     }
-    let key_id = [envelope[1], envelope[2], envelope[3], envelope[4]];
+    let key_id = key_id_of(&envelope);
     let mut seen = false;
     for (id, mac, key_use) in keys.keys.iter().filter(|(id, _, _)| id.0 == key_id) {
         debug_assert_eq!(id.0, key_id);
         seen = true;
         let mut mac = mac.start();
-        mac.update(&envelope[..37]);
+        mac.update(&envelope[SIGNED_MAC_INPUT]);
         // `verify_slice` compares in constant time.
-        if mac.verify_slice(&envelope[37..]).is_ok() {
+        if mac.verify_slice(&envelope[SIGNED_TAG]).is_ok() {
             let mut id = [0u8; 32];
-            id.copy_from_slice(&envelope[5..37]);
+            id.copy_from_slice(&envelope[SIGNED_ID]);
             return Ok(VerifiedId {
                 id: SessionId::from_verified(id),
                 key: *key_use,
@@ -440,7 +455,7 @@ fn plaintext_after(
     salt_or_nonce: &[u8],
     record: &SealedRecord,
 ) -> Result<Vec<u8>, SealError> {
-    let mut buf = Vec::with_capacity(1 + 4 + salt_or_nonce.len() + 16 + 64 + TAG_LEN);
+    let mut buf = Vec::with_capacity(KEY_ID.end + salt_or_nonce.len() + 16 + 64 + TAG_LEN);
     buf.push(version);
     buf.extend_from_slice(&key_id.0);
     buf.extend_from_slice(salt_or_nonce);
@@ -462,7 +477,7 @@ pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
     if buf.len() < SEALED_HEADER_V1 + 16 + TAG_LEN {
         return Err(Rejection::Malformed);
     }
-    let header = match buf[0] {
+    let header = match buf[VERSION_AT] {
         SEALED_FORMAT_VERSION => SEALED_HEADER,
         FORMAT_VERSION => SEALED_HEADER_V1,
         _ => return Err(Rejection::UnsupportedVersion),
@@ -470,7 +485,7 @@ pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
     if buf.len() < header + 16 + TAG_LEN {
         return Err(Rejection::Malformed);
     }
-    let key_id = [buf[1], buf[2], buf[3], buf[4]];
+    let key_id = key_id_of(&buf);
     let tag_at = buf.len() - TAG_LEN;
     let mut tag = Tag::<Aes256Gcm>::default();
     tag.copy_from_slice(&buf[tag_at..]);
@@ -483,7 +498,7 @@ pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
         // ciphertext as it was for the next candidate key.
         let opened = if header == SEALED_HEADER {
             let mut salt = [0u8; SALT_LEN];
-            salt.copy_from_slice(&head[5..]);
+            salt.copy_from_slice(&head[KEY_ID.end..]);
             key.message_cipher(&salt).decrypt_inout_detached(
                 &Nonce::<Aes256Gcm>::from(MESSAGE_NONCE),
                 &key.ad,
@@ -492,7 +507,7 @@ pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
             )
         } else {
             let mut nonce = [0u8; 12];
-            nonce.copy_from_slice(&head[5..]);
+            nonce.copy_from_slice(&head[KEY_ID.end..]);
             key.v1.decrypt_inout_detached(
                 &Nonce::<Aes256Gcm>::from(nonce),
                 &key.v1_ad,
