@@ -492,6 +492,8 @@ impl RequestSessions {
             return Ok(Vec::new());
         }
         let now = self.inner.now();
+        // The thread RNG (OS-seeded ChaCha) is not reseeded after `fork`: fork before
+        // building the Registry, or reseed in the child (README, security model).
         let mut rng = rand::rng();
         machines
             .map(|(index, machine)| Ok((index, machine.finish(status, now, &mut rng)?)))
