@@ -456,7 +456,7 @@ impl RequestSessions {
             for event in outcome.events() {
                 metrics::event(name, &entry.spec, event);
             }
-            if result == WriteResult::Gone && matches!(outcome.write(), Some(Write::Patch { .. })) {
+            if outcome.changes_dropped(result) {
                 metrics::save_dropped(name, &entry.spec);
                 saved.dropped.push(name.clone());
             }
@@ -588,17 +588,15 @@ async fn run_store_ops(
             .map_err(store_err("touch"))?,
         None => WriteResult::Applied,
     };
-    if result == WriteResult::Gone {
-        if matches!(outcome.write(), Some(Write::Patch { .. })) {
-            tracing::warn!(
-                target: "sessionkit",
-                session = name.as_str(),
-                "session ended or expired while this request ran (a concurrent logout, regenerate or expiry); \
-                 its changes were dropped rather than bring the session back"
-            );
-        } else {
-            tracing::debug!(target: "sessionkit", session = name.as_str(), "session ended before its idle refresh");
-        }
+    if outcome.changes_dropped(result) {
+        tracing::warn!(
+            target: "sessionkit",
+            session = name.as_str(),
+            "session ended or expired while this request ran (a concurrent logout, regenerate or expiry); \
+             its changes were dropped rather than bring the session back"
+        );
+    } else if result == WriteResult::Gone {
+        tracing::debug!(target: "sessionkit", session = name.as_str(), "session ended before its idle refresh");
     }
     if let Some(key) = outcome.delete() {
         driver.delete(key).await.map_err(store_err("delete"))?;

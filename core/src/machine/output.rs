@@ -226,6 +226,13 @@ impl Outcome {
         }
     }
 
+    /// Whether the request's changes were dropped because its session ended or expired
+    /// meanwhile: a patch that found no record (the no-resurrection rule). A touch that
+    /// found none drops nothing but the idle refresh.
+    pub fn changes_dropped(&self, result: WriteResult) -> bool {
+        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. }))
+    }
+
     fn write_gone(&self, result: WriteResult) -> bool {
         result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. } | Write::Touch { .. }))
     }
