@@ -142,15 +142,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let sessions = self.layer.state.request(request.headers());
         request.extensions_mut().insert(sessions.clone());
-        let state = self.layer.state.clone();
+        // Only the mapping travels with the response; the rest of the state is per layer.
+        let errors = self.layer.state.errors().clone();
         Box::pin(async move {
             let mut response = inner.call(request).await?.map(Body::new);
             if let Some(ErrorMarker(error)) = response.extensions_mut().remove::<ErrorMarker>()
-                && state.errors().is_custom()
+                && errors.is_custom()
             {
-                response = state.errors().map(&error);
+                response = errors.map(&error);
             }
-            Ok(sessions.finish_http(response, state.errors()).await)
+            Ok(sessions.finish_http(response, &errors).await)
         })
     }
 }
