@@ -2,7 +2,6 @@
 //! is stored.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use rand_core::CryptoRng;
 
@@ -10,6 +9,8 @@ use super::{Live, State};
 use crate::codec::{self, Rejection, SealedRecord};
 use crate::def::SessionSpec;
 use crate::keys::KeyUse;
+use crate::expiry::SessionLifetime;
+use crate::machine::LIFETIME_KEY;
 use crate::machine::output::{Event, FinishError, Outcome};
 use crate::record::Record;
 use crate::time::Timestamp;
@@ -28,7 +29,10 @@ pub(super) fn accept(
         last_seen,
         data,
     } = opened.record;
-    let live = match spec.def().expiry.check(created_at, last_seen, now) {
+    // Sealed, so only this app wrote it; a malformed one is refused all the same.
+    let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let deadlines = spec.def().expiry.deadlines(created_at, last_seen, &life);
+    let live = match deadlines.check(now) {
         Some(by) => {
             events.push_back(Event::Expired { session: None, by });
             Live::new_session()
@@ -40,6 +44,7 @@ pub(super) fn accept(
                 last_seen,
                 data,
             },
+            life,
             opened.key == KeyUse::Previous,
         ),
     };
@@ -57,17 +62,25 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
     outcome: &mut Outcome,
 ) -> Result<(), FinishError> {
     let expiry = &spec.def().expiry;
-    let data_changed = live.delta.changes(&live.original.data);
     if live.destroyed {
         outcome.events.push(Event::Destroyed { session: None });
     }
+    let mut live_life = live.life;
     let (created, reseal) = if live.is_new {
-        (now, !live.delta.view_is_empty(&live.original.data))
+        (now, super::server::has_content(live))
     } else {
-        let due = expiry.touch_due(live.original.last_seen, now);
+        let created = live.original.created_at;
+        let due = expiry.touch_due_for(live.original.last_seen, now, &live.life);
+        // A cookie session has no id to renew: renewal re-seals it (fresh salt and
+        // nonce, the primary key). The old cookie stays valid until it expires, as any
+        // sealed cookie does without a revocation store.
+        let renew = expiry.renew_due(live.life.id_issued().unwrap_or(created), now);
+        if renew || live.regenerate {
+            live_life.set_id_issued(now);
+        }
         (
-            live.original.created_at,
-            data_changed || live.regenerate || due || live.reissue,
+            created,
+            live.delta.changes(&live.original.data) || live.regenerate || due || live.reissue || renew,
         )
     };
     if !reseal {
@@ -76,24 +89,32 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         }
         return Ok(());
     }
-    let expires_at = expiry.expires_at(created, now);
+    let deadlines = expiry.deadlines(created, now, &live_life);
+    let expires_at = deadlines.expires_at();
     if expires_at <= now {
         return Ok(());
+    }
+    let mut data = live.delta.view(&live.original.data);
+    if !live_life.is_default() {
+        data.insert(LIFETIME_KEY.to_owned(), live_life.to_value());
     }
     let record = SealedRecord {
         created_at: created,
         last_seen: now,
-        data: live.delta.view(&live.original.data),
+        data,
     };
     let value = codec::seal(spec.seal_keys(), &record, rng).map_err(|source| FinishError::Seal {
         session: spec.name().clone(),
         source,
     })?;
-    let max_age: Duration = expires_at.saturating_since(now);
-    let cookie = spec
-        .def()
-        .cookie
-        .render(&value, max_age)
+    let settings = &spec.def().cookie;
+    // A sealed cookie is re-sealed whenever its idle deadline moves, so its Max-Age
+    // can be the session's next expiry (a signed id cookie's is the absolute one).
+    let max_age = live_life
+        .persistent_or(settings.persistent)
+        .then(|| expires_at.saturating_since(now));
+    let cookie = settings
+        .render_cookie(&value, max_age)
         .map_err(|source| FinishError::CookieTooLarge {
             session: spec.name().clone(),
             source,

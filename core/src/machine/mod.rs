@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::cookies::visit_cookie_values;
 use crate::def::{SessionSpec, Storage};
 use crate::delta::Delta;
+use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
@@ -29,6 +30,8 @@ pub use output::{Event, FinishError, LoadResult, Outcome, Write, WriteResult};
 pub const RESERVED_PREFIX: &str = "__sessionkit.";
 /// Where flash messages are kept.
 pub const FLASH_KEY: &str = "__sessionkit.flash";
+/// Where a session's own lifetime choices are kept ([`SessionLifetime`]).
+pub const LIFETIME_KEY: &str = "__sessionkit.life";
 
 /// Errors from the session API.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,9 @@ pub enum SessionError {
         /// `deeply nested` or `large`.
         what: &'static str,
     },
+    /// A per-session lifetime outside what the session's configuration allows.
+    #[error("session lifetime refused: {0}")]
+    Lifetime(#[from] LifetimeError),
     /// A stored value does not have the requested type.
     #[error("the value of session key {key:?} does not have the requested type")]
     Deserialize {
@@ -95,6 +101,14 @@ enum State {
 struct Live {
     /// The live server session that was loaded (`None` for new and cookie sessions).
     loaded: Option<(SessionId, StoreKey)>,
+    /// The record was reached through the forward of a renewed id: the store key is
+    /// the new one, the cookie's id the old one, so no cookie is ever sent for it.
+    forwarded: bool,
+    /// The session's own lifetime choices, as they stand (also kept in the delta when
+    /// changed).
+    life: SessionLifetime,
+    /// The cookie's attributes changed (persistence, absolute deadline): re-send it.
+    cookie_refresh: bool,
     /// The data as loaded (empty for a new session).
     original: Record,
     is_new: bool,
@@ -110,6 +124,9 @@ impl Live {
     fn new_session() -> Self {
         Live {
             loaded: None,
+            forwarded: false,
+            life: SessionLifetime::default(),
+            cookie_refresh: false,
             original: Record::default(),
             is_new: true,
             delta: Delta::default(),
@@ -120,9 +137,15 @@ impl Live {
         }
     }
 
-    fn existing(loaded: Option<(SessionId, StoreKey)>, original: Record, reissue: bool) -> Self {
+    fn existing(
+        loaded: Option<(SessionId, StoreKey)>,
+        original: Record,
+        life: SessionLifetime,
+        reissue: bool,
+    ) -> Self {
         Live {
             loaded,
+            life,
             original,
             is_new: false,
             reissue,
@@ -156,6 +179,8 @@ pub struct SessionMachine {
     state: State,
     cookie_present: bool,
     events: VecDeque<Event>,
+    /// The `now` of [`begin`](Self::begin): a new session's deadlines count from here.
+    began: Timestamp,
 }
 
 impl SessionMachine {
@@ -191,6 +216,7 @@ impl SessionMachine {
             state: state.unwrap_or_else(|| State::Ready(Live::new_session())),
             cookie_present: seen > 0,
             events,
+            began: now,
         }
     }
 
@@ -223,6 +249,33 @@ impl SessionMachine {
             return Err(SessionError::UnexpectedLoad);
         };
         let live = server::load(&self.spec, (id, key, key_use), result, now, &mut self.events);
+        self.state = State::Ready(live);
+        Ok(())
+    }
+
+    /// Hands over what the store returned for the key that
+    /// [`load_request`](Self::load_request)'s key forwards to: the presented id was
+    /// renewed by a concurrent request a moment ago and is within its grace window (the
+    /// driver answered a lookup with a forward). The session is the renewed one; this
+    /// request's changes go to `to`, and it never sends a cookie (the renewing response
+    /// carries the new id).
+    ///
+    /// # Errors
+    /// [`SessionError::UnexpectedLoad`] when no load was requested.
+    pub fn handle_forwarded(&mut self, to: StoreKey, result: LoadResult, now: Timestamp) -> Result<(), SessionError> {
+        let State::Loading { .. } = &self.state else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let State::Loading { id, key_use, .. } =
+            std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
+        else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let mut live = server::load(&self.spec, (id, to, key_use), result, now, &mut self.events);
+        if live.loaded.is_some() {
+            live.forwarded = true;
+            live.reissue = false;
+        }
         self.state = State::Ready(live);
         Ok(())
     }
@@ -278,18 +331,119 @@ impl SessionMachine {
     }
 
     /// When the loaded session expires as things stand (before this request's save);
-    /// `None` for a new session.
+    /// `None` for a new session. See [`deadlines`](Self::deadlines) for both deadlines,
+    /// new sessions included.
     ///
     /// # Errors
     /// [`SessionError::NotLoaded`] before the load result is handed over.
     pub fn expires_at(&self) -> Result<Option<Timestamp>, SessionError> {
         let live = self.live()?;
-        Ok((!live.is_new).then(|| {
-            self.spec
-                .def()
-                .expiry
-                .expires_at(live.original.created_at, live.original.last_seen)
-        }))
+        Ok((!live.is_new).then(|| self.deadlines_of(live).expires_at()))
+    }
+
+    /// The session's absolute and idle deadlines, with its own lifetime choices: as
+    /// loaded (before this request's save), or for a new session as if it were saved at
+    /// the request's start.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn deadlines(&self) -> Result<Deadlines, SessionError> {
+        Ok(self.deadlines_of(self.live()?))
+    }
+
+    fn deadlines_of(&self, live: &Live) -> Deadlines {
+        let (created, seen) = if live.is_new {
+            (self.began, self.began)
+        } else {
+            (live.original.created_at, live.original.last_seen)
+        };
+        self.spec.def().expiry.deadlines(created, seen, &live.life)
+    }
+
+    /// The session's own lifetime choices (persistence, shorter lifetimes, deadline).
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn lifetime(&self) -> Result<SessionLifetime, SessionError> {
+        Ok(self.live()?.life)
+    }
+
+    /// Whether the cookie is persistent (`Max-Age`) or a browser-session cookie: the
+    /// session's own choice, else its configuration's `persistent`.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn is_persistent(&self) -> Result<bool, SessionError> {
+        Ok(self
+            .live()?
+            .life
+            .persistent_or(self.spec.def().cookie.persistent))
+    }
+
+    /// Whether this request changed the session: data, flash messages, lifetimes, a
+    /// regenerate or a destroy. A due idle refresh or renewal does not count.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn is_modified(&self) -> Result<bool, SessionError> {
+        let live = self.live()?;
+        Ok(live.regenerate || live.destroyed || live.delta.changes(&live.original.data))
+    }
+
+    fn change_life(&mut self, change: impl FnOnce(&mut SessionLifetime), refresh_cookie: bool) -> Result<(), SessionError> {
+        let live = self.live_mut()?;
+        let before = live.life;
+        change(&mut live.life);
+        if live.life != before {
+            live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
+            live.cookie_refresh |= refresh_cookie;
+        }
+        Ok(())
+    }
+
+    /// Chooses a persistent cookie (`true`: `Max-Age` until the absolute deadline, it
+    /// survives a browser restart) or a browser-session cookie (`false`: no `Max-Age`,
+    /// the browser drops it when it closes) for this session; typically at sign-in,
+    /// from a "remember me" box. The server-side lifetimes apply either way. The
+    /// default comes from the session's `persistent` setting. An existing session gets
+    /// its cookie re-sent with the new attributes.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn set_persistent(&mut self, persistent: bool) -> Result<(), SessionError> {
+        self.change_life(|life| life.set_persistent(persistent), true)
+    }
+
+    /// Gives this session a shorter absolute lifetime than configured, counted from its
+    /// creation. Kept in the record and enforced like the configured one.
+    ///
+    /// # Errors
+    /// [`SessionError::Lifetime`] for zero or more than the configured `ttl`;
+    /// [`SessionError::NotLoaded`].
+    pub fn set_ttl(&mut self, ttl: std::time::Duration) -> Result<(), SessionError> {
+        self.spec.def().expiry.check_ttl(ttl)?;
+        self.change_life(|life| life.set_ttl(ttl), true)
+    }
+
+    /// Gives this session a shorter idle timeout than configured (or one, when none is
+    /// configured).
+    ///
+    /// # Errors
+    /// [`SessionError::Lifetime`] for zero or more than the configured idle timeout;
+    /// [`SessionError::NotLoaded`].
+    pub fn set_idle_timeout(&mut self, idle: std::time::Duration) -> Result<(), SessionError> {
+        self.spec.def().expiry.check_idle_timeout(idle)?;
+        self.change_life(|life| life.set_idle_timeout(idle), false)
+    }
+
+    /// Ends this session at `deadline` at the latest (e.g. when a federated login's
+    /// assertion expires). A later deadline than one already set, or than the
+    /// configured `ttl` allows, changes nothing: deadlines only ever come closer.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn set_deadline(&mut self, deadline: Timestamp) -> Result<(), SessionError> {
+        self.change_life(|life| life.set_deadline(deadline), true)
     }
 
     /// The raw JSON value under `key`.
@@ -402,7 +556,12 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::NotLoaded`].
     pub fn clear(&mut self) -> Result<(), SessionError> {
-        self.live_mut()?.delta.clear();
+        let live = self.live_mut()?;
+        live.delta.clear();
+        // The lifetime choices are the session's, not data: they survive a clear.
+        if !live.life.is_default() {
+            live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
+        }
         Ok(())
     }
 
