@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sessionkit::core::{Namespace, SessionId};
 use sessionkit::{
-    Clock, Driver, DriverError, LoadResult, ManualClock, Patch, Record, StoreKey, SystemClock, Timestamp,
-    WriteResult,
+    Clock, Driver, DriverError, LoadResult, Lookup, ManualClock, Patch, Record, Rotation, StoreKey, SystemClock,
+    Timestamp, WriteResult,
 };
 
 /// How a driver learns the time.
@@ -45,6 +45,14 @@ pub trait DriverFactory: Send + Sync + 'static {
         let _ = (driver, key);
         async { false }
     }
+
+    /// Whether the driver implements [`Driver::rotate`] with forwards (a grace window
+    /// for renewed ids). `false` (the default): the suite checks only what the default
+    /// `rotate` promises (the record moves, the old key stops working) and prints a
+    /// notice that the grace-window cases were skipped.
+    fn grace_window(&self) -> bool {
+        false
+    }
 }
 
 /// The short lifetime expiry cases use.
@@ -61,6 +69,7 @@ pub struct Ctx<D> {
     pub clock: ManualClock,
     time: TimeSource,
     namespace: Namespace,
+    grace_window: bool,
 }
 
 impl<D: Driver> Ctx<D> {
@@ -73,6 +82,7 @@ impl<D: Driver> Ctx<D> {
             clock,
             time: factory.time(),
             namespace: unique_namespace(),
+            grace_window: factory.grace_window(),
         }
     }
 
@@ -641,4 +651,142 @@ pub async fn close_is_clean<F: DriverFactory>(f: &F) {
             "{result:?}"
         );
     }
+}
+
+fn rotation<D: Driver>(ctx: &Ctx<D>, from: &StoreKey, record: &Record, set: Value, grace: Duration) -> Rotation {
+    let mut record = record.clone();
+    let change = patch(set, &[], false, ctx.now());
+    change.apply_to(&mut record);
+    Rotation {
+        from: from.clone(),
+        to: ctx.key(),
+        record,
+        patch: change,
+        expires_at: ctx.later(LONG),
+        grace_until: ctx.later(grace),
+    }
+}
+
+fn grace_skipped<D>(ctx: &Ctx<D>, case: &str) -> bool {
+    if !ctx.grace_window {
+        eprintln!("{case}: skipped, the factory says the driver keeps no grace window (DriverFactory::grace_window)");
+    }
+    !ctx.grace_window
+}
+
+/// A rotation moves the record (with the rotation's changes, keeping `created_at`)
+/// to the new key; the old key loads nothing, and a patch or touch of it is `Gone`.
+pub async fn rotate_moves_the_record<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let from = ctx.key();
+    let record = ctx.record(json!({"user": "ada", "n": 1}));
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    ctx.pass(Duration::from_millis(10)).await;
+    let rotation = rotation(&ctx, &from, &record, json!({"n": 2}), SHORT);
+    let result = ctx.driver.rotate(&rotation).await.expect("rotate");
+    assert_eq!(result, WriteResult::Applied);
+    let moved = found(&ctx, &rotation.to).await;
+    assert_eq!(moved.data, map(json!({"user": "ada", "n": 2})));
+    assert_eq!(moved.created_at, record.created_at, "the creation time is kept");
+    assert_eq!(moved.last_seen, rotation.patch.last_seen);
+    missing(&ctx, &from, "the old key is not a record any more").await;
+    let gone = ctx
+        .driver
+        .patch(&from, &patch(json!({"x": 1}), &[], false, ctx.now()), ctx.later(LONG))
+        .await
+        .expect("patch");
+    assert_eq!(gone, WriteResult::Gone, "a patch of the old key must not land there");
+    let gone = ctx
+        .driver
+        .touch(&from, ctx.now(), ctx.later(LONG))
+        .await
+        .expect("touch");
+    assert_eq!(gone, WriteResult::Gone);
+    missing(&ctx, &from, "nothing was resurrected under the old key").await;
+    assert_eq!(found(&ctx, &rotation.to).await.data, moved.data);
+}
+
+/// Within the grace window the old key forwards to the new one; after it, it is
+/// unknown. The forward is not a record, and a delete removes it.
+pub async fn rotate_forwards_for_the_grace_window<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    if grace_skipped(&ctx, "rotate_forwards_for_the_grace_window") {
+        return;
+    }
+    let from = ctx.key();
+    let record = ctx.record(json!({"user": "ada"}));
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    let rotation = rotation(&ctx, &from, &record, json!({}), SHORT);
+    assert_eq!(ctx.driver.rotate(&rotation).await.expect("rotate"), WriteResult::Applied);
+    let lookup = ctx.driver.lookup(&from).await.expect("lookup");
+    assert_eq!(
+        lookup,
+        Lookup::Forwarded {
+            to: rotation.to.clone()
+        },
+        "the old key forwards within the grace window"
+    );
+    missing(&ctx, &from, "a forward is not a record").await;
+    ctx.pass(PAST_SHORT).await;
+    let lookup = ctx.driver.lookup(&from).await.expect("lookup");
+    assert_eq!(lookup, Lookup::Loaded(LoadResult::Missing), "no forward after the window");
+    found(&ctx, &rotation.to).await;
+
+    // A delete of the old key ends its forward at once.
+    let from = ctx.key();
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    let rotation = super::driver::rotation(&ctx, &from, &record, json!({}), LONG);
+    ctx.driver.rotate(&rotation).await.expect("rotate");
+    ctx.driver.delete(&from).await.expect("delete");
+    let lookup = ctx.driver.lookup(&from).await.expect("lookup");
+    assert_eq!(lookup, Lookup::Loaded(LoadResult::Missing));
+}
+
+/// A rotation applies its changes to the record as stored, so a concurrent request's
+/// change made after the renewing request loaded is kept; a rotation of a missing,
+/// deleted or already rotated key is `Gone` and writes nothing.
+pub async fn rotate_keeps_concurrent_changes_and_never_resurrects<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    if grace_skipped(&ctx, "rotate_keeps_concurrent_changes_and_never_resurrects") {
+        return;
+    }
+    let from = ctx.key();
+    let record = ctx.record(json!({"a": 1}));
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    // Another request of the session writes after the renewing one loaded.
+    let other = patch(json!({"b": 2}), &[], false, ctx.now());
+    ctx.driver
+        .patch(&from, &other, ctx.later(LONG))
+        .await
+        .expect("patch");
+    let rotation = rotation(&ctx, &from, &record, json!({"c": 3}), SHORT);
+    assert_eq!(ctx.driver.rotate(&rotation).await.expect("rotate"), WriteResult::Applied);
+    assert_eq!(
+        found(&ctx, &rotation.to).await.data,
+        map(json!({"a": 1, "b": 2, "c": 3})),
+        "the concurrent change survives the renewal"
+    );
+    let again = super::driver::rotation(&ctx, &from, &record, json!({}), SHORT);
+    assert_eq!(
+        ctx.driver.rotate(&again).await.expect("rotate"),
+        WriteResult::Gone,
+        "a second renewal of the same id finds a forward, not a record"
+    );
+    missing(&ctx, &again.to, "a refused rotation creates nothing").await;
+    let never = ctx.key();
+    let lost = super::driver::rotation(&ctx, &never, &record, json!({}), SHORT);
+    assert_eq!(ctx.driver.rotate(&lost).await.expect("rotate"), WriteResult::Gone);
+    missing(&ctx, &lost.to, "a rotation of a missing key resurrects nothing").await;
 }

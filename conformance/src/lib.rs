@@ -82,6 +82,9 @@ macro_rules! driver_suite {
             concurrent_patches_of_different_keys_all_survive,
             namespaces_are_separate,
             corrupt_record_is_not_an_error,
+            rotate_moves_the_record,
+            rotate_forwards_for_the_grace_window,
+            rotate_keeps_concurrent_changes_and_never_resurrects,
             close_is_clean
         );
     };
@@ -118,6 +121,9 @@ macro_rules! session_suite {
             store_error_is_a_500_with_its_cause,
             accepted_values_load_back,
             server_errors_drop_changes,
+            remember_me_and_per_session_lifetimes,
+            renewal_keeps_the_session_and_every_racing_write,
+            old_ids_die_after_the_window_and_at_once_on_login,
             large_sessions,
             misuse_is_a_clear_error
         );

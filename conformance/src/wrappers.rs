@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use sessionkit::{
-    Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, StoreKey, Timestamp, WriteResult,
+    Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult,
 };
 
 /// Counts the calls made to the driver it wraps.
@@ -20,7 +20,7 @@ pub struct CountingDriver {
 pub struct Counts {
     /// `load` calls.
     pub loads: AtomicUsize,
-    /// `create`, `patch`, `touch` and `delete` calls.
+    /// `create`, `patch`, `touch`, `delete` and `rotate` calls.
     pub writes: AtomicUsize,
 }
 
@@ -97,6 +97,10 @@ impl Driver for CountingDriver {
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
         self.write();
         self.inner.delete(key).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        self.write();
+        self.inner.rotate(rotation).await
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await
@@ -223,6 +227,10 @@ impl Driver for SwitchableDriver {
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
         self.check()?;
         self.inner.delete(key).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        self.check()?;
+        self.inner.rotate(rotation).await
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await

@@ -10,6 +10,9 @@ impl DriverFactory for Memory {
     async fn build(&self, clock: &ManualClock) -> MemoryDriver {
         MemoryDriver::builder().clock(clock.shared()).build()
     }
+    fn grace_window(&self) -> bool {
+        true
+    }
 }
 
 driver_suite!(Memory);

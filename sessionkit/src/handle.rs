@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sessionkit_core::{SessionMachine, SessionName};
+use sessionkit_core::{Deadlines, SessionLifetime, SessionMachine, SessionName, Timestamp};
 
 use crate::error::Error;
 
@@ -82,7 +82,7 @@ impl Session {
     pub fn expires_at(&self) -> Result<Option<SystemTime>, Error> {
         self.with(|m| {
             m.expires_at()
-                .map(|t| t.map(sessionkit_core::Timestamp::to_system_time))
+                .map(|t| t.map(Timestamp::to_system_time))
         })
     }
 
@@ -173,6 +173,76 @@ impl Session {
     /// After saving.
     pub fn destroy(&self) -> Result<(), Error> {
         self.with(SessionMachine::destroy)
+    }
+
+    /// Whether this request changed the session (data, flash messages, lifetimes, a
+    /// regenerate or a destroy); an idle refresh or a renewal does not count.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn is_modified(&self) -> Result<bool, Error> {
+        self.with(|m| m.is_modified())
+    }
+
+    /// The absolute and idle deadlines, with the session's own lifetimes: as loaded, or
+    /// for a new session as if saved now. `Deadlines::expires_at` is the earlier one.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn deadlines(&self) -> Result<Deadlines, Error> {
+        self.with(|m| m.deadlines())
+    }
+
+    /// The session's own lifetime choices.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn lifetime(&self) -> Result<SessionLifetime, Error> {
+        self.with(|m| m.lifetime())
+    }
+
+    /// Whether the cookie is persistent or a browser-session cookie.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn is_persistent(&self) -> Result<bool, Error> {
+        self.with(|m| m.is_persistent())
+    }
+
+    /// Remember-me: a persistent cookie (`true`, it survives a browser restart until the
+    /// session's absolute deadline) or a browser-session cookie (`false`) for this
+    /// session; the default is the session's `persistent` setting. Typically at sign-in,
+    /// after [`regenerate`](Self::regenerate). Server-side expiry applies either way.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn set_persistent(&self, persistent: bool) -> Result<(), Error> {
+        self.with(|m| m.set_persistent(persistent))
+    }
+
+    /// A shorter absolute lifetime for this session than configured (from its creation).
+    ///
+    /// # Errors
+    /// Zero or longer than the configured `ttl` ([`LifetimeError`]); after saving.
+    pub fn set_ttl(&self, ttl: Duration) -> Result<(), Error> {
+        self.with(|m| m.set_ttl(ttl))
+    }
+
+    /// A shorter idle timeout for this session than configured.
+    ///
+    /// # Errors
+    /// Zero or longer than the configured idle timeout ([`LifetimeError`]); after saving.
+    pub fn set_idle_timeout(&self, idle: Duration) -> Result<(), Error> {
+        self.with(|m| m.set_idle_timeout(idle))
+    }
+
+    /// Ends the session at `deadline` at the latest (e.g. when a federated login's
+    /// assertion expires); deadlines only ever come closer.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn set_deadline(&self, deadline: SystemTime) -> Result<(), Error> {
+        self.with(|m| m.set_deadline(Timestamp::from_system_time(deadline)))
     }
 }
 

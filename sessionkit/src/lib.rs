@@ -128,6 +128,7 @@ pub use sessions::{EnabledSessions, RequestSessions, SaveOutcome, Sessions};
 
 pub use sessionkit_core as core;
 pub use sessionkit_core::{
-    ClearSiteData, CookieSettings, DefError, DriverChoice, DriverName, ExpiryPolicy, LoadResult, Patch,
-    Record, SameSite, Secret, SessionDef, SessionName, StoreKey, Timestamp, WriteResult,
+    ClearSiteData, CookieSettings, Deadlines, DefError, DriverChoice, DriverName, ExpiryPolicy, LifetimeError,
+    LoadResult, Patch, Record, Rotation, SameSite, Secret, SessionDef, SessionLifetime, SessionName, StoreKey,
+    Timestamp, WriteResult,
 };

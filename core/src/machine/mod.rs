@@ -266,12 +266,25 @@ impl SessionMachine {
         let State::Loading { .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
-        let State::Loading { id, key_use, .. } =
+        let State::Loading { id, key_use, key } =
             std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
         else {
             return Err(SessionError::UnexpectedLoad);
         };
+        let from = key.fingerprint();
         let mut live = server::load(&self.spec, (id, to, key_use), result, now, &mut self.events);
+        // The window is decided here too, by this clock: the renewed record says when
+        // its id was issued, and a store may keep a forward past the window it was
+        // given (its own clock, coarse expiry).
+        let grace = self.spec.def().expiry.renew_grace();
+        let in_window = live
+            .life
+            .id_issued()
+            .is_some_and(|issued| now < issued.saturating_add(grace));
+        if live.loaded.is_some() && !in_window {
+            self.events.push_back(Event::Unknown { session: from });
+            live = Live::new_session();
+        }
         if live.loaded.is_some() {
             live.forwarded = true;
             live.reissue = false;

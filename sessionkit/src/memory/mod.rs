@@ -1,6 +1,7 @@
 //! The embedded default store: sharded, bounded, expiring, flood-resistant, in process
 //! memory.
 
+mod forwards;
 mod hash;
 mod shard;
 mod tombstones;
@@ -8,7 +9,7 @@ mod tombstones;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult};
 
 use self::shard::{Limits, Segment, Shard};
 use crate::clock::{SharedClock, SystemClock};
@@ -160,15 +161,18 @@ impl MemoryDriver {
         if self.closed.load(Ordering::Acquire) {
             return Err(DriverError::Closed);
         }
+        let mut shard = lock(&self.shards[self.index(key)]);
+        shard.purge(now);
+        Ok(shard)
+    }
+
+    fn index(&self, key: &StoreKey) -> usize {
         let digest = key.digest();
         let bits = u64::from_le_bytes([
             digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
         ]);
         // The digest is uniformly distributed, so its low bits pick a shard evenly.
-        let index = usize::try_from(bits % self.shards.len() as u64).unwrap_or(0);
-        let mut shard = lock(&self.shards[index]);
-        shard.purge(now);
-        Ok(shard)
+        usize::try_from(bits % self.shards.len() as u64).unwrap_or(0)
     }
 }
 
@@ -189,7 +193,7 @@ impl Driver for MemoryDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         Ok(match self.lookup(key).await? {
             Lookup::Loaded(loaded) => loaded,
-            Lookup::Expired { .. } => LoadResult::Missing,
+            Lookup::Expired { .. } | Lookup::Forwarded { .. } => LoadResult::Missing,
         })
     }
 
@@ -199,6 +203,9 @@ impl Driver for MemoryDriver {
         let now = self.clock.now();
         let mut shard = self.shard(key, now)?;
         let Some(entry) = shard.live(key, now) else {
+            if let Some(to) = shard.forwards.get(key, now) {
+                return Ok(Lookup::Forwarded { to: to.clone() });
+            }
             return Ok(match shard.tombstone(key) {
                 Some(tombstone) => Lookup::Expired {
                     created_at: tombstone.created_at,
@@ -277,6 +284,25 @@ impl Driver for MemoryDriver {
         Ok(())
     }
 
+    /// Atomic: both shards are locked (in index order, so two renewals cannot
+    /// deadlock) while the record moves and the forward is written.
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        let now = self.clock.now();
+        let (from, to) = (self.index(&rotation.from), self.index(&rotation.to));
+        if from == to {
+            let mut shard = self.shard(&rotation.from, now)?;
+            return Ok(move_record(&mut shard, None, rotation, now));
+        }
+        let (mut first, mut second) = if from < to {
+            let first = self.shard(&rotation.from, now)?;
+            (first, self.shard(&rotation.to, now)?)
+        } else {
+            let second = self.shard(&rotation.to, now)?;
+            (self.shard(&rotation.from, now)?, second)
+        };
+        Ok(move_record(&mut first, Some(&mut second), rotation, now))
+    }
+
     async fn close(&self) -> Result<(), DriverError> {
         self.closed.store(true, Ordering::Release);
         for shard in &self.shards {
@@ -284,4 +310,29 @@ impl Driver for MemoryDriver {
         }
         Ok(())
     }
+}
+
+/// Moves a rotation's record from the `from` shard to the `to` shard (`None`: the same
+/// one), applying its patch and leaving a forward for the grace window.
+fn move_record(from: &mut Shard, to: Option<&mut Shard>, rotation: &Rotation, now: Timestamp) -> WriteResult {
+    if from.live(&rotation.from, now).is_none() {
+        return WriteResult::Gone;
+    }
+    let Some(mut record) = from.take(&rotation.from) else {
+        return WriteResult::Gone;
+    };
+    rotation.patch.apply_to(&mut record);
+    if rotation.grace_until > now {
+        from.forwards
+            .add(rotation.from.clone(), rotation.to.clone(), rotation.grace_until);
+    }
+    let target = match to {
+        Some(to) => to,
+        None => from,
+    };
+    if rotation.expires_at > now && target.live(&rotation.to, now).is_none() {
+        // A renewed session is in use: it starts protected from eviction.
+        target.insert(&rotation.to, record, rotation.expires_at, Segment::Protected, now);
+    }
+    WriteResult::Applied
 }
