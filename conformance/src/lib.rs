@@ -149,6 +149,7 @@ macro_rules! adapter_suite {
             write_sets_one_cookie_that_round_trips,
             bad_cookies_give_a_fresh_session,
             regenerate_and_destroy,
+            remember_me_chooses_the_cookie_kind,
             idle_and_absolute_expiry,
             flash_is_read_once,
             named_sessions_are_independent,

@@ -169,22 +169,27 @@ pub fn page(web: &Session, admin: &Session) -> DemoResult {
     )))
 }
 
-/// `POST /login` with form field `user`: regenerates the id and signs in.
+/// `POST /login` with form field `user` (and the `remember` checkbox): regenerates
+/// the id and signs in.
 ///
 /// # Errors
 /// 422 for a missing or invalid name; session errors.
 pub fn form_login(web: &Session, form: &[u8]) -> DemoResult {
     let user = form_field(form, "user").ok_or_else(|| bad(422, "missing form field `user`"))?;
     let user = valid_user(&user)?;
-    sign_in(web, &user)?;
+    // A checked box sends `remember=on`; an unchecked one sends nothing.
+    let remember = form_field(form, "remember").is_some();
+    sign_in(web, &user, remember)?;
     web.flash(&format!("Signed in as {user}."))?;
     Ok(DemoResponse::redirect_home())
 }
 
-fn sign_in(web: &Session, user: &str) -> Result<(), sessionkit::Error> {
+fn sign_in(web: &Session, user: &str, remember: bool) -> Result<(), sessionkit::Error> {
     // A privilege change: a new id against session fixation.
     web.regenerate()?;
-    web.insert("user", user)
+    web.insert("user", user)?;
+    // Remember me: a persistent cookie; otherwise one the browser drops when it closes.
+    web.set_persistent(remember)
 }
 
 /// `POST /logout`: ends the `web` session, then leaves a flash in a fresh one.
@@ -238,14 +243,22 @@ pub fn api_visit(web: &Session) -> DemoResult {
     Ok(DemoResponse::json(200, &json!({ "visits": visits })))
 }
 
-/// `POST /api/login` with `{"user": "<name>"}`: regenerates the id and signs in.
+/// `POST /api/login` with `{"user": "<name>", "remember": bool}`: regenerates the id
+/// and signs in. Without `remember` (or with `false`) the cookie is a browser-session
+/// cookie, with `true` a persistent one. Answers `{"user", "remember"}`.
 ///
 /// # Errors
 /// 4xx for bad input; session errors.
 pub fn api_login(web: &Session, body: &[u8]) -> DemoResult {
-    let user = valid_user(&string_field(&parse_json(body)?, "user")?)?;
-    sign_in(web, &user)?;
-    Ok(DemoResponse::json(200, &json!({ "user": user })))
+    let body = parse_json(body)?;
+    let user = valid_user(&string_field(&body, "user")?)?;
+    let remember = match body.get("remember") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(remember)) => *remember,
+        Some(_) => return Err(bad(422, "field `remember` must be true or false")),
+    };
+    sign_in(web, &user, remember)?;
+    Ok(DemoResponse::json(200, &json!({ "user": user, "remember": remember })))
 }
 
 /// `POST /api/logout`: destroys the `web` session (204).

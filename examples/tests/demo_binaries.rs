@@ -95,9 +95,32 @@ async fn exercise(binary: &str, driver: &str) {
     assert_eq!(b.json("POST", "/api/visit", None).await, json!({"visits": 2}));
     let before_login = b.jar.get("__Host-web").expect("web cookie").to_owned();
 
+    // Remember me: a persistent cookie with `true`, a browser-session cookie otherwise.
+    for (body, persistent) in [
+        (r#"{"user": "ada", "remember": true}"#, true),
+        (r#"{"user": "ada", "remember": false}"#, false),
+    ] {
+        let mut other = Browser {
+            addr: demo.addr,
+            jar: Jar::default(),
+        };
+        let login = other.send("POST", "/api/login", Some(body)).await;
+        assert_eq!(login.status, 200, "{login:?}");
+        let web = login
+            .set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with("__Host-web="))
+            .expect("a web cookie");
+        assert_eq!(web.contains("Max-Age="), persistent, "{body}: {web}");
+    }
+    let login = b.send("POST", "/api/login", Some(r#"{"user": "ada"}"#)).await;
     assert_eq!(
-        b.json("POST", "/api/login", Some(r#"{"user": "ada"}"#)).await,
-        json!({"user": "ada"})
+        serde_json::from_str::<Value>(&login.body).expect("JSON"),
+        json!({"user": "ada", "remember": false})
+    );
+    assert!(
+        login.set_cookies().iter().all(|c| !c.contains("Max-Age=")),
+        "without remember: a browser-session cookie: {login:?}"
     );
     let signed_in = b.jar.get("__Host-web").expect("web cookie").to_owned();
     assert_ne!(before_login, signed_in, "sign-in regenerates the id");
@@ -177,10 +200,11 @@ async fn exercise(binary: &str, driver: &str) {
     }
 
     // Bad input: a 4xx with a message, and the server carries on.
-    let cases: [(&str, &str, Option<&str>, u16); 6] = [
+    let cases: [(&str, &str, Option<&str>, u16); 7] = [
         ("POST", "/api/login", Some("{not json"), 400),
         ("POST", "/api/login", Some(r#"{"name": "x"}"#), 422),
         ("POST", "/api/login", Some(r#"{"user": ""}"#), 422),
+        ("POST", "/api/login", Some(r#"{"user": "ada", "remember": "yes"}"#), 422),
         ("POST", "/api/flash", Some("[1, 2]"), 400),
         ("PUT", "/api/data/bad%20key", Some("1"), 400),
         ("GET", "/nowhere", None, 404),

@@ -19,6 +19,7 @@ pub fn render(user: Option<&str>, visits: u64, admin: bool, flashes: &[String]) 
         ),
         None => r#"<form method="post" action="/login" class="row">
         <input name="user" placeholder="Your name" maxlength="64" required autofocus>
+        <label><input type="checkbox" name="remember"> Remember me</label>
         <button>Sign in</button>
       </form>"#
             .to_owned(),
@@ -100,6 +101,7 @@ mod tests {
     fn signed_out_page_offers_sign_in() {
         let html = render(None, 1, false, &[]);
         assert!(html.contains(r#"action="/login""#) && html.contains("/admin/enter"));
+        assert!(html.contains(r#"type="checkbox" name="remember""#));
         assert!(!html.contains("Signed in as") && !html.contains(r#"class="flash""#));
     }
 }
