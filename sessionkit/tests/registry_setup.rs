@@ -23,10 +23,13 @@ fn info(registry: &Registry, name: &str) -> SessionInfo {
         .expect("registered")
 }
 
+/// name, default, driver, cookie, ttl, idle timeout
+type Row = (String, bool, String, String, Option<Duration>, Option<Duration>);
+
 #[test]
 fn new_registers_web_admin_api_with_host_prefixed_cookies() {
     let registry = Registry::new();
-    let rows: Vec<(String, bool, String, String, Option<Duration>, Option<Duration>)> = registry
+    let rows: Vec<Row> = registry
         .info()
         .into_iter()
         .map(|i| {
