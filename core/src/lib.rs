@@ -114,6 +114,7 @@ mod keys;
 mod machine;
 mod record;
 mod time;
+mod user;
 mod value;
 
 pub use codec::{Binding, IdKeys, Rejection, SealKeys};
@@ -130,11 +131,12 @@ pub use expiry::{
 pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};
 pub use keys::{KeyError, KeyId, KeyRing, KeyUse, MIN_SECRET_LEN, Secret};
 pub use machine::{
-    Event, FLASH_KEY, FinishError, LIFETIME_KEY, LoadResult, Outcome, RESERVED_PREFIX, SessionError, SessionMachine, Write,
+    Event, FLASH_KEY, FinishError, LIFETIME_KEY, USER_KEY, LoadResult, Outcome, RESERVED_PREFIX, SessionError, SessionMachine, Write,
     WriteResult,
 };
 pub use record::{Patch, RECORD_VERSION, Record, RecordError, Rotation};
 pub use time::Timestamp;
+pub use user::{MAX_LABEL_LEN, MAX_USER_ID_LEN, SessionHandle, UserBinding, UserDecodeError, UserError, UserKey};
 pub use value::{MAX_VALUE_DEPTH, MAX_VALUE_LEN};
 
 /// The RNG traits the core takes, re-exported so callers name the same version.

@@ -10,7 +10,8 @@ use crate::codec::{self, Rejection, SealedRecord};
 use crate::def::SessionSpec;
 use crate::keys::KeyUse;
 use crate::expiry::SessionLifetime;
-use crate::machine::LIFETIME_KEY;
+use crate::machine::{LIFETIME_KEY, USER_KEY};
+use crate::user::UserBinding;
 use crate::machine::output::{Event, FinishError, Outcome};
 use crate::record::Record;
 use crate::time::Timestamp;
@@ -31,6 +32,7 @@ pub(super) fn accept(
     } = opened.record;
     // Sealed, so only this app wrote it; a malformed one is refused all the same.
     let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let user = UserBinding::from_value(data.get(USER_KEY)).map_err(|_| Rejection::Corrupt)?;
     let deadlines = spec.def().expiry.deadlines(created_at, last_seen, &life);
     let live = match deadlines.check(now) {
         Some(by) => {
@@ -44,7 +46,7 @@ pub(super) fn accept(
                 last_seen,
                 data,
             },
-            life,
+            (life, user),
             opened.key == KeyUse::Previous,
         ),
     };

@@ -15,6 +15,7 @@ use crate::cookies::visit_cookie_values;
 use crate::def::{SessionSpec, Storage};
 use crate::delta::Delta;
 use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
+use crate::user::{SessionHandle, UserBinding, UserError};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
@@ -32,6 +33,8 @@ pub const RESERVED_PREFIX: &str = "__sessionkit.";
 pub const FLASH_KEY: &str = "__sessionkit.flash";
 /// Where a session's own lifetime choices are kept ([`SessionLifetime`]).
 pub const LIFETIME_KEY: &str = "__sessionkit.life";
+/// Where a session's user binding is kept ([`UserBinding`]).
+pub const USER_KEY: &str = "__sessionkit.user";
 
 /// Errors from the session API.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,9 @@ pub enum SessionError {
         /// `deeply nested` or `large`.
         what: &'static str,
     },
+    /// A user id or label that cannot be bound.
+    #[error("session user binding refused: {0}")]
+    User(#[from] UserError),
     /// A per-session lifetime outside what the session's configuration allows.
     #[error("session lifetime refused: {0}")]
     Lifetime(#[from] LifetimeError),
@@ -109,6 +115,10 @@ struct Live {
     life: SessionLifetime,
     /// The cookie's attributes changed (persistence, absolute deadline): re-send it.
     cookie_refresh: bool,
+    /// Who the session belongs to, as it stands.
+    user: Option<UserBinding>,
+    /// This request bound the session to a (different) user.
+    user_changed: bool,
     /// The data as loaded (empty for a new session).
     original: Record,
     is_new: bool,
@@ -127,6 +137,8 @@ impl Live {
             forwarded: false,
             life: SessionLifetime::default(),
             cookie_refresh: false,
+            user: None,
+            user_changed: false,
             original: Record::default(),
             is_new: true,
             delta: Delta::default(),
@@ -140,12 +152,13 @@ impl Live {
     fn existing(
         loaded: Option<(SessionId, StoreKey)>,
         original: Record,
-        life: SessionLifetime,
+        (life, user): (SessionLifetime, Option<UserBinding>),
         reissue: bool,
     ) -> Self {
         Live {
             loaded,
             life,
+            user,
             original,
             is_new: false,
             reissue,
@@ -571,11 +584,69 @@ impl SessionMachine {
     pub fn clear(&mut self) -> Result<(), SessionError> {
         let live = self.live_mut()?;
         live.delta.clear();
-        // The lifetime choices are the session's, not data: they survive a clear.
+        // The lifetime choices and the user binding are the session's, not data: they
+        // survive a clear (a sign-out is `destroy`).
         if !live.life.is_default() {
             live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
         }
+        if let Some(user) = &live.user {
+            live.delta.set(USER_KEY.to_owned(), user.to_value());
+        }
         Ok(())
+    }
+
+    /// Binds the session to a user (typically right after [`regenerate`](Self::regenerate)
+    /// at sign-in), so that it appears in that user's list of sessions and ends with
+    /// "log out everywhere". Binding another user drops the label. The id is stored as
+    /// given, inside the record; indexes use a hash of it ([`UserKey`](crate::UserKey)).
+    ///
+    /// # Errors
+    /// [`SessionError::User`] for an empty or over-long id; [`SessionError::NotLoaded`].
+    pub fn set_user(&mut self, user: &str) -> Result<(), SessionError> {
+        let binding = UserBinding::new(self.spec.store_namespace(), self.spec.name(), user)?;
+        let live = self.live_mut()?;
+        if live.user.as_ref().is_some_and(|b| b.id() == user) {
+            return Ok(());
+        }
+        live.delta.set(USER_KEY.to_owned(), binding.to_value());
+        live.user = Some(binding);
+        live.user_changed = true;
+        Ok(())
+    }
+
+    /// Labels the session in its user's list (e.g. "Firefox on Linux"); cut to
+    /// [`MAX_LABEL_LEN`](crate::MAX_LABEL_LEN) bytes.
+    ///
+    /// # Errors
+    /// [`SessionError::User`] ([`UserError::NoUser`]) before [`set_user`](Self::set_user);
+    /// [`SessionError::NotLoaded`].
+    pub fn set_label(&mut self, label: &str) -> Result<(), SessionError> {
+        let live = self.live_mut()?;
+        let binding = live.user.as_mut().ok_or(UserError::NoUser)?;
+        if binding.label() == Some(label) {
+            return Ok(());
+        }
+        binding.set_label(label);
+        let value = binding.to_value();
+        live.delta.set(USER_KEY.to_owned(), value);
+        Ok(())
+    }
+
+    /// The user the session is bound to, if any.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn user(&self) -> Result<Option<&UserBinding>, SessionError> {
+        Ok(self.live()?.user.as_ref())
+    }
+
+    /// The public handle of this session in its user's list: for a stored session that
+    /// was loaded (a new one gets its handle when saved; cookie sessions have none).
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        Ok(self.live()?.loaded.as_ref().map(|(_, key)| SessionHandle::of(key)))
     }
 
     /// Adds a flash message: kept in the session until [`take_flashes`](Self::take_flashes)

@@ -8,6 +8,7 @@ use crate::expiry::ExpiredBy;
 use crate::id::{Fingerprint, StoreKey};
 use crate::record::{Patch, Record, Rotation};
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// What the store returned for a load request.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +221,7 @@ pub struct Outcome {
     pub(super) set_cookie: Option<SetCookie>,
     pub(super) clear_site_data: Option<ClearSiteData>,
     pub(super) events: Vec<Event>,
+    pub(super) bound_user: Option<UserBinding>,
 }
 
 impl Outcome {
@@ -277,6 +279,21 @@ impl Outcome {
     /// [`SessionDef::clear_site_data`]: crate::SessionDef::clear_site_data
     pub fn clear_site_data(&self) -> Option<&str> {
         self.clear_site_data.as_ref().map(ClearSiteData::as_str)
+    }
+
+    /// The user this response newly binds its session to (the write stores a binding
+    /// it did not have), if any: the session layer then enforces the per-user cap.
+    pub fn bound_user(&self) -> Option<&UserBinding> {
+        self.bound_user.as_ref()
+    }
+
+    /// The key the session lives under once the write is done (the created, patched or
+    /// renewed key), if there is a write.
+    pub fn session_key(&self) -> Option<&StoreKey> {
+        self.write.as_ref().map(|write| match write {
+            Write::Rotate(rotation) => &rotation.to,
+            other => other.key(),
+        })
     }
 
     /// Events to log.

@@ -11,7 +11,8 @@ use crate::def::SessionSpec;
 use crate::expiry::{Deadlines, ExpiredBy, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
-use crate::machine::LIFETIME_KEY;
+use crate::machine::{LIFETIME_KEY, USER_KEY};
+use crate::user::UserBinding;
 use crate::machine::output::{Event, LoadResult, Outcome, Write};
 use crate::record::{Record, Rotation};
 use crate::time::Timestamp;
@@ -39,7 +40,10 @@ pub(super) fn load(
     let session = key.fingerprint();
     match result {
         LoadResult::Found(record) => {
-            let Ok(life) = SessionLifetime::from_value(record.data.get(LIFETIME_KEY)) else {
+            let (Ok(life), Ok(user)) = (
+                SessionLifetime::from_value(record.data.get(LIFETIME_KEY)),
+                UserBinding::from_value(record.data.get(USER_KEY)),
+            ) else {
                 events.push_back(Event::CorruptRecord { session });
                 return Live::new_session();
             };
@@ -54,7 +58,7 @@ pub(super) fn load(
                 }),
                 None => {
                     let reissue = key_use == KeyUse::Previous;
-                    return Live::existing(Some((id, key)), record, life, reissue);
+                    return Live::existing(Some((id, key)), record, (life, user), reissue);
                 }
             }
         }
@@ -107,6 +111,9 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         // below 4096 bytes, so this cannot fail for any valid configuration.
         cookie.render_cookie(&value, max_age).ok()
     };
+    if live.user_changed {
+        outcome.bound_user.clone_from(&live.user);
+    }
     match live.loaded.take() {
         Some((id, key)) => {
             let created = live.original.created_at;
