@@ -22,6 +22,8 @@
 //! renew_after = "1h"               # renew the id once older (default: never)
 //! renew_grace = "5s"               # old id still works this long (at most 60s)
 //! shared = false
+//! max_sessions_per_user = 5        # cap per user (default: none)
+//! on_session_limit = "evict_oldest" # or "refuse"
 //! clear_site_data = false          # true: logout sends Clear-Site-Data: "cookies";
 //!                                  # or a list, e.g. ["cookies", "storage"]
 //! [session.sessions.web.meta]
@@ -36,7 +38,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::cookies::SameSite;
-use crate::def::{ClearSiteData, DefError, DriverChoice, SessionDef};
+use crate::def::{ClearSiteData, DefError, DriverChoice, LimitPolicy, SessionDef, SessionLimit};
 use crate::duration::parse_duration;
 use crate::expiry::{ExpiryError, ExpiryPolicy};
 use crate::id::{NameError, Namespace};
@@ -138,6 +140,10 @@ pub struct SessionOverrides {
     pub renew_after: Option<Option<Duration>>,
     /// `renew_grace`.
     pub renew_grace: Option<Duration>,
+    /// `max_sessions_per_user` (`Some(None)` for 0: no cap).
+    pub max_sessions_per_user: Option<Option<std::num::NonZeroU32>>,
+    /// `on_session_limit`.
+    pub on_session_limit: Option<LimitPolicy>,
     /// `shared`.
     pub shared: Option<bool>,
     /// `meta` (replaces the whole map).
@@ -198,6 +204,15 @@ impl SessionOverrides {
         if let Some(clear) = &self.clear_site_data {
             def.clear_site_data.clone_from(clear);
         }
+        let max = match self.max_sessions_per_user {
+            Some(max) => max,
+            None => def.user_limit.map(|limit| limit.max),
+        };
+        let policy = self
+            .on_session_limit
+            .or(def.user_limit.map(|limit| limit.policy))
+            .unwrap_or(LimitPolicy::EvictOldest);
+        def.user_limit = max.map(|max| SessionLimit::new(max, policy));
         let old = &def.expiry;
         let ttl = self.ttl.unwrap_or(old.ttl());
         let idle = match self.idle_timeout {
@@ -337,6 +352,26 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
                 });
             }
             "renew_grace" => out.renew_grace = Some(duration_value(value, t, k)?),
+            "max_sessions_per_user" => {
+                let max = value
+                    .as_integer()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| invalid(t, k, "expected a whole number from 0 (no cap) up"))?;
+                out.max_sessions_per_user = Some(std::num::NonZeroU32::new(max));
+            }
+            "on_session_limit" => {
+                out.on_session_limit = Some(match as_str(value, t, k)? {
+                    "evict_oldest" => LimitPolicy::EvictOldest,
+                    "refuse" => LimitPolicy::Refuse,
+                    other => {
+                        return Err(invalid(
+                            t,
+                            k,
+                            format!("{other:?} is not one of \"evict_oldest\", \"refuse\""),
+                        ));
+                    }
+                });
+            }
             "idle_timeout" => out.idle_timeout = Some(duration_value(value, t, k)?),
             "touch_share" => {
                 let share = match value {
@@ -590,6 +625,26 @@ mod tests {
             message.contains("line 2") && !message.contains("hunter2"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn session_limits_are_configured_per_session() {
+        let apply = |text: &str| {
+            let config = parse(&format!("[session.sessions.web]\n{text}")).expect("parses");
+            let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+            config.sessions[0].1.apply_to(&mut def).map(|()| def.user_limit)
+        };
+        let limit = apply("max_sessions_per_user = 5").expect("valid").expect("a cap");
+        assert_eq!((limit.max.get(), limit.policy), (5, LimitPolicy::EvictOldest));
+        let limit = apply("max_sessions_per_user = 2\non_session_limit = \"refuse\"")
+            .expect("valid")
+            .expect("a cap");
+        assert_eq!((limit.max.get(), limit.policy), (2, LimitPolicy::Refuse));
+        assert_eq!(apply("max_sessions_per_user = 0").expect("valid"), None);
+        for bad in ["max_sessions_per_user = -1", "max_sessions_per_user = \"5\"", "on_session_limit = \"drop\""] {
+            let err = parse(&format!("[session.sessions.web]\n{bad}")).expect_err(bad);
+            assert!(err.to_string().contains("[session.sessions.web]"), "{err}");
+        }
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub use config::{Config, ConfigError, SessionOverrides};
 pub use cookies::{CookieRuleError, CookieSettings, SameSite, SetCookie, SetCookieTooLarge};
 pub use def::{
     COOKIE_DRIVER, ClearSiteData, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName,
-    MEMORY_DRIVER, SessionDef, SessionName, SessionSpec, Storage, UnknownClearSiteDirective,
+    LimitPolicy, MEMORY_DRIVER, SessionDef, SessionLimit, SessionName, SessionSpec, Storage, UnknownClearSiteDirective,
 };
 pub use expiry::{
     DEFAULT_RENEW_GRACE, DEFAULT_TOUCH_SHARE, Deadlines, ExpiredBy, ExpiryError, ExpiryPolicy, IDLE_ONLY_COOKIE_AGE,
