@@ -457,7 +457,12 @@ pub async fn remember_me_chooses_the_cookie_kind<A: AdapterUnderTest, B: Session
         assert_eq!(r.status, 200, "{path}: {r:?}");
         let cookies = r.set_cookies();
         assert_eq!(cookies.len(), 1, "{path}: {r:?}");
-        assert_eq!(cookies[0].contains("Max-Age="), persistent, "{path}: {}", cookies[0]);
+        assert_eq!(
+            cookies[0].contains("Max-Age="),
+            persistent,
+            "{path}: {}",
+            cookies[0]
+        );
         assert_eq!(r.header("cache-control"), Some("no-store"));
         assert_eq!(c.send("GET", "/web/user").await.body, "ada");
         let read = c.send("GET", "/web/visits").await;

@@ -85,6 +85,8 @@ macro_rules! driver_suite {
             rotate_moves_the_record,
             rotate_forwards_for_the_grace_window,
             rotate_keeps_concurrent_changes_and_never_resurrects,
+            user_sessions_follow_every_write,
+            user_indexes_are_separate,
             close_is_clean
         );
     };
@@ -124,6 +126,8 @@ macro_rules! session_suite {
             remember_me_and_per_session_lifetimes,
             renewal_keeps_the_session_and_every_racing_write,
             old_ids_die_after_the_window_and_at_once_on_login,
+            a_users_sessions_can_be_listed_and_ended,
+            the_per_user_cap_evicts_the_oldest_or_refuses,
             large_sessions,
             misuse_is_a_clear_error
         );

@@ -9,9 +9,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
+use std::num::NonZeroU32;
+
+use sessionkit::driver::DriverError;
 use sessionkit::{
-    ClearSiteData, DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome,
-    Secret, Session, SessionName, Sessions,
+    ClearSiteData, DriverChoice, DynDriver, Error, LimitPolicy, ManualClock, Registry, RequestSessions,
+    SaveOutcome, Secret, Session, SessionLimit, SessionName, Sessions,
 };
 
 use sessionkit::Clock as _;
@@ -36,6 +39,12 @@ pub trait SessionBackend: Send + Sync + 'static {
     fn grace_window(&self) -> bool {
         false
     }
+
+    /// Whether the store keeps per-user indexes (see [`DriverFactory::user_index`]);
+    /// the user-sessions cases are skipped otherwise.
+    fn user_index(&self) -> bool {
+        false
+    }
 }
 
 /// The store built by a [`DriverFactory`].
@@ -47,6 +56,9 @@ impl<F: DriverFactory> SessionBackend for DriverBackend<F> {
     }
     fn grace_window(&self) -> bool {
         self.0.grace_window()
+    }
+    fn user_index(&self) -> bool {
+        self.0.user_index()
     }
 }
 
@@ -97,6 +109,8 @@ impl Jar {
 pub struct Harness {
     /// Whether the store keeps forwards of renewed ids.
     pub grace_window: bool,
+    /// Whether the store keeps per-user indexes.
+    pub user_index: bool,
     /// The started registry.
     pub sessions: Sessions,
     /// Its clock.
@@ -114,6 +128,8 @@ pub const WEB_COOKIE: &str = "__Host-web";
 pub const ADMIN_COOKIE: &str = "__Host-admin";
 /// The cookie name of the `api` session in the suite.
 pub const API_COOKIE: &str = "__Host-api";
+/// How many sessions one user may have of `web` in the suite (the oldest go first).
+pub const WEB_USER_LIMIT: u32 = 3;
 /// The `api` session renews its id once it is this old.
 pub const RENEW_AFTER: Duration = Duration::from_mins(10);
 /// The grace window of a renewed `api` id.
@@ -132,6 +148,7 @@ impl Harness {
             "conformance",
         );
         harness.grace_window = backend.grace_window();
+        harness.user_index = backend.user_index();
         harness
     }
 
@@ -146,6 +163,7 @@ impl Harness {
             namespace,
         );
         harness.grace_window = self.grace_window;
+        harness.user_index = self.user_index;
         harness
     }
 
@@ -180,6 +198,17 @@ impl Harness {
                 // Logout clears site data on `web` only, so the suites see it on and off.
                 def.clear_site_data = Some(ClearSiteData::cookies());
             }
+            // Per-user caps: `web` evicts the oldest past WEB_USER_LIMIT, `admin` refuses a
+            // second sign-in.
+            if name == "web" {
+                def.user_limit = Some(SessionLimit::new(
+                    NonZeroU32::new(WEB_USER_LIMIT).expect("positive"),
+                    LimitPolicy::EvictOldest,
+                ));
+            }
+            if name == "admin" {
+                def.user_limit = Some(SessionLimit::new(NonZeroU32::MIN, LimitPolicy::Refuse));
+            }
             if name == "api" {
                 // `api` renews its id every RENEW_AFTER, with a RENEW_GRACE window.
                 def.expiry = def
@@ -191,6 +220,7 @@ impl Harness {
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
             grace_window: false,
+            user_index: false,
             sessions,
             clock,
             counts,
@@ -858,7 +888,12 @@ pub async fn remember_me_and_per_session_lifetimes<B: SessionBackend>(b: &B) {
             .await;
         let cookies: Vec<&str> = out.set_cookies().collect();
         assert_eq!(cookies.len(), 1, "{cookies:?}");
-        assert_eq!(max_age(cookies[0]), expected, "remember={remember}: {}", cookies[0]);
+        assert_eq!(
+            max_age(cookies[0]),
+            expected,
+            "remember={remember}: {}",
+            cookies[0]
+        );
         let out = h
             .with_session(&mut jar, "web", |s| {
                 assert!(!s.is_modified().expect("ready"));
@@ -874,7 +909,10 @@ pub async fn remember_me_and_per_session_lifetimes<B: SessionBackend>(b: &B) {
     h.with_session(&mut jar, "web", |s| {
         s.insert("user", "ada").expect("insert");
         s.set_ttl(Duration::from_mins(50)).expect("shorter");
-        assert!(s.set_ttl(Duration::from_hours(48)).is_err(), "beyond the configured ttl");
+        assert!(
+            s.set_ttl(Duration::from_hours(48)).is_err(),
+            "beyond the configured ttl"
+        );
         let deadlines = s.deadlines().expect("ready");
         assert_eq!(
             deadlines.absolute,
@@ -948,7 +986,8 @@ pub async fn renewal_keeps_the_session_and_every_racing_write<B: SessionBackend>
         }
     };
     let created_deadline = absolute(&h, &mut jar).await;
-    h.clock.advance(RENEW_AFTER.saturating_sub(Duration::from_secs(1)));
+    h.clock
+        .advance(RENEW_AFTER.saturating_sub(Duration::from_secs(1)));
     let out = h
         .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
         .await;
@@ -983,7 +1022,10 @@ pub async fn renewal_keeps_the_session_and_every_racing_write<B: SessionBackend>
         let mut jar = jar.clone();
         tasks.push(tokio::spawn(async move {
             session.insert(&format!("k{i}"), &i).expect("insert");
-            let out = h.save(&request, &mut jar, 200).await.expect("every racing request succeeds");
+            let out = h
+                .save(&request, &mut jar, 200)
+                .await
+                .expect("every racing request succeeds");
             assert!(out.dropped().is_empty(), "request {i}'s changes were dropped");
             (out.set_cookies().count(), jar)
         }));
@@ -1004,7 +1046,10 @@ pub async fn renewal_keeps_the_session_and_every_racing_write<B: SessionBackend>
     old_jar.set(API_COOKIE, &old);
     let out = h
         .with_session(&mut old_jar, "api", |s| {
-            assert!(!s.is_new().expect("ready"), "the old id works within the grace window");
+            assert!(
+                !s.is_new().expect("ready"),
+                "the old id works within the grace window"
+            );
             s.insert("late", &true).expect("insert");
         })
         .await;
@@ -1012,7 +1057,11 @@ pub async fn renewal_keeps_the_session_and_every_racing_write<B: SessionBackend>
     h.with_session(&mut jar, "api", |s| {
         assert_eq!(s.get::<i32>("base").expect("get"), Some(0));
         for i in 0..20 {
-            assert_eq!(s.get::<usize>(&format!("k{i}")).expect("get"), Some(i), "request {i}'s write was lost");
+            assert_eq!(
+                s.get::<usize>(&format!("k{i}")).expect("get"),
+                Some(i),
+                "request {i}'s write was lost"
+            );
         }
         assert_eq!(s.get::<bool>("late").expect("get"), Some(true));
     })
@@ -1037,7 +1086,10 @@ pub async fn old_ids_die_after_the_window_and_at_once_on_login<B: SessionBackend
     let mut stale = old.clone();
     if h.server_side() {
         h.with_session(&mut stale, "api", |s| {
-            assert!(s.is_new().expect("ready"), "the old id is anonymous after the window");
+            assert!(
+                s.is_new().expect("ready"),
+                "the old id is anonymous after the window"
+            );
         })
         .await;
     }
@@ -1059,4 +1111,180 @@ pub async fn old_ids_die_after_the_window_and_at_once_on_login<B: SessionBackend
         })
         .await;
     }
+}
+
+/// Signs a fresh browser in as `user` on `session`, labelled `label`.
+async fn sign_in(h: &Harness, session: &str, user: &str, label: &str) -> Jar {
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, session, |s| {
+        s.regenerate().expect("regenerate");
+        s.set_user(user).expect("bind");
+        s.set_label(label).expect("label");
+    })
+    .await;
+    jar
+}
+
+async fn signed_in(h: &Harness, jar: &Jar, session: &str) -> bool {
+    let request = h.request(jar);
+    let session = request.session(session).await.expect("load");
+    session.user().expect("ready").is_some()
+}
+
+fn user_sessions_skipped(h: &Harness, case: &str) -> bool {
+    let skip = !(h.server_side() && h.user_index);
+    if skip {
+        eprintln!("{case}: skipped, this backend keeps no per-user index");
+    }
+    skip
+}
+
+/// Two devices of one user list each other (labels, current marked); another user's
+/// handle is not found; ending one device, all other devices, and every device
+/// (log out everywhere) each work, and an ended device's cookie loads nothing.
+pub async fn a_users_sessions_can_be_listed_and_ended<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if !h.server_side() {
+        let mut jar = Jar::default();
+        let request = h.request(&jar);
+        let session = request.session("web").await.expect("load");
+        session.set_user("ada").expect("bind");
+        assert!(matches!(
+            session.user_sessions().await,
+            Err(Error::Store {
+                source: DriverError::Unsupported(_),
+                ..
+            })
+        ));
+        h.save(&request, &mut jar, 200).await.expect("save");
+        return;
+    }
+    if user_sessions_skipped(&h, "a_users_sessions_can_be_listed_and_ended") {
+        return;
+    }
+    let mut laptop = sign_in(&h, "web", "ada", "Firefox on Linux").await;
+    h.clock.advance(Duration::from_secs(1));
+    let phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let mut bob = sign_in(&h, "web", "bob", "Chrome").await;
+
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    let list = session.user_sessions().await.expect("list");
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].label.as_deref(), Some("Firefox on Linux"));
+    assert!(
+        list[0].current && !list[1].current,
+        "oldest first, this one current"
+    );
+    assert_eq!(list[1].label.as_deref(), Some("Safari on iOS"));
+    assert!(list[0].created < list[1].created);
+    let phone_handle = list[1].handle.to_string();
+    assert_ne!(
+        Some(phone_handle.as_str()),
+        phone.get(WEB_COOKIE),
+        "a handle is not the cookie"
+    );
+
+    // Bob cannot end Ada's session with her handle.
+    let request = h.request(&bob);
+    let session = request.session("web").await.expect("load");
+    assert!(
+        !session.end_session(&phone_handle).await.expect("end"),
+        "another user's handle"
+    );
+    assert!(!session.end_session("not-a-handle").await.expect("end"));
+    h.save(&request, &mut bob, 200).await.expect("save");
+    assert!(signed_in(&h, &phone, "web").await);
+
+    // Ada ends her phone from the laptop.
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert!(session.end_session(&phone_handle).await.expect("end"));
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(
+        !signed_in(&h, &phone, "web").await,
+        "the ended device is signed out"
+    );
+    assert!(signed_in(&h, &laptop, "web").await);
+
+    // End all others.
+    let mut phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let tablet = sign_in(&h, "web", "ada", "Tablet").await;
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(session.end_other_sessions().await.expect("end"), 2);
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(!signed_in(&h, &phone, "web").await && !signed_in(&h, &tablet, "web").await);
+    assert!(signed_in(&h, &laptop, "web").await);
+
+    // Log out everywhere, this device included.
+    phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let copied = laptop.clone();
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(session.end_all_sessions().await.expect("end"), 1);
+    let out = h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(
+        out.set_cookies().any(|c| c.contains("Max-Age=0")),
+        "the cookie is removed"
+    );
+    for jar in [&phone, &copied] {
+        assert!(!signed_in(&h, jar, "web").await, "signed out everywhere");
+    }
+    assert!(signed_in(&h, &bob, "web").await, "other users are untouched");
+    // The admin view.
+    assert_eq!(
+        h.sessions.user_sessions("web", "bob").await.expect("list").len(),
+        1
+    );
+    assert_eq!(h.sessions.end_user_sessions("web", "bob").await.expect("end"), 1);
+    assert!(!signed_in(&h, &bob, "web").await);
+}
+
+/// A sign-in past the per-user cap ends the user's oldest session (`web`), or is
+/// refused with a 409 and writes nothing (`admin`).
+pub async fn the_per_user_cap_evicts_the_oldest_or_refuses<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if user_sessions_skipped(&h, "the_per_user_cap_evicts_the_oldest_or_refuses") {
+        return;
+    }
+    let mut devices = Vec::new();
+    for i in 0..=WEB_USER_LIMIT {
+        devices.push(sign_in(&h, "web", "ada", &format!("device {i}")).await);
+        h.clock.advance(Duration::from_secs(1));
+    }
+    assert!(!signed_in(&h, &devices[0], "web").await, "the oldest was evicted");
+    for jar in &devices[1..] {
+        assert!(signed_in(&h, jar, "web").await);
+    }
+    assert_eq!(
+        h.sessions.user_sessions("web", "ada").await.expect("list").len(),
+        WEB_USER_LIMIT as usize
+    );
+
+    let first = sign_in(&h, "admin", "ada", "first").await;
+    let mut second = Jar::default();
+    let request = h.request(&second);
+    let session = request.session("admin").await.expect("load");
+    session.set_user("ada").expect("bind");
+    let refused = h.save(&request, &mut second, 200).await.expect_err("refused");
+    assert!(
+        matches!(refused, Error::SessionLimit { max: 1, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.status(), 409);
+    assert!(second.get(ADMIN_COOKIE).is_none(), "nothing written, no cookie");
+    assert!(
+        signed_in(&h, &first, "admin").await,
+        "the existing session is kept"
+    );
+    assert_eq!(
+        h.sessions
+            .user_sessions("admin", "ada")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }

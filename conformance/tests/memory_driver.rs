@@ -13,6 +13,9 @@ impl DriverFactory for Memory {
     fn grace_window(&self) -> bool {
         true
     }
+    fn user_index(&self) -> bool {
+        true
+    }
 }
 
 driver_suite!(Memory);

@@ -641,7 +641,11 @@ mod tests {
             .expect("a cap");
         assert_eq!((limit.max.get(), limit.policy), (2, LimitPolicy::Refuse));
         assert_eq!(apply("max_sessions_per_user = 0").expect("valid"), None);
-        for bad in ["max_sessions_per_user = -1", "max_sessions_per_user = \"5\"", "on_session_limit = \"drop\""] {
+        for bad in [
+            "max_sessions_per_user = -1",
+            "max_sessions_per_user = \"5\"",
+            "on_session_limit = \"drop\"",
+        ] {
             let err = parse(&format!("[session.sessions.web]\n{bad}")).expect_err(bad);
             assert!(err.to_string().contains("[session.sessions.web]"), "{err}");
         }
@@ -658,7 +662,10 @@ mod tests {
         assert_eq!(policy.ttl(), None);
         assert_eq!(policy.idle_timeout(), Some(Duration::from_hours(2)));
         // The default idle timeout is kept when only the ttl goes.
-        assert_eq!(apply("ttl = \"none\"").expect("valid").idle_timeout(), Some(Duration::from_mins(30)));
+        assert_eq!(
+            apply("ttl = \"none\"").expect("valid").idle_timeout(),
+            Some(Duration::from_mins(30))
+        );
         for (text, key) in [
             ("ttl = \"none\"\nidle_timeout = \"0\"", "`idle_timeout`"),
             ("renew_after = \"0\"", "`renew_after`"),

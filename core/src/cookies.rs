@@ -231,7 +231,11 @@ impl CookieSettings {
     ///
     /// # Errors
     /// [`SetCookieTooLarge`] when the rendered value exceeds [`MAX_SET_COOKIE_LEN`].
-    pub fn render_cookie(&self, value: &str, max_age: Option<Duration>) -> Result<SetCookie, SetCookieTooLarge> {
+    pub fn render_cookie(
+        &self,
+        value: &str,
+        max_age: Option<Duration>,
+    ) -> Result<SetCookie, SetCookieTooLarge> {
         let mut builder = self.builder(value);
         if let Some(max_age) = max_age {
             let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);

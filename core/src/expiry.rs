@@ -333,7 +333,11 @@ impl ExpiryPolicy {
     /// # Errors
     /// [`ExpiryError::ZeroRenewAfter`], or [`ExpiryError::GraceTooLong`] past
     /// [`MAX_RENEW_GRACE`].
-    pub fn with_renewal(mut self, renew_after: Option<Duration>, grace: Duration) -> Result<Self, ExpiryError> {
+    pub fn with_renewal(
+        mut self,
+        renew_after: Option<Duration>,
+        grace: Duration,
+    ) -> Result<Self, ExpiryError> {
         if renew_after.is_some_and(|d| d.is_zero()) {
             return Err(ExpiryError::ZeroRenewAfter);
         }

@@ -309,10 +309,16 @@ mod tests {
         let web = SessionName::new("web").expect("valid");
         let mut binding = UserBinding::new(&ns, &web, "ada").expect("valid");
         assert_eq!(binding.index_key(&ns), UserKey::new(&ns, &web, "ada"));
-        assert_eq!(UserBinding::from_value(Some(&binding.to_value())), Ok(Some(binding.clone())));
+        assert_eq!(
+            UserBinding::from_value(Some(&binding.to_value())),
+            Ok(Some(binding.clone()))
+        );
         binding.set_label(&"é".repeat(150));
         assert!(binding.label().expect("set").len() <= MAX_LABEL_LEN);
-        assert_eq!(UserBinding::from_value(Some(&binding.to_value())), Ok(Some(binding.clone())));
+        assert_eq!(
+            UserBinding::from_value(Some(&binding.to_value())),
+            Ok(Some(binding.clone()))
+        );
         assert_eq!(UserBinding::from_value(None), Ok(None));
         for bad in [
             json!("ada"),
@@ -344,7 +350,10 @@ mod tests {
         assert_eq!(key, UserKey::new(&ns, &web, "ada"));
         assert_ne!(key, UserKey::new(&ns, &admin, "ada"));
         assert_ne!(key, UserKey::new(&ns, &web, "bob"));
-        assert_ne!(key, UserKey::new(&Namespace::new("other").expect("valid"), &web, "ada"));
+        assert_ne!(
+            key,
+            UserKey::new(&Namespace::new("other").expect("valid"), &web, "ada")
+        );
         // Length prefixes: no two splits of the same bytes collide.
         assert_ne!(
             UserKey::new(&ns, &SessionName::new("a").expect("valid"), "bc"),

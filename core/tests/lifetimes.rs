@@ -127,7 +127,8 @@ fn a_shorter_idle_timeout_and_a_deadline_are_enforced() {
     let mut w = world_with(web_def());
     w.request(|s| {
         s.insert("user", "ada").expect("insert");
-        s.set_idle_timeout(Duration::from_mins(5)).expect("shorter than 30m");
+        s.set_idle_timeout(Duration::from_mins(5))
+            .expect("shorter than 30m");
     });
     w.advance(Duration::from_mins(5));
     assert!(w.begin().is_new().expect("ready"), "idle for its own 5 minutes");
@@ -137,7 +138,8 @@ fn a_shorter_idle_timeout_and_a_deadline_are_enforced() {
     let r = w.request(|s| {
         s.insert("user", "ada").expect("insert");
         s.set_deadline(deadline).expect("set");
-        s.set_deadline(deadline.saturating_add(HOUR)).expect("a later one changes nothing");
+        s.set_deadline(deadline.saturating_add(HOUR))
+            .expect("a later one changes nothing");
         assert_eq!(s.deadlines().expect("ready").absolute, Some(deadline));
     });
     assert_eq!(max_age(&r.set_cookie.expect("created")), Some(20 * 60));
@@ -156,7 +158,10 @@ fn idle_only_sessions_live_while_used() {
         s.insert("user", "ada").expect("insert");
         let deadlines = s.deadlines().expect("ready");
         assert_eq!(deadlines.absolute, None);
-        assert!(deadlines.idle.is_some(), "a new session's deadline, before its first save");
+        assert!(
+            deadlines.idle.is_some(),
+            "a new session's deadline, before its first save"
+        );
     });
     assert_eq!(max_age(&r.set_cookie.expect("created")), Some(400 * 24 * 3600));
     // Three days of use, every 20 minutes: never expires.
@@ -175,9 +180,18 @@ fn readers_and_is_modified() {
     let start = w.now;
     w.request(|s| {
         let deadlines = s.deadlines().expect("ready");
-        assert_eq!(deadlines.absolute, Some(start.saturating_add(Duration::from_hours(24))));
-        assert_eq!(deadlines.idle, Some(start.saturating_add(Duration::from_mins(30))));
-        assert_eq!(deadlines.expires_at(), start.saturating_add(Duration::from_mins(30)));
+        assert_eq!(
+            deadlines.absolute,
+            Some(start.saturating_add(Duration::from_hours(24)))
+        );
+        assert_eq!(
+            deadlines.idle,
+            Some(start.saturating_add(Duration::from_mins(30)))
+        );
+        assert_eq!(
+            deadlines.expires_at(),
+            start.saturating_add(Duration::from_mins(30))
+        );
         assert!(!s.is_modified().expect("ready"));
         s.insert("user", "ada").expect("insert");
         assert!(s.is_modified().expect("ready"));
@@ -285,7 +299,10 @@ fn regenerate_has_no_grace_window() {
     assert!(matches!(r.outcome.write(), Some(Write::Create { .. })));
     assert!(r.outcome.delete().is_some());
     assert!(w.store.forwards.is_empty());
-    assert!(w.begin_with(Some(&old)).is_new().expect("ready"), "the old id dies at once");
+    assert!(
+        w.begin_with(Some(&old)).is_new().expect("ready"),
+        "the old id dies at once"
+    );
     // The regenerated id's renewal clock starts again.
     w.advance(Duration::from_mins(9));
     assert!(w.request(|_| {}).set_cookie.is_none());

@@ -52,6 +52,20 @@
 //! does; requests in flight with the old id then find nothing (their changes are
 //! dropped, never resurrected).
 //!
+//! ## A user's sessions
+//!
+//! A session bound to a user (`set_user`) carries the binding in its record, under the
+//! reserved key [`USER_KEY`](sessionkit_core::USER_KEY), with the digest of the user's
+//! index key. A driver that implements [`user_sessions`](Driver::user_sessions) keeps,
+//! per [`UserKey`], the store keys of the records bound to that user, maintained by the
+//! same calls that write the records ([`UserKey::of_record`] on create and rotate,
+//! [`UserKey::of_patch`] on patch), and answers with the live records still bound to that
+//! user: an index entry whose record is gone, expired or bound to someone else is
+//! skipped (and may be pruned). It costs O(that user's sessions), never a scan of the
+//! store. Ending sessions is [`delete`](Driver::delete) of their keys. Without the
+//! capability the listing API answers a typed "not supported" error; everything else
+//! works as before.
+//!
 //! Each call gets an absolute expiry (`expires_at`): the store may forget the record
 //! from that instant on, and must not return it after. A store that is unreachable
 //! reports [`DriverError::Unavailable`]; the adapters turn that into a 503 and the next
@@ -65,7 +79,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 
-use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult};
+use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult};
 
 /// A boxed error from a store client.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -87,6 +101,9 @@ pub enum DriverError {
     /// The driver has been closed.
     #[error("the session driver is closed")]
     Closed,
+    /// The driver does not implement an optional capability (see the module docs).
+    #[error("the session driver does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl DriverError {
@@ -204,6 +221,17 @@ pub trait Driver: Send + Sync + 'static {
         }
     }
 
+    /// The live records bound to the user of `user` (optional capability: per-user
+    /// indexes, see the [module documentation](self#a-users-sessions)). The default
+    /// answers [`DriverError::Unsupported`].
+    fn user_sessions(
+        &self,
+        user: &UserKey,
+    ) -> impl Future<Output = Result<Vec<(StoreKey, Record)>, DriverError>> + Send {
+        let _ = user;
+        async { Err(DriverError::Unsupported("per-user session lists")) }
+    }
+
     /// Releases the driver's resources.
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         async { Ok(()) }
@@ -239,6 +267,10 @@ pub trait DynDriver: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<WriteResult, DriverError>>;
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), DriverError>>;
     fn rotate<'a>(&'a self, rotation: &'a Rotation) -> BoxFuture<'a, Result<WriteResult, DriverError>>;
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a UserKey,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>>;
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>>;
 }
 
@@ -278,6 +310,12 @@ impl<D: Driver> DynDriver for D {
     }
     fn rotate<'a>(&'a self, rotation: &'a Rotation) -> BoxFuture<'a, Result<WriteResult, DriverError>> {
         Box::pin(Driver::rotate(self, rotation))
+    }
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a UserKey,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>> {
+        Box::pin(Driver::user_sessions(self, user))
     }
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>> {
         Box::pin(Driver::close(self))
@@ -321,6 +359,12 @@ impl<D: Driver> Driver for std::sync::Arc<D> {
     }
     fn rotate(&self, rotation: &Rotation) -> impl Future<Output = Result<WriteResult, DriverError>> + Send {
         D::rotate(self, rotation)
+    }
+    fn user_sessions(
+        &self,
+        user: &UserKey,
+    ) -> impl Future<Output = Result<Vec<(StoreKey, Record)>, DriverError>> + Send {
+        D::user_sessions(self, user)
     }
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         D::close(self)

@@ -90,6 +90,25 @@ impl Sessions {
         self.entry(name).map(|(k, _)| k)
     }
 
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn entry_or_error(&self, name: &str) -> Result<(&SessionName, &SessionEntry), Error> {
+        self.entry(name)
+            .map(|(name, entry)| (name, entry))
+            .ok_or_else(|| Error::UnknownSession {
+                name: name.to_owned(),
+                known: self
+                    .inner
+                    .entries
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
     fn entry(&self, name: &str) -> Option<&(SessionName, SessionEntry)> {
         self.inner.entries.iter().find(|(n, _)| n.as_str() == name)
     }
@@ -422,7 +441,7 @@ impl RequestSessions {
             events::emit(name, &event);
             metrics::event(name, &entry.spec, &event);
         }
-        Ok(Session::new(name.clone(), machine))
+        Ok(Session::new(name.clone(), machine, self.inner.sessions.clone()))
     }
 
     /// Whether a handler asked for (and so loaded) any session of this request.
@@ -447,6 +466,14 @@ impl RequestSessions {
             depends_on_session: !outcomes.is_empty(),
             ..SaveOutcome::default()
         };
+        // A refused sign-in (per-user cap) refuses the whole save, before any write.
+        for (index, outcome) in &outcomes {
+            let (name, entry) = &entries[*index];
+            self.inner
+                .sessions
+                .enforce_limit(name, entry, outcome, false)
+                .await?;
+        }
         for (index, outcome) in outcomes {
             let (name, entry) = &entries[index];
             for event in outcome.events() {
@@ -462,6 +489,12 @@ impl RequestSessions {
                         metrics::store_error(name, &entry.spec, operation, source);
                     }
                 })?;
+            if result.result == WriteResult::Applied {
+                self.inner
+                    .sessions
+                    .enforce_limit(name, entry, &outcome, true)
+                    .await?;
+            }
             // Counted once written: a create that failed created nothing.
             for event in outcome.events() {
                 metrics::event(name, &entry.spec, event);
@@ -655,7 +688,9 @@ async fn follow_forward(driver: &dyn DynDriver, write: &Write) -> Result<bool, D
         return Ok(false);
     };
     let result = match write {
-        Write::Patch { patch, expires_at, .. } => driver.patch(&to, patch, *expires_at).await?,
+        Write::Patch {
+            patch, expires_at, ..
+        } => driver.patch(&to, patch, *expires_at).await?,
         Write::Rotate(rotation) => driver.patch(&to, &rotation.patch, rotation.expires_at).await?,
         Write::Touch {
             last_seen,

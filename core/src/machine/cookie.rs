@@ -8,13 +8,13 @@ use rand_core::CryptoRng;
 use super::{Live, State};
 use crate::codec::{self, Rejection, SealedRecord};
 use crate::def::SessionSpec;
-use crate::keys::KeyUse;
 use crate::expiry::SessionLifetime;
-use crate::machine::{LIFETIME_KEY, USER_KEY};
-use crate::user::UserBinding;
+use crate::keys::KeyUse;
 use crate::machine::output::{Event, FinishError, Outcome};
+use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::Record;
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// Opens one cookie value: a valid seal gives the session at once (a fresh one, with an
 /// event, when its authenticated timestamps say it expired).

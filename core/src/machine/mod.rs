@@ -15,11 +15,11 @@ use crate::cookies::visit_cookie_values;
 use crate::def::{SessionSpec, Storage};
 use crate::delta::Delta;
 use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
-use crate::user::{SessionHandle, UserBinding, UserError};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
 use crate::time::Timestamp;
+use crate::user::{SessionHandle, UserBinding, UserError};
 
 mod cookie;
 mod output;
@@ -275,7 +275,12 @@ impl SessionMachine {
     ///
     /// # Errors
     /// [`SessionError::UnexpectedLoad`] when no load was requested.
-    pub fn handle_forwarded(&mut self, to: StoreKey, result: LoadResult, now: Timestamp) -> Result<(), SessionError> {
+    pub fn handle_forwarded(
+        &mut self,
+        to: StoreKey,
+        result: LoadResult,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
         let State::Loading { .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
@@ -400,10 +405,7 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::NotLoaded`] before the load result is handed over.
     pub fn is_persistent(&self) -> Result<bool, SessionError> {
-        Ok(self
-            .live()?
-            .life
-            .persistent_or(self.spec.def().cookie.persistent))
+        Ok(self.live()?.life.persistent_or(self.spec.def().cookie.persistent))
     }
 
     /// Whether this request changed the session: data, flash messages, lifetimes, a
@@ -416,7 +418,11 @@ impl SessionMachine {
         Ok(live.regenerate || live.destroyed || live.delta.changes(&live.original.data))
     }
 
-    fn change_life(&mut self, change: impl FnOnce(&mut SessionLifetime), refresh_cookie: bool) -> Result<(), SessionError> {
+    fn change_life(
+        &mut self,
+        change: impl FnOnce(&mut SessionLifetime),
+        refresh_cookie: bool,
+    ) -> Result<(), SessionError> {
         let live = self.live_mut()?;
         let before = live.life;
         change(&mut live.life);
@@ -646,7 +652,11 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::NotLoaded`].
     pub fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
-        Ok(self.live()?.loaded.as_ref().map(|(_, key)| SessionHandle::of(key)))
+        Ok(self
+            .live()?
+            .loaded
+            .as_ref()
+            .map(|(_, key)| SessionHandle::of(key)))
     }
 
     /// Adds a flash message: kept in the session until [`take_flashes`](Self::take_flashes)

@@ -11,11 +11,11 @@ use crate::def::SessionSpec;
 use crate::expiry::{Deadlines, ExpiredBy, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
-use crate::machine::{LIFETIME_KEY, USER_KEY};
-use crate::user::UserBinding;
 use crate::machine::output::{Event, LoadResult, Outcome, Write};
+use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::{Record, Rotation};
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// Verifies one cookie value: a validly signed id makes the machine wait for its record.
 pub(super) fn accept(spec: &SessionSpec, value: &str) -> Result<State, Rejection> {

@@ -101,10 +101,8 @@ impl Store {
                         assert!(!self.records.contains_key(&rotation.to), "a fresh key");
                         self.records
                             .insert(rotation.to.clone(), (record, rotation.expires_at));
-                        self.forwards.insert(
-                            rotation.from.clone(),
-                            (rotation.to.clone(), rotation.grace_until),
-                        );
+                        self.forwards
+                            .insert(rotation.from.clone(), (rotation.to.clone(), rotation.grace_until));
                     }
                     None => result = WriteResult::Gone,
                 },

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use sessionkit_core::{Record, StoreKey, Timestamp};
 
-use super::hash::DigestHash;
 use super::forwards::Forwards;
+use super::hash::DigestHash;
 use super::tombstones::{Tombstone, Tombstones};
 
 /// How many expired entries one call removes at most, so no call holds a shard lock for
