@@ -90,10 +90,10 @@ fn describe(key: &StoreKey, record: &Record, current: Option<SessionHandle>) -> 
     }
 }
 
-async fn delete_all<'a>(
+async fn delete_all(
     name: &SessionName,
     driver: Option<&dyn DynDriver>,
-    keys: impl IntoIterator<Item = &'a StoreKey>,
+    keys: &[StoreKey],
 ) -> Result<usize, Error> {
     let Some(driver) = driver else {
         return Ok(0);
@@ -133,8 +133,12 @@ impl Sessions {
     /// As [`user_sessions`](Self::user_sessions).
     pub async fn end_user_sessions(&self, session: &str, user: &str) -> Result<usize, Error> {
         let (name, entry) = self.entry_or_error(session)?;
-        let found = records(self, name, entry, user).await?;
-        delete_all(name, entry.driver.as_deref(), found.iter().map(|(key, _)| key)).await
+        let keys: Vec<StoreKey> = records(self, name, entry, user)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        delete_all(name, entry.driver.as_deref(), &keys).await
     }
 
     /// Enforces the per-user cap for a response that binds a session to a user:
@@ -147,11 +151,14 @@ impl Sessions {
         outcome: &Outcome,
         written: bool,
     ) -> Result<(), Error> {
-        let (Some(limit), Some(binding), Some(key)) = (
+        let (Some(limit), Some(binding), Some(key), Some(_)) = (
             entry.spec.def().user_limit,
             outcome.bound_user(),
             outcome.session_key(),
+            &entry.driver,
         ) else {
+            // No cap, no new binding, nothing written, or a cookie session (no server
+            // state to count; see the revocation store).
             return Ok(());
         };
         let refuse = limit.policy == LimitPolicy::Refuse;
@@ -176,7 +183,7 @@ impl Sessions {
         }
         // Oldest first; the new session counts as one.
         let excess = (others.len() + 1).saturating_sub(max);
-        delete_all(name, entry.driver.as_deref(), others.iter().take(excess)).await?;
+        delete_all(name, entry.driver.as_deref(), &others[..excess.min(others.len())]).await?;
         Ok(())
     }
 }
@@ -222,13 +229,17 @@ impl Session {
         let (user, current) = self.bound_user()?;
         let (name, entry) = self.sessions().entry_or_error(self.name().as_str())?;
         let found = records(self.sessions(), name, entry, &user).await?;
-        let Some((key, _)) = found.iter().find(|(key, _)| SessionHandle::of(key) == handle) else {
+        let Some(key) = found
+            .into_iter()
+            .map(|(key, _)| key)
+            .find(|key| SessionHandle::of(key) == handle)
+        else {
             return Ok(false);
         };
         if current == Some(handle) {
             self.destroy()?;
         }
-        delete_all(name, entry.driver.as_deref(), [key]).await?;
+        delete_all(name, entry.driver.as_deref(), &[key]).await?;
         Ok(true)
     }
 
@@ -240,12 +251,13 @@ impl Session {
     pub async fn end_other_sessions(&self) -> Result<usize, Error> {
         let (user, current) = self.bound_user()?;
         let (name, entry) = self.sessions().entry_or_error(self.name().as_str())?;
-        let found = records(self.sessions(), name, entry, &user).await?;
-        let others = found
-            .iter()
+        let others: Vec<StoreKey> = records(self.sessions(), name, entry, &user)
+            .await?
+            .into_iter()
             .map(|(key, _)| key)
-            .filter(|key| Some(SessionHandle::of(key)) != current);
-        delete_all(name, entry.driver.as_deref(), others).await
+            .filter(|key| Some(SessionHandle::of(key)) != current)
+            .collect();
+        delete_all(name, entry.driver.as_deref(), &others).await
     }
 
     /// Ends every session of this session's user, this one included ("log out
