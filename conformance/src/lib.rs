@@ -128,6 +128,8 @@ macro_rules! session_suite {
             old_ids_die_after_the_window_and_at_once_on_login,
             a_users_sessions_can_be_listed_and_ended,
             the_per_user_cap_evicts_the_oldest_or_refuses,
+            logout_holds_for_copied_cookies_and_across_machines,
+            stateless_cookie_sessions_opt_out_of_revocation,
             large_sessions,
             misuse_is_a_clear_error
         );

@@ -11,10 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use std::num::NonZeroU32;
 
-use sessionkit::driver::DriverError;
 use sessionkit::{
-    ClearSiteData, DriverChoice, DynDriver, Error, LimitPolicy, ManualClock, Registry, RequestSessions,
-    SaveOutcome, Secret, Session, SessionLimit, SessionName, Sessions,
+    ClearSiteData, DriverChoice, DynDriver, Error, LimitPolicy, ManualClock, MemoryDriver, Registry,
+    RequestSessions, SaveOutcome, Secret, Session, SessionLimit, SessionName, Sessions,
 };
 
 use sessionkit::Clock as _;
@@ -120,8 +119,13 @@ pub struct Harness {
     /// The store's power switch (server-side sessions only).
     pub switch: Option<Switch>,
     store: Option<Arc<dyn DynDriver>>,
+    /// The revocation store of cookie sessions, shared with [`sibling`](Self::sibling)s
+    /// (another machine of the same app).
+    revocations: Arc<MemoryDriver>,
 }
 
+/// The name of the shared revocation store of cookie sessions in the suite.
+pub const REVOCATIONS: &str = "revocations";
 /// The cookie name of the `web` session in the suite.
 pub const WEB_COOKIE: &str = "__Host-web";
 /// The cookie name of the `admin` session in the suite.
@@ -140,8 +144,10 @@ impl Harness {
     pub async fn new<B: SessionBackend>(backend: &B) -> Self {
         let clock = ManualClock::starting_now();
         let store = backend.store(&clock).await;
+        let revocations = Arc::new(MemoryDriver::builder().clock(clock.shared()).build());
         let mut harness = Self::build(
             store,
+            revocations,
             clock,
             Secret::new(*SECRET).expect("32 bytes"),
             &[],
@@ -157,6 +163,7 @@ impl Harness {
     pub fn sibling(&self, primary: &[u8], previous: &[&[u8]], namespace: &str) -> Self {
         let mut harness = Self::build(
             self.store.clone(),
+            self.revocations.clone(),
             self.clock.clone(),
             Secret::new(primary.to_vec()).expect("long secret"),
             previous,
@@ -169,6 +176,7 @@ impl Harness {
 
     fn build(
         store: Option<Arc<dyn DynDriver>>,
+        revocations: Arc<MemoryDriver>,
         clock: ManualClock,
         primary: Secret,
         previous: &[&[u8]],
@@ -180,6 +188,9 @@ impl Harness {
             registry.add_previous_secret(Secret::new(p.to_vec()).expect("long secret"));
         }
         registry.set_namespace(namespace).expect("valid namespace");
+        registry
+            .register_driver(REVOCATIONS, revocations.clone())
+            .expect("register");
         let (driver, counts, switch) = match &store {
             Some(store) => {
                 let (switchable, switch) = SwitchableDriver::new(store.clone());
@@ -194,6 +205,7 @@ impl Harness {
         for name in ["web", "admin", "api"] {
             let def = registry.session_mut(name).expect("built-in session");
             def.driver = driver.clone();
+            def.revocation = Some(DriverChoice::named(REVOCATIONS).expect("a valid driver name"));
             if name == "web" {
                 // Logout clears site data on `web` only, so the suites see it on and off.
                 def.clear_site_data = Some(ClearSiteData::cookies());
@@ -219,6 +231,7 @@ impl Harness {
         }
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
+            revocations,
             grace_window: false,
             user_index: false,
             sessions,
@@ -1132,7 +1145,9 @@ async fn signed_in(h: &Harness, jar: &Jar, session: &str) -> bool {
 }
 
 fn user_sessions_skipped(h: &Harness, case: &str) -> bool {
-    let skip = !(h.server_side() && h.user_index);
+    // Cookie sessions keep their users' lists in the revocation store (the registry's
+    // memory driver in the suite).
+    let skip = h.server_side() && !h.user_index;
     if skip {
         eprintln!("{case}: skipped, this backend keeps no per-user index");
     }
@@ -1144,21 +1159,6 @@ fn user_sessions_skipped(h: &Harness, case: &str) -> bool {
 /// (log out everywhere) each work, and an ended device's cookie loads nothing.
 pub async fn a_users_sessions_can_be_listed_and_ended<B: SessionBackend>(b: &B) {
     let h = Harness::new(b).await;
-    if !h.server_side() {
-        let mut jar = Jar::default();
-        let request = h.request(&jar);
-        let session = request.session("web").await.expect("load");
-        session.set_user("ada").expect("bind");
-        assert!(matches!(
-            session.user_sessions().await,
-            Err(Error::Store {
-                source: DriverError::Unsupported(_),
-                ..
-            })
-        ));
-        h.save(&request, &mut jar, 200).await.expect("save");
-        return;
-    }
     if user_sessions_skipped(&h, "a_users_sessions_can_be_listed_and_ended") {
         return;
     }
@@ -1287,4 +1287,87 @@ pub async fn the_per_user_cap_evicts_the_oldest_or_refuses<B: SessionBackend>(b:
             .len(),
         1
     );
+}
+
+/// A signed-in session's cookie, copied before the logout, loads nothing afterwards, on
+/// every driver: server sessions because the record is gone, cookie sessions through
+/// the revocation store. And "log out everywhere" on one machine holds on another that
+/// shares the store (for cookie sessions: the revocation store).
+pub async fn logout_holds_for_copied_cookies_and_across_machines<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = sign_in(&h, "web", "ada", "laptop").await;
+    h.with_session(&mut jar, "web", |s| s.insert("cart", &3).expect("insert"))
+        .await;
+    let copied = jar.clone();
+    h.clock.advance(Duration::from_secs(1));
+    h.with_session(&mut jar, "web", |s| s.destroy().expect("destroy"))
+        .await;
+    assert!(
+        !signed_in(&h, &copied, "web").await,
+        "the pre-logout cookie is refused"
+    );
+
+    // Another machine of the same app: same secret, namespace and stores.
+    let other = h.sibling(SECRET, &[], "conformance");
+    let first = sign_in(&h, "web", "ada", "laptop").await;
+    let second = sign_in(&other, "web", "ada", "phone").await;
+    assert!(signed_in(&other, &first, "web").await && signed_in(&h, &second, "web").await);
+    h.clock.advance(Duration::from_secs(1));
+    let mut ending = first.clone();
+    let request = h.request(&ending);
+    let session = request.session("web").await.expect("load");
+    session.end_all_sessions().await.expect("log out everywhere");
+    h.save(&request, &mut ending, 200).await.expect("save");
+    for (machine, jar) in [(&h, &first), (&other, &first), (&h, &second), (&other, &second)] {
+        assert!(
+            !signed_in(machine, jar, "web").await,
+            "signed out on every machine"
+        );
+    }
+    let again = sign_in(&other, "web", "ada", "laptop again").await;
+    assert!(signed_in(&h, &again, "web").await, "signing in again works");
+}
+
+/// Cookie sessions with `revocation = false` are fully stateless: no store call at all,
+/// and (the documented price) a copied cookie stays valid after logout until it expires.
+pub async fn stateless_cookie_sessions_opt_out_of_revocation<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if h.server_side() {
+        return;
+    }
+    let mut registry = Registry::with_clock(h.clock.shared());
+    registry.set_secret(Secret::new(*SECRET).expect("32 bytes"));
+    let def = registry.session_mut("web").expect("built-in session");
+    def.driver = DriverChoice::Cookie;
+    def.revocation = None;
+    let counting = crate::wrappers::CountingDriver::new(Arc::new(MemoryDriver::new()));
+    let counts = counting.counts();
+    registry
+        .register_driver("memory", counting)
+        .expect("replace memory");
+    let sessions = registry.build_with_env(&|_| None).expect("builds");
+    let mut jar = Jar::default();
+    let request = sessions.request([jar.header()]);
+    let session = request.session("web").await.expect("load");
+    session.set_user("ada").expect("bind");
+    for cookie in request.save(200).await.expect("save").set_cookies() {
+        jar.apply(cookie);
+    }
+    let copied = jar.clone();
+    let request = sessions.request([jar.header()]);
+    request
+        .session("web")
+        .await
+        .expect("load")
+        .destroy()
+        .expect("destroy");
+    request.save(200).await.expect("save");
+    let request = sessions.request([copied.header()]);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(
+        session.user().expect("ready").as_deref(),
+        Some("ada"),
+        "stateless: still valid"
+    );
+    assert_eq!(counts.total(), 0, "no store call at all");
 }

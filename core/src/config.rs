@@ -23,6 +23,7 @@
 //! renew_grace = "5s"               # old id still works this long (at most 60s)
 //! shared = false
 //! max_sessions_per_user = 5        # cap per user (default: none)
+//! revocation = "memory"            # cookie sessions: revocation store driver, or false
 //! on_session_limit = "evict_oldest" # or "refuse"
 //! clear_site_data = false          # true: logout sends Clear-Site-Data: "cookies";
 //!                                  # or a list, e.g. ["cookies", "storage"]
@@ -144,6 +145,8 @@ pub struct SessionOverrides {
     pub max_sessions_per_user: Option<Option<std::num::NonZeroU32>>,
     /// `on_session_limit`.
     pub on_session_limit: Option<LimitPolicy>,
+    /// `revocation` (`Some(None)` for `false`).
+    pub revocation: Option<Option<DriverChoice>>,
     /// `shared`.
     pub shared: Option<bool>,
     /// `meta` (replaces the whole map).
@@ -203,6 +206,9 @@ impl SessionOverrides {
         }
         if let Some(clear) = &self.clear_site_data {
             def.clear_site_data.clone_from(clear);
+        }
+        if let Some(revocation) = &self.revocation {
+            def.revocation.clone_from(revocation);
         }
         let max = match self.max_sessions_per_user {
             Some(max) => max,
@@ -352,6 +358,16 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
                 });
             }
             "renew_grace" => out.renew_grace = Some(duration_value(value, t, k)?),
+            "revocation" => {
+                out.revocation = Some(match value {
+                    toml::Value::Boolean(false) => None,
+                    toml::Value::Boolean(true) => Some(DriverChoice::Memory),
+                    toml::Value::String(name) if name != "cookie" => {
+                        Some(DriverChoice::named(name).map_err(|err| invalid(t, k, err.to_string()))?)
+                    }
+                    _ => return Err(invalid(t, k, "expected false or the name of a store driver")),
+                });
+            }
             "max_sessions_per_user" => {
                 let max = value
                     .as_integer()

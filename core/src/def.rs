@@ -194,6 +194,13 @@ pub struct SessionDef {
     /// no cap). Enforced when a response binds a session to a user (sign-in), on
     /// drivers that keep per-user indexes.
     pub user_limit: Option<SessionLimit>,
+    /// Cookie sessions only: where the revocation records of bound sessions live
+    /// (see [`revocation`](crate::revocation)), `None` for none (fully stateless: a
+    /// copied cookie lives until it expires, even after logout). Default: the `memory`
+    /// driver, which revokes on one machine; name a shared driver (Redis, PostgreSQL)
+    /// when several machines serve the app. In TOML: `revocation = "memory" | "<driver>"
+    /// | false`.
+    pub revocation: Option<DriverChoice>,
 }
 
 /// What to do when a sign-in would give a user more sessions than allowed.
@@ -310,6 +317,7 @@ impl SessionDef {
             meta: Map::new(),
             clear_site_data: None,
             user_limit: None,
+            revocation: Some(DriverChoice::Memory),
         }
     }
 
@@ -366,6 +374,12 @@ impl SessionSpec {
             id_keys,
             seal_keys,
         })
+    }
+
+    /// Whether bound sessions are checked against a revocation record (cookie sessions
+    /// with a revocation store).
+    pub fn checks_revocation(&self) -> bool {
+        self.storage == Storage::Cookie && self.def.revocation.is_some()
     }
 
     /// The definition.

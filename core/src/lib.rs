@@ -113,6 +113,7 @@ pub mod internal;
 mod keys;
 mod machine;
 mod record;
+pub mod revocation;
 mod time;
 mod user;
 mod value;

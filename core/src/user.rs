@@ -72,6 +72,9 @@ pub struct UserBinding {
     id: String,
     label: Option<String>,
     index: [u8; 32],
+    /// A cookie session's own handle (server sessions' handles come from their store
+    /// key): random, made when the session is bound, kept across re-seals.
+    handle: Option<SessionHandle>,
 }
 
 impl UserBinding {
@@ -87,7 +90,17 @@ impl UserBinding {
             id: id.to_owned(),
             label: None,
             index: *UserKey::new(namespace, session, id).digest(),
+            handle: None,
         })
+    }
+
+    /// A cookie session's handle, if it has one.
+    pub fn handle(&self) -> Option<SessionHandle> {
+        self.handle
+    }
+
+    pub(crate) fn set_handle(&mut self, handle: SessionHandle) {
+        self.handle = Some(handle);
     }
 
     /// The key of the user's index, in the namespace of the session's store key.
@@ -122,6 +135,9 @@ impl UserBinding {
         if let Some(label) = &self.label {
             map.insert("label".into(), Value::String(label.clone()));
         }
+        if let Some(handle) = self.handle {
+            map.insert("h".into(), Value::String(handle.to_string()));
+        }
         Value::Object(map)
     }
 
@@ -150,13 +166,19 @@ impl UserBinding {
             Some(Value::String(label)) if label.len() <= MAX_LABEL_LEN => Some(label.clone()),
             Some(_) => return Err(UserDecodeError),
         };
-        if map.len() != 2 + usize::from(label.is_some()) {
+        let handle = match map.get("h") {
+            None => None,
+            Some(Value::String(text)) => Some(SessionHandle::parse(text).ok_or(UserDecodeError)?),
+            Some(_) => return Err(UserDecodeError),
+        };
+        if map.len() != 2 + usize::from(label.is_some()) + usize::from(handle.is_some()) {
             return Err(UserDecodeError);
         }
         Ok(Some(UserBinding {
             id: id.to_owned(),
             label,
             index,
+            handle,
         }))
     }
 }
@@ -259,6 +281,13 @@ impl fmt::Debug for UserKey {
 pub struct SessionHandle([u8; 16]);
 
 impl SessionHandle {
+    /// A random handle (a cookie session's, which has no store key).
+    pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut handle = [0u8; 16];
+        rng.fill_bytes(&mut handle);
+        SessionHandle(handle)
+    }
+
     /// The handle of the session stored under `key`.
     pub fn of(key: &StoreKey) -> Self {
         let mut hash = Sha256::new();

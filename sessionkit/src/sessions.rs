@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use sessionkit_core::revocation::RevocationWrite;
 use sessionkit_core::{
     LoadResult, Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult,
 };
@@ -25,6 +26,16 @@ pub(crate) struct SessionEntry {
     pub(crate) spec: Arc<SessionSpec>,
     /// `None` for cookie sessions.
     pub(crate) driver: Option<Arc<dyn DynDriver>>,
+    /// Cookie sessions: where bound sessions' revocation records live (`None`: none).
+    pub(crate) revocation: Option<Arc<dyn DynDriver>>,
+}
+
+impl SessionEntry {
+    /// The driver the machine's load requests go to: the store for server sessions,
+    /// the revocation store for cookie sessions.
+    fn load_driver(&self) -> Option<&Arc<dyn DynDriver>> {
+        self.driver.as_ref().or(self.revocation.as_ref())
+    }
 }
 
 struct Inner {
@@ -409,7 +420,7 @@ impl RequestSessions {
             self.inner.cookies.as_slice().iter().map(HeaderValue::as_bytes),
             now,
         );
-        if let (Some(key), Some(driver)) = (machine.load_request(), &entry.driver) {
+        if let (Some(key), Some(driver)) = (machine.load_request(), entry.load_driver()) {
             let store_error = |source| {
                 metrics::store_error(name, &entry.spec, "load", &source);
                 Error::Store {
@@ -489,6 +500,9 @@ impl RequestSessions {
                         metrics::store_error(name, &entry.spec, operation, source);
                     }
                 })?;
+            if let Some(revocation) = &entry.revocation {
+                apply_revocations(name, revocation.as_ref(), outcome.revocation_writes()).await?;
+            }
             if result.result == WriteResult::Applied {
                 self.inner
                     .sessions
@@ -656,6 +670,44 @@ async fn run_store_ops(
         driver.delete(key).await.map_err(store_err("delete"))?;
     }
     Ok(stored)
+}
+
+/// Applies writes to revocation records: a patch, or a create when the record does not
+/// exist yet (and the patch again if a concurrent request created it first).
+pub(crate) async fn apply_revocations(
+    name: &SessionName,
+    driver: &dyn DynDriver,
+    writes: &[RevocationWrite],
+) -> Result<(), Error> {
+    let store_err = |source| Error::Store {
+        session: name.clone(),
+        operation: "revoke",
+        source,
+    };
+    for write in writes {
+        if driver
+            .patch(&write.key, &write.patch, write.expires_at)
+            .await
+            .map_err(store_err)?
+            == WriteResult::Applied
+        {
+            continue;
+        }
+        match driver
+            .create(&write.key, &write.initial_record(), write.expires_at)
+            .await
+        {
+            Ok(()) => {}
+            Err(DriverError::Duplicate) => {
+                driver
+                    .patch(&write.key, &write.patch, write.expires_at)
+                    .await
+                    .map_err(store_err)?;
+            }
+            Err(source) => return Err(store_err(source)),
+        }
+    }
+    Ok(())
 }
 
 /// What the store did with a finished request's write.

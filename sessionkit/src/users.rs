@@ -5,14 +5,16 @@
 
 use std::time::SystemTime;
 
+use sessionkit_core::revocation::{self, RevocationWrite, Revocations, SignedIn, revocation_key};
 use sessionkit_core::{
-    LimitPolicy, Outcome, Record, SessionHandle, SessionName, StoreKey, USER_KEY, UserBinding, UserKey,
+    LimitPolicy, LoadResult, Outcome, Record, SessionHandle, SessionName, StoreKey, USER_KEY, UserBinding,
+    UserKey,
 };
 
 use crate::driver::{DriverError, DynDriver};
 use crate::error::Error;
 use crate::handle::Session;
-use crate::sessions::{SessionEntry, Sessions};
+use crate::sessions::{SessionEntry, Sessions, apply_revocations};
 
 /// One session in a user's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +92,96 @@ fn describe(key: &StoreKey, record: &Record, current: Option<SessionHandle>) -> 
     }
 }
 
+/// A cookie session's user list: the revocation driver, the user's revocation record
+/// key, and the signed-in sessions that are neither revoked nor expired.
+struct CookieList<'a> {
+    driver: &'a dyn DynDriver,
+    key: StoreKey,
+    signed_in: Vec<SignedIn>,
+}
+
+async fn cookie_list<'a>(
+    sessions: &Sessions,
+    name: &SessionName,
+    entry: &'a SessionEntry,
+    user: &str,
+) -> Result<CookieList<'a>, Error> {
+    let store_error = |source| Error::Store {
+        session: name.clone(),
+        operation: "user_sessions",
+        source,
+    };
+    let driver = entry.revocation.as_deref().ok_or_else(|| {
+        store_error(DriverError::Unsupported(
+            "per-user session lists of cookie sessions without a revocation store (revocation = false)",
+        ))
+    })?;
+    let key = revocation_key(&UserKey::new(entry.spec.store_namespace(), name, user));
+    let signed_in = match driver.load(&key).await.map_err(store_error)? {
+        LoadResult::Found(record) => Revocations::from_record(&record).signed_in(sessions.now()),
+        LoadResult::Missing | LoadResult::Corrupt => Vec::new(),
+    };
+    Ok(CookieList {
+        driver,
+        key,
+        signed_in,
+    })
+}
+
+impl CookieList<'_> {
+    fn describe(&self, current: Option<SessionHandle>) -> Vec<UserSession> {
+        self.signed_in
+            .iter()
+            .map(|s| UserSession {
+                handle: s.handle,
+                created: s.created.to_system_time(),
+                // A sealed cookie's uses are not recorded anywhere: its sign-in time.
+                last_seen: s.created.to_system_time(),
+                label: s.label.clone(),
+                current: current == Some(s.handle),
+            })
+            .collect()
+    }
+
+    /// Revokes the given sessions (or all of the user's, with `None`).
+    async fn revoke(
+        &self,
+        sessions: &Sessions,
+        name: &SessionName,
+        entry: &SessionEntry,
+        which: Option<&[SignedIn]>,
+    ) -> Result<usize, Error> {
+        let now = sessions.now();
+        let expires_at = revocation::horizon(&entry.spec.def().expiry, now);
+        let writes: Vec<RevocationWrite> = match which {
+            Some(list) => list
+                .iter()
+                .map(|s| RevocationWrite {
+                    key: self.key.clone(),
+                    patch: revocation::revoke(s.handle, s.until, now),
+                    expires_at,
+                })
+                .collect(),
+            // "Not valid before" now, and every listed session by handle too (one
+            // signed in earlier within this same millisecond is not before `now`).
+            None => std::iter::once(revocation::revoke_all(now))
+                .chain(
+                    self.signed_in
+                        .iter()
+                        .map(|s| revocation::revoke(s.handle, s.until, now)),
+                )
+                .map(|patch| RevocationWrite {
+                    key: self.key.clone(),
+                    patch,
+                    expires_at,
+                })
+                .collect(),
+        };
+        apply_revocations(name, self.driver, &writes).await?;
+        Ok(which.map_or(self.signed_in.len(), <[SignedIn]>::len))
+    }
+}
+
 async fn delete_all(
     name: &SessionName,
     driver: Option<&dyn DynDriver>,
@@ -119,6 +211,9 @@ impl Sessions {
     /// per-user index ([`DriverError::Unsupported`]).
     pub async fn user_sessions(&self, session: &str, user: &str) -> Result<Vec<UserSession>, Error> {
         let (name, entry) = self.entry_or_error(session)?;
+        if entry.driver.is_none() {
+            return Ok(cookie_list(self, name, entry, user).await?.describe(None));
+        }
         Ok(records(self, name, entry, user)
             .await?
             .iter()
@@ -133,6 +228,10 @@ impl Sessions {
     /// As [`user_sessions`](Self::user_sessions).
     pub async fn end_user_sessions(&self, session: &str, user: &str) -> Result<usize, Error> {
         let (name, entry) = self.entry_or_error(session)?;
+        if entry.driver.is_none() {
+            let list = cookie_list(self, name, entry, user).await?;
+            return list.revoke(self, name, entry, None).await;
+        }
         let keys: Vec<StoreKey> = records(self, name, entry, user)
             .await?
             .into_iter()
@@ -151,14 +250,15 @@ impl Sessions {
         outcome: &Outcome,
         written: bool,
     ) -> Result<(), Error> {
-        let (Some(limit), Some(binding), Some(key), Some(_)) = (
-            entry.spec.def().user_limit,
-            outcome.bound_user(),
-            outcome.session_key(),
-            &entry.driver,
-        ) else {
-            // No cap, no new binding, nothing written, or a cookie session (no server
-            // state to count; see the revocation store).
+        let (Some(limit), Some(binding)) = (entry.spec.def().user_limit, outcome.bound_user()) else {
+            return Ok(());
+        };
+        if entry.driver.is_none() {
+            return self
+                .enforce_cookie_limit(name, entry, binding, limit, written)
+                .await;
+        }
+        let Some(key) = outcome.session_key() else {
             return Ok(());
         };
         let refuse = limit.policy == LimitPolicy::Refuse;
@@ -188,6 +288,46 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// The cap for cookie sessions, counted in the user's revocation record (the new
+    /// session is listed by the save itself): `Refuse` before, `EvictOldest` revokes
+    /// the oldest after.
+    async fn enforce_cookie_limit(
+        &self,
+        name: &SessionName,
+        entry: &SessionEntry,
+        binding: &sessionkit_core::UserBinding,
+        limit: sessionkit_core::SessionLimit,
+        written: bool,
+    ) -> Result<(), Error> {
+        let refuse = limit.policy == LimitPolicy::Refuse;
+        if refuse == written || entry.revocation.is_none() {
+            return Ok(());
+        }
+        let max = usize::try_from(limit.max.get()).unwrap_or(usize::MAX);
+        let list = cookie_list(self, name, entry, binding.id()).await?;
+        let others: Vec<SignedIn> = list
+            .signed_in
+            .iter()
+            .filter(|s| Some(s.handle) != binding.handle())
+            .cloned()
+            .collect();
+        if refuse {
+            if others.len() >= max {
+                return Err(Error::SessionLimit {
+                    session: name.clone(),
+                    max: limit.max.get(),
+                });
+            }
+            return Ok(());
+        }
+        let excess = (others.len() + 1).saturating_sub(max);
+        list.revoke(self, name, entry, Some(&others[..excess.min(others.len())]))
+            .await?;
+        Ok(())
+    }
+}
+
 impl Session {
     fn bound_user(&self) -> Result<(String, Option<SessionHandle>), Error> {
         let (user, handle) =
@@ -208,6 +348,11 @@ impl Session {
     pub async fn user_sessions(&self) -> Result<Vec<UserSession>, Error> {
         let (user, current) = self.bound_user()?;
         let (name, entry) = self.sessions().entry_or_error(self.name().as_str())?;
+        if entry.driver.is_none() {
+            return Ok(cookie_list(self.sessions(), name, entry, &user)
+                .await?
+                .describe(current));
+        }
         Ok(records(self.sessions(), name, entry, &user)
             .await?
             .iter()
@@ -228,6 +373,17 @@ impl Session {
         };
         let (user, current) = self.bound_user()?;
         let (name, entry) = self.sessions().entry_or_error(self.name().as_str())?;
+        if entry.driver.is_none() {
+            let list = cookie_list(self.sessions(), name, entry, &user).await?;
+            let Some(found) = list.signed_in.iter().find(|s| s.handle == handle).cloned() else {
+                return Ok(false);
+            };
+            if current == Some(handle) {
+                self.destroy()?;
+            }
+            list.revoke(self.sessions(), name, entry, Some(&[found])).await?;
+            return Ok(true);
+        }
         let found = records(self.sessions(), name, entry, &user).await?;
         let Some(key) = found
             .into_iter()
@@ -251,6 +407,16 @@ impl Session {
     pub async fn end_other_sessions(&self) -> Result<usize, Error> {
         let (user, current) = self.bound_user()?;
         let (name, entry) = self.sessions().entry_or_error(self.name().as_str())?;
+        if entry.driver.is_none() {
+            let list = cookie_list(self.sessions(), name, entry, &user).await?;
+            let others: Vec<SignedIn> = list
+                .signed_in
+                .iter()
+                .filter(|s| Some(s.handle) != current)
+                .cloned()
+                .collect();
+            return list.revoke(self.sessions(), name, entry, Some(&others)).await;
+        }
         let others: Vec<StoreKey> = records(self.sessions(), name, entry, &user)
             .await?
             .into_iter()
@@ -267,6 +433,21 @@ impl Session {
     /// # Errors
     /// As [`user_sessions`](Self::user_sessions).
     pub async fn end_all_sessions(&self) -> Result<usize, Error> {
+        let (name, entry) = self.sessions().entry_or_error(self.name().as_str())?;
+        if entry.driver.is_none() {
+            // Cookie sessions: one "not valid before" for the user revokes every
+            // cookie signed in earlier, copies included.
+            let (user, current) = self.bound_user()?;
+            let list = cookie_list(self.sessions(), name, entry, &user).await?;
+            let others = list
+                .signed_in
+                .iter()
+                .filter(|s| Some(s.handle) != current)
+                .count();
+            list.revoke(self.sessions(), name, entry, None).await?;
+            self.destroy()?;
+            return Ok(others);
+        }
         let ended = self.end_other_sessions().await?;
         self.destroy()?;
         Ok(ended)

@@ -13,8 +13,9 @@ use crate::keys::KeyUse;
 use crate::machine::output::{Event, FinishError, Outcome};
 use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::Record;
+use crate::revocation::{self, RevocationWrite, SignedIn, revocation_key};
 use crate::time::Timestamp;
-use crate::user::UserBinding;
+use crate::user::{SessionHandle, UserBinding};
 
 /// Opens one cookie value: a valid seal gives the session at once (a fresh one, with an
 /// event, when its authenticated timestamps say it expired).
@@ -50,14 +51,73 @@ pub(super) fn accept(
             opened.key == KeyUse::Previous,
         ),
     };
+    // A bound session is checked against its user's revocation record first.
+    if spec.checks_revocation()
+        && let Some(user) = &live.user
+        && user.handle().is_some()
+    {
+        let key = revocation_key(&user.index_key(spec.store_namespace()));
+        return Ok(State::Checking {
+            live: Box::new(live),
+            key,
+        });
+    }
     Ok(State::Ready(live))
+}
+
+/// The revocation writes a finished cookie session needs: revoke the cookie of a bound
+/// session that was destroyed; list a session newly bound to a user.
+fn revocation_writes(
+    spec: &SessionSpec,
+    live: &Live,
+    now: Timestamp,
+    created: Timestamp,
+    outcome: &mut Outcome,
+) {
+    if !spec.checks_revocation() {
+        return;
+    }
+    let expiry = &spec.def().expiry;
+    let record_until = revocation::horizon(expiry, now);
+    if let Some((user, created_at, life)) = &live.revoke
+        && let Some(handle) = user.handle()
+    {
+        // A copy of the cookie lives at most until its absolute deadline, or an idle
+        // timeout from now.
+        let until = expiry.deadlines(*created_at, now, life).expires_at();
+        outcome.revocations.push(RevocationWrite {
+            key: revocation_key(&user.index_key(spec.store_namespace())),
+            patch: revocation::revoke(handle, until, now),
+            expires_at: record_until,
+        });
+    }
+    if live.user_changed
+        && let Some(user) = &live.user
+        && let Some(handle) = user.handle()
+    {
+        let until = expiry
+            .deadlines(created, now, &live.life)
+            .absolute
+            .unwrap_or(record_until);
+        let signed_in = SignedIn {
+            handle,
+            created,
+            label: user.label().map(str::to_owned),
+            until,
+        };
+        outcome.revocations.push(RevocationWrite {
+            key: revocation_key(&user.index_key(spec.store_namespace())),
+            patch: revocation::register(&signed_in, now),
+            expires_at: record_until,
+        });
+    }
 }
 
 /// Decides the cookie of a cookie session: reseal on a change, a regenerate, a due
 /// touch or a key rotation; remove it on destroy.
 pub(super) fn finish<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
-    live: &Live,
+    mut live: Live,
     cookie_present: bool,
     now: Timestamp,
     rng: &mut R,
@@ -67,6 +127,20 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
     if live.destroyed {
         outcome.events.push(Event::Destroyed { session: None });
     }
+    // A newly bound session gets its own random handle: its name in the user's list
+    // and in revocations, kept in the sealed binding from then on.
+    if live.user_changed
+        && let Some(user) = &mut live.user
+        && user.handle().is_none()
+    {
+        user.set_handle(SessionHandle::random(rng));
+        let value = user.to_value();
+        live.delta.set(USER_KEY.to_owned(), value);
+    }
+    if live.user_changed {
+        outcome.bound_user.clone_from(&live.user);
+    }
+    let live = &live;
     let mut live_life = live.life;
     let (created, reseal) = if live.is_new {
         (now, super::server::has_content(live))
@@ -89,6 +163,7 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         if live.destroyed && cookie_present {
             outcome.set_cookie = Some(spec.def().cookie.render_removal());
         }
+        revocation_writes(spec, live, now, created, outcome);
         return Ok(());
     }
     let deadlines = expiry.deadlines(created, now, &live_life);
@@ -128,6 +203,7 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         outcome.events.push(Event::Reissued { session: None });
     }
     outcome.set_cookie = Some(cookie);
+    revocation_writes(spec, live, now, created, outcome);
     Ok(())
 }
 

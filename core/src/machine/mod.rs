@@ -18,6 +18,7 @@ use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
+use crate::revocation::Revocations;
 use crate::time::Timestamp;
 use crate::user::{SessionHandle, UserBinding, UserError};
 
@@ -100,6 +101,11 @@ enum State {
         key: StoreKey,
         key_use: KeyUse,
     },
+    /// A cookie session bound to a user, waiting for that user's revocation record.
+    Checking {
+        live: Box<Live>,
+        key: StoreKey,
+    },
     Ready(Live),
 }
 
@@ -119,6 +125,9 @@ struct Live {
     user: Option<UserBinding>,
     /// This request bound the session to a (different) user.
     user_changed: bool,
+    /// The bound session `destroy` ended (its binding, creation time and lifetimes),
+    /// whose cookie is to be revoked.
+    revoke: Option<(UserBinding, Timestamp, SessionLifetime)>,
     /// The data as loaded (empty for a new session).
     original: Record,
     is_new: bool,
@@ -139,6 +148,7 @@ impl Live {
             cookie_refresh: false,
             user: None,
             user_changed: false,
+            revoke: None,
             original: Record::default(),
             is_new: true,
             delta: Delta::default(),
@@ -241,7 +251,7 @@ impl SessionMachine {
     /// The store key to load, while the machine waits for one.
     pub fn load_request(&self) -> Option<&StoreKey> {
         match &self.state {
-            State::Loading { key, .. } => Some(key),
+            State::Loading { key, .. } | State::Checking { key, .. } => Some(key),
             State::Ready(_) => None,
         }
     }
@@ -253,6 +263,9 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::UnexpectedLoad`] when no load was requested.
     pub fn handle_load(&mut self, result: LoadResult, now: Timestamp) -> Result<(), SessionError> {
+        if let State::Checking { .. } = &self.state {
+            return self.handle_revocations(&result);
+        }
         let State::Loading { .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
@@ -281,6 +294,10 @@ impl SessionMachine {
         result: LoadResult,
         now: Timestamp,
     ) -> Result<(), SessionError> {
+        if let State::Checking { .. } = &self.state {
+            // A revocation record never moves; whatever a store says, it is not there.
+            return self.handle_revocations(&LoadResult::Missing);
+        }
         let State::Loading { .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
@@ -326,11 +343,39 @@ impl SessionMachine {
         last_seen: Timestamp,
         now: Timestamp,
     ) -> Result<(), SessionError> {
+        if let State::Checking { .. } = &self.state {
+            return self.handle_revocations(&LoadResult::Missing);
+        }
         let State::Loading { key, .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
         let live = server::load_expired(&self.spec, key, (created_at, last_seen), now, &mut self.events);
         self.state = State::Ready(live);
+        Ok(())
+    }
+
+    /// A bound cookie session's revocation record (or its absence): a revoked session
+    /// is an anonymous request, with [`Event::Revoked`]. A record that does not decode
+    /// revokes too (fail closed: it is only ever written by sessionkit).
+    fn handle_revocations(&mut self, result: &LoadResult) -> Result<(), SessionError> {
+        let State::Checking { live, .. } =
+            std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
+        else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let handle = live.user.as_ref().and_then(UserBinding::handle);
+        let revoked = match (result, handle) {
+            (LoadResult::Found(record), Some(handle)) => {
+                Revocations::from_record(record).is_revoked(handle, live.original.created_at)
+            }
+            (LoadResult::Missing, _) => false,
+            (LoadResult::Corrupt, _) | (LoadResult::Found(_), None) => true,
+        };
+        if revoked {
+            self.events.push_back(Event::Revoked { session: None });
+        } else {
+            self.state = State::Ready(*live);
+        }
         Ok(())
     }
 
@@ -342,14 +387,14 @@ impl SessionMachine {
     fn live(&self) -> Result<&Live, SessionError> {
         match &self.state {
             State::Ready(live) => Ok(live),
-            State::Loading { .. } => Err(SessionError::NotLoaded),
+            State::Loading { .. } | State::Checking { .. } => Err(SessionError::NotLoaded),
         }
     }
 
     fn live_mut(&mut self) -> Result<&mut Live, SessionError> {
         match &mut self.state {
             State::Ready(live) => Ok(live),
-            State::Loading { .. } => Err(SessionError::NotLoaded),
+            State::Loading { .. } | State::Checking { .. } => Err(SessionError::NotLoaded),
         }
     }
 
@@ -652,11 +697,11 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::NotLoaded`].
     pub fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
-        Ok(self
-            .live()?
-            .loaded
-            .as_ref()
-            .map(|(_, key)| SessionHandle::of(key)))
+        let live = self.live()?;
+        Ok(match &live.loaded {
+            Some((_, key)) => Some(SessionHandle::of(key)),
+            None => live.user.as_ref().and_then(UserBinding::handle),
+        })
     }
 
     /// Adds a flash message: kept in the session until [`take_flashes`](Self::take_flashes)
@@ -721,9 +766,18 @@ impl SessionMachine {
             .take()
             .map(|(_, key)| key)
             .or(live.destroyed_key.take());
+        // A bound cookie session's cookie is revoked when it is destroyed (logout).
+        let revoke = if live.is_new {
+            live.revoke.take()
+        } else {
+            live.user
+                .take()
+                .map(|user| (user, live.original.created_at, live.life))
+        };
         *live = Live::new_session();
         live.destroyed = true;
         live.destroyed_key = destroyed_key;
+        live.revoke = revoke;
         Ok(())
     }
 
@@ -760,7 +814,7 @@ impl SessionMachine {
         match self.spec.storage() {
             Storage::Server => server::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome),
             Storage::Cookie => {
-                cookie::finish(&self.spec, &live, self.cookie_present, now, rng, &mut outcome)?;
+                cookie::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome)?;
             }
         }
         Ok(outcome)

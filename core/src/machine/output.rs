@@ -7,6 +7,7 @@ use crate::def::{ClearSiteData, SessionName};
 use crate::expiry::ExpiredBy;
 use crate::id::{Fingerprint, StoreKey};
 use crate::record::{Patch, Record, Rotation};
+use crate::revocation::RevocationWrite;
 use crate::time::Timestamp;
 use crate::user::UserBinding;
 
@@ -153,6 +154,12 @@ pub enum Event {
         /// The new id.
         to: Fingerprint,
     },
+    /// A bound cookie session was presented that its user's revocation record revokes
+    /// (it was logged out, ended from another device, or "logged out everywhere").
+    Revoked {
+        /// Always `None`: cookie sessions have no id.
+        session: Option<Fingerprint>,
+    },
     /// The session was destroyed.
     Destroyed {
         /// The session.
@@ -222,6 +229,7 @@ pub struct Outcome {
     pub(super) clear_site_data: Option<ClearSiteData>,
     pub(super) events: Vec<Event>,
     pub(super) bound_user: Option<UserBinding>,
+    pub(super) revocations: Vec<RevocationWrite>,
 }
 
 impl Outcome {
@@ -287,6 +295,14 @@ impl Outcome {
         self.bound_user.as_ref()
     }
 
+    /// Writes to revocation records (cookie sessions: a logout revokes the cookie, a
+    /// sign-in lists the session), to apply with the session's revocation driver: a
+    /// patch, or a create from [`RevocationWrite::initial_record`] when there is no
+    /// record yet.
+    pub fn revocation_writes(&self) -> &[RevocationWrite] {
+        &self.revocations
+    }
+
     /// The key the session lives under once the write is done (the created, patched or
     /// renewed key), if there is a write.
     pub fn session_key(&self) -> Option<&StoreKey> {
@@ -303,7 +319,10 @@ impl Outcome {
 
     /// Whether the outcome does nothing at all.
     pub fn is_noop(&self) -> bool {
-        self.write.is_none() && self.delete.is_none() && self.set_cookie.is_none()
+        self.write.is_none()
+            && self.delete.is_none()
+            && self.set_cookie.is_none()
+            && self.revocations.is_empty()
     }
 }
 
