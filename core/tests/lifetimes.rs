@@ -337,3 +337,19 @@ fn cookie_sessions_keep_their_lifetimes_sealed_and_renew_by_resealing() {
     assert_ne!(w.cookie.as_deref(), Some(old.as_str()));
     w.request(|s| assert_eq!(s.get::<String>("user").expect("ready").as_deref(), Some("ada")));
 }
+
+#[test]
+fn a_deadline_already_passed_ends_the_session() {
+    let mut w = world_with(web_def());
+    let r = w.request(|s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_deadline(Timestamp::EPOCH).expect("set");
+    });
+    assert!(r.outcome.write().is_none(), "a new session past its deadline is not created");
+    assert!(w.cookie.is_none());
+
+    w.request(|s| s.insert("user", "ada").expect("insert"));
+    let r = w.request(|s| s.set_deadline(Timestamp::EPOCH).expect("set"));
+    assert!(r.outcome.write().is_none() && r.outcome.delete().is_some(), "{:?}", r.outcome);
+    assert!(w.begin().is_new().expect("ready"), "the session is over");
+}

@@ -120,12 +120,14 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
             let deadlines = expiry.deadlines(created, now, &live.life);
             let expires_at = deadlines.expires_at();
             if expires_at <= now {
-                // The absolute lifetime ran out during the request (or the handler set
-                // a deadline that has passed).
+                // The absolute lifetime ran out during the request, or the handler set
+                // a deadline that has passed: the session is over, so its record goes
+                // (the store would not know about a deadline set here).
                 outcome.events.push(Event::Expired {
                     session: Some(key.fingerprint()),
                     by: ExpiredBy::Absolute,
                 });
+                outcome.delete = Some(key);
                 return;
             }
             let issued = live.life.id_issued().unwrap_or(created);
@@ -204,13 +206,13 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                 });
                 outcome.delete = live.destroyed_key.take();
             }
-            if has_content(&live) {
+            let deadlines = expiry.deadlines(now, now, &live.life);
+            if has_content(&live) && deadlines.expires_at() > now {
                 let id = SessionId::generate(rng);
                 let key = id.store_key(spec.store_namespace());
                 outcome.events.push(Event::Created {
                     session: Some(key.fingerprint()),
                 });
-                let deadlines = expiry.deadlines(now, now, &live.life);
                 outcome.write = Some(Write::Create {
                     key,
                     record: Record::new(now, live.delta.view(&live.original.data)),
