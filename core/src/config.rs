@@ -22,6 +22,8 @@
 //! shared = false
 //! clear_site_data = false          # true: logout sends Clear-Site-Data: "cookies";
 //!                                  # or a list, e.g. ["cookies", "storage"]
+//! cookie_chunks = 1                # cookie driver: split a sealed session over up to
+//!                                  # this many cookies (1 to 8; 1: over 4 KB is an error)
 //! [session.sessions.web.meta]
 //! area = "frontend"
 //! ```
@@ -33,7 +35,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::cookies::SameSite;
+use crate::cookies::{MAX_COOKIE_CHUNKS, SameSite};
 use crate::def::{ClearSiteData, DefError, DriverChoice, SessionDef};
 use crate::duration::parse_duration;
 use crate::expiry::ExpiryError;
@@ -138,6 +140,11 @@ pub struct SessionOverrides {
     pub meta: Option<Map<String, Value>>,
     /// `clear_site_data` (`Some(None)` for `false`).
     pub clear_site_data: Option<Option<ClearSiteData>>,
+    /// `cookie_chunks`: how many cookies a sealed cookie session may be split over, 1
+    /// (the default: one cookie, a session over 4096 bytes fails to save) to
+    /// [`MAX_COOKIE_CHUNKS`]. See [`SessionDef::cookie_chunks`] for the format and the
+    /// limits.
+    pub cookie_chunks: Option<u8>,
     table: String,
 }
 
@@ -191,6 +198,9 @@ impl SessionOverrides {
         }
         if let Some(clear) = &self.clear_site_data {
             def.clear_site_data.clone_from(clear);
+        }
+        if let Some(chunks) = self.cookie_chunks {
+            def.cookie_chunks = chunks;
         }
         let ttl = self.ttl.unwrap_or(def.expiry.ttl());
         let idle = match self.idle_timeout {
@@ -327,6 +337,20 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
                     }
                     _ => return Err(invalid(t, k, "expected true, false or a list of directives")),
                 });
+            }
+            "cookie_chunks" => {
+                let chunks = value
+                    .as_integer()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .filter(|n| (1..=MAX_COOKIE_CHUNKS).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            t,
+                            k,
+                            format!("expected a whole number from 1 to {MAX_COOKIE_CHUNKS}"),
+                        )
+                    })?;
+                out.cookie_chunks = Some(chunks);
             }
             "meta" => {
                 let meta = as_table(value, t, k)?;
