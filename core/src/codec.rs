@@ -1030,6 +1030,186 @@ mod tests {
         );
     }
 
+    fn big_record(len: usize) -> SealedRecord {
+        let mut data = Map::new();
+        data.insert("blob".into(), json!("x".repeat(len)));
+        SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data)
+    }
+
+    fn slots(values: &[String]) -> Vec<ChunkSlot> {
+        let mut slots: Vec<ChunkSlot> = values.iter().skip(1).cloned().map(ChunkSlot::One).collect();
+        slots.resize(7, ChunkSlot::Absent);
+        slots
+    }
+
+    #[test]
+    fn chunks_fill_their_capacity_in_order_and_reassemble() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let keys = seals(&ring(4), &BIND);
+        let record = big_record(5_000);
+        let values = seal_chunked(&keys, &record, &mut rng, 8, |i| 1_000 + i).expect("fits");
+        let json_len = br#"{"blob":""}"#.len() + 5_000;
+        let envelope = 4 + SALT_LEN + 16 + json_len + TAG_LEN;
+        assert_eq!(values.len(), envelope.div_ceil(1_000 * 3 / 4 - CHUNK_HEADER));
+        let generation = chunk_header(&B64.decode(&values[0]).expect("b64"))
+            .expect("chunk")
+            .0;
+        for (i, value) in values.iter().enumerate() {
+            assert!(value.len() <= 1_000 + i, "chunk {i} is {} long", value.len());
+            let chunk = B64.decode(value).expect("b64");
+            assert_eq!(
+                chunk_header(&chunk),
+                Some((
+                    generation,
+                    u8::try_from(i).expect("small"),
+                    u8::try_from(values.len()).expect("small")
+                ))
+            );
+        }
+        let opened = open_chunked(&keys, &values[0], &slots(&values), 8).expect("opens");
+        assert_eq!((opened.record, opened.key), (record.clone(), KeyUse::Primary));
+        // A fresh seal draws a fresh generation.
+        let again = seal_chunked(&keys, &record, &mut rng, 8, |i| 1_000 + i).expect("fits");
+        assert_ne!(
+            chunk_header(&B64.decode(&again[0]).expect("b64"))
+                .expect("chunk")
+                .0,
+            generation
+        );
+        // Too few chunks, or no room at all, is a typed error with the whole size.
+        for (max, room) in [(3, 1_000), (8, 20)] {
+            match seal_chunked(&keys, &record, &mut rng, max, |_| room) {
+                Err(ChunkedSealError::TooLarge { size }) => {
+                    assert_eq!(size, envelope.div_ceil(3) * 4 - (3 - envelope % 3) % 3);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunk_set_must_be_whole_and_in_place() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let keys = seals(&ring(4), &BIND);
+        let values = seal_chunked(&keys, &big_record(3_000), &mut rng, 8, |_| 1_500).expect("fits");
+        assert_eq!(values.len(), 3);
+        let other = seal_chunked(&keys, &big_record(3_000), &mut rng, 8, |_| 1_500).expect("fits");
+        let open = |first: &str, slots: &[ChunkSlot], max: u8| open_chunked(&keys, first, slots, max).err();
+        let whole = slots(&values);
+        assert_eq!(open(&values[0], &whole, 8), None);
+        assert_eq!(open(&values[0], &whole, 3), None, "a cap equal to the count");
+        assert_eq!(
+            open(&values[0], &whole, 2),
+            Some(Rejection::ChunkSet),
+            "more chunks than the cap"
+        );
+        let edit = |index: usize, slot: ChunkSlot| {
+            let mut slots = whole.clone();
+            slots[index] = slot;
+            slots
+        };
+        let cases = [
+            ("missing", edit(1, ChunkSlot::Absent)),
+            ("duplicated", edit(0, ChunkSlot::Duplicate)),
+            ("mixed", edit(1, ChunkSlot::One(other[2].clone()))),
+            ("reordered", {
+                let mut slots = whole.clone();
+                slots.swap(0, 1);
+                slots
+            }),
+            (
+                "extra of the same generation",
+                edit(2, ChunkSlot::One(values[2].clone())),
+            ),
+            ("garbage", edit(0, ChunkSlot::One("%%".into()))),
+            (
+                "too long",
+                edit(0, ChunkSlot::One("A".repeat(MAX_SET_COOKIE_LEN + 1))),
+            ),
+            (
+                "a single envelope",
+                edit(
+                    0,
+                    ChunkSlot::One(seal(&keys, &record(), &mut rng).expect("seals")),
+                ),
+            ),
+        ];
+        for (what, slots) in cases {
+            assert_eq!(open(&values[0], &slots, 8), Some(Rejection::ChunkSet), "{what}");
+        }
+        // Chunk 0 must come first, and be chunk 0.
+        assert_eq!(open(&values[1], &whole, 8), Some(Rejection::ChunkSet));
+        // Leftovers of another generation beyond the set are outside it.
+        assert_eq!(
+            open(&values[0], &edit(3, ChunkSlot::One(other[1].clone())), 8),
+            None
+        );
+        assert_eq!(open(&values[0], &edit(3, ChunkSlot::Duplicate), 8), None);
+        // A single envelope still opens on a chunked session, whatever the chunk slots.
+        let single = seal(&keys, &record(), &mut rng).expect("seals");
+        assert!(open_chunked(&keys, &single, &whole, 8).is_ok());
+        // And a chunk never opens as a single envelope.
+        assert_eq!(
+            super::open(&keys, &values[0]).err(),
+            Some(Rejection::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn the_generation_and_the_count_are_authenticated() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let keys = seals(&ring(4), &BIND);
+        let values = seal_chunked(&keys, &big_record(3_000), &mut rng, 8, |_| 1_500).expect("fits");
+        let rewrite = |values: &[String], change: &dyn Fn(&mut Vec<u8>)| -> Vec<String> {
+            values
+                .iter()
+                .map(|v| {
+                    let mut chunk = B64.decode(v).expect("b64");
+                    change(&mut chunk);
+                    B64.encode(chunk)
+                })
+                .collect()
+        };
+        // The same new generation in every header: consistent, but not what was sealed.
+        let regenerated = rewrite(&values, &|chunk| chunk[CHUNK_GENERATION.start] ^= 1);
+        assert_eq!(
+            open_chunked(&keys, &regenerated[0], &slots(&regenerated), 8).err(),
+            Some(Rejection::BadTag)
+        );
+        // Two chunks claiming to be the whole set: the pieces are all there...
+        let mut merged = B64.decode(&values[1]).expect("b64")[CHUNK_HEADER..].to_vec();
+        merged.extend_from_slice(&B64.decode(&values[2]).expect("b64")[CHUNK_HEADER..]);
+        let mut second = B64.decode(&values[1]).expect("b64")[..CHUNK_HEADER].to_vec();
+        second.extend_from_slice(&merged);
+        let recounted = rewrite(&[values[0].clone(), B64.encode(second)], &|chunk| {
+            chunk[CHUNK_COUNT_AT] = 2;
+        });
+        // ...but the count is part of the associated data.
+        assert_eq!(
+            open_chunked(&keys, &recounted[0], &slots(&recounted), 8).err(),
+            Some(Rejection::BadTag)
+        );
+        // A piece moved across a boundary changes nothing that matters: same envelope.
+        let mut first = B64.decode(&values[0]).expect("b64");
+        let mut next = B64.decode(&values[1]).expect("b64");
+        let moved = first.pop().expect("non-empty");
+        next.insert(CHUNK_HEADER, moved);
+        let shifted = [B64.encode(first), B64.encode(next), values[2].clone()];
+        assert!(open_chunked(&keys, &shifted[0], &slots(&shifted), 8).is_ok());
+        // Another binding's keys do not open it.
+        let other = seals(
+            &ring(4),
+            &Binding {
+                cookie: "__Host-other",
+                ..BIND
+            },
+        );
+        assert_eq!(
+            open_chunked(&other, &values[0], &slots(&values), 8).err(),
+            Some(Rejection::BadTag)
+        );
+    }
+
     #[test]
     fn key_holders_are_zeroized_on_drop() {
         fn zeroized_on_drop<T: ZeroizeOnDrop>() {}

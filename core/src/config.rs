@@ -465,6 +465,7 @@ mod tests {
         touch_share = 0.5
         persistent = false
         clear_site_data = ["cookies", "storage"]
+        cookie_chunks = 2
         [session.sessions.web.meta]
         area = "frontend"
         level = 3
@@ -485,6 +486,7 @@ mod tests {
         assert!(!def.cookie.secure && !def.cookie.persistent);
         assert_eq!(def.expiry.idle_timeout(), Some(Duration::from_secs(1800)));
         assert!((def.expiry.touch_share() - 0.5).abs() < f64::EPSILON);
+        assert_eq!(def.cookie_chunks, 2);
         assert_eq!(def.meta["area"], "frontend");
         assert_eq!(def.meta["level"], 3);
         assert_eq!(
@@ -513,6 +515,25 @@ mod tests {
             assert!(
                 err.contains("clear_site_data") && err.contains("session.sessions.web"),
                 "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn cookie_chunks_is_a_small_whole_number() {
+        let config = parse("[session.sessions.web]\ncookie_chunks = 4").expect("valid");
+        let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+        assert_eq!(def.cookie_chunks, 1, "one cookie by default");
+        config.sessions[0].1.apply_to(&mut def).expect("applies");
+        assert_eq!(def.cookie_chunks, 4);
+        let max = format!("[session.sessions.web]\ncookie_chunks = {MAX_COOKIE_CHUNKS}");
+        assert!(parse(&max).is_ok());
+        for bad in ["0", "9", "-1", "256", "\"2\"", "2.5", "true"] {
+            let message = error_of(&format!("[session.sessions.web]\ncookie_chunks = {bad}"));
+            assert!(
+                message.contains("invalid value for `cookie_chunks` in [session.sessions.web]")
+                    && message.contains("from 1 to 8"),
+                "{bad}: {message}"
             );
         }
     }

@@ -561,6 +561,84 @@ mod tests {
     }
 
     #[test]
+    fn chunk_names_are_found_in_one_pass() {
+        let headers = [
+            "sid=zero; sid.1=one; sid.01=leading-zero; sid.8=past-the-cap; sid.1x=junk",
+            " sid.2 = two ;sid.3=three; sid.3=again; sid.10=ten; sidx.1=other; sid.=dot",
+            "sid.7=seven; sid=second; sid=3; sid=4; sid=5",
+        ];
+        let found = chunked_values(headers.iter().map(|h| h.as_bytes()), "sid");
+        assert_eq!(found.base, ["zero", "second", "3", "4"]);
+        let one = |v: &str| ChunkSlot::One(v.to_owned());
+        assert_eq!(
+            found.chunks,
+            [
+                one("one"),
+                one("two"),
+                ChunkSlot::Duplicate,
+                ChunkSlot::Absent,
+                ChunkSlot::Absent,
+                ChunkSlot::Absent,
+                one("seven"),
+            ]
+        );
+        assert_eq!(found.present(), 0b1000_1110);
+        // The plain visitor never sees chunk names.
+        assert_eq!(
+            values(&headers, "sid"),
+            ["zero", "second", "3", "4"],
+            "at most four candidates, no chunks"
+        );
+        assert_eq!(chunked_values([&b""[..]], "sid"), ChunkedValues::default());
+    }
+
+    #[test]
+    fn chunk_suffixes_parse_strictly() {
+        assert_eq!(chunk_suffix(b"=v", 7), Some((0, &b"=v"[..])));
+        assert_eq!(chunk_suffix(b".3=v", 7), Some((3, &b"=v"[..])));
+        assert_eq!(chunk_suffix(b".3=v", 0), None, "no chunks asked for");
+        for refused in [
+            &b".0="[..],
+            b".03=",
+            b".8=",
+            b".=",
+            b".1000=",
+            b".99999999999999999999=",
+        ] {
+            assert_eq!(chunk_suffix(refused, 7), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_settings_keep_every_attribute() {
+        let mut settings = CookieSettings::new("sid");
+        settings.domain = Some("example.com".into());
+        settings.path = "/app".into();
+        settings.partitioned = true;
+        assert_eq!(settings.chunk_name(0), "sid");
+        assert_eq!(settings.chunk_name(3), "sid.3");
+        assert!(matches!(settings.for_chunk(0), Cow::Borrowed(_)));
+        let chunk = settings.for_chunk(2);
+        assert_eq!(
+            *chunk,
+            CookieSettings {
+                name: "sid.2".into(),
+                ..settings.clone()
+            }
+        );
+        chunk.validate().expect("a valid name stays valid");
+        let line = chunk
+            .render("v", Duration::from_secs(5))
+            .expect("fits")
+            .into_string();
+        let main = settings
+            .render("v", Duration::from_secs(5))
+            .expect("fits")
+            .into_string();
+        assert_eq!(line.strip_prefix("sid.2"), main.strip_prefix("sid"));
+    }
+
+    #[test]
     fn unicode_whitespace_around_the_name_is_trimmed_as_the_cookie_crate_does() {
         assert_eq!(values(&["sid\u{a0}="], "sid"), [""]);
         assert_eq!(values(&["\u{a0}sid=v; \u{b}sid\u{3000}=w"], "sid"), ["v", "w"]);

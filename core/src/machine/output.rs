@@ -341,6 +341,47 @@ mod tests {
     }
 
     #[test]
+    fn every_line_follows_the_gone_rule() {
+        let more = || {
+            vec![
+                CookieSettings::new("sid.1").render_removal(),
+                CookieSettings::new("sid.2").render_removal(),
+            ]
+        };
+        let touch = Outcome {
+            write: Some(Write::Touch {
+                key: key(),
+                last_seen: Timestamp::EPOCH,
+                expires_at: Timestamp::MAX,
+            }),
+            set_cookie: Some(cookie()),
+            more_cookies: more(),
+            ..Outcome::default()
+        };
+        let names = |lines: Vec<&SetCookie>| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| l.as_str().split('=').next().unwrap_or_default().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(touch.set_cookies(WriteResult::Applied).collect()),
+            ["sid", "sid.1", "sid.2"]
+        );
+        assert_eq!(touch.set_cookies(WriteResult::Gone).count(), 0);
+        assert_eq!(touch.into_set_cookies(WriteResult::Gone).count(), 0);
+        // Only chunk lines (a destroy that found no own cookie): still a cookie change.
+        let chunks_only = Outcome {
+            more_cookies: more(),
+            ..Outcome::default()
+        };
+        assert!(!chunks_only.is_noop());
+        assert!(chunks_only.set_cookie(WriteResult::Applied).is_none());
+        assert_eq!(chunks_only.cache_control(WriteResult::Applied), Some("no-store"));
+        assert_eq!(chunks_only.into_set_cookies(WriteResult::Applied).count(), 2);
+    }
+
+    #[test]
     fn a_create_keeps_its_cookie_whatever_the_result() {
         let create = Outcome {
             write: Some(Write::Create {
