@@ -119,6 +119,7 @@ macro_rules! session_suite {
             accepted_values_load_back,
             server_errors_drop_changes,
             large_sessions,
+            large_cookie_sessions_are_chunked_when_allowed,
             misuse_is_a_clear_error
         );
     };
@@ -151,6 +152,7 @@ macro_rules! adapter_suite {
             store_error_gives_500,
             cache_control_respects_the_handler,
             failing_handler_persists_nothing,
+            large_cookie_sessions_span_chunk_cookies,
             misconfigured_routes_say_how_to_fix_them
         );
     };
