@@ -648,7 +648,11 @@ pub async fn large_cookie_sessions_span_chunk_cookies<A: AdapterUnderTest, B: Se
     let mut partial = c.jar.clone();
     partial.remove(CHUNK_1);
     let r = c.send_with(&partial, "GET", "/state").await;
-    assert_eq!(state(&r), (true, Vec::new()), "a partial set is a fresh session: {r:?}");
+    assert_eq!(
+        state(&r),
+        (true, Vec::new()),
+        "a partial set is a fresh session: {r:?}"
+    );
     // Shrink to one cookie: the chunks are removed on the same response.
     c.send("DELETE", "/web/b").await;
     let r = c.send("DELETE", "/web/c").await;
@@ -659,7 +663,10 @@ pub async fn large_cookie_sessions_span_chunk_cookies<A: AdapterUnderTest, B: Se
         .collect();
     assert!(!removed.is_empty(), "{r:?}");
     for line in &removed {
-        assert!(line.starts_with("__Host-web.") && line.contains("; Path=/"), "{line}");
+        assert!(
+            line.starts_with("__Host-web.") && line.contains("; Path=/"),
+            "{line}"
+        );
     }
     assert!(c.jar.get(CHUNK_1).is_none(), "the chunk cookie was removed");
     assert_eq!(c.send("GET", "/web/a").await.body.len(), 2_000);

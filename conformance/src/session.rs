@@ -177,7 +177,9 @@ impl Harness {
                 def.clear_site_data = Some(ClearSiteData::cookies());
             }
         }
-        registry.apply_toml(toml).expect("the case's configuration applies");
+        registry
+            .apply_toml(toml)
+            .expect("the case's configuration applies");
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
             sessions,
@@ -815,11 +817,17 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
     let mut jar = Jar::default();
     let blob = |c: char, len: usize| c.to_string().repeat(len);
     let out = h
-        .with_session(&mut jar, "web", |s| s.insert("blob", &blob('a', 5_000)).expect("insert"))
+        .with_session(&mut jar, "web", |s| {
+            s.insert("blob", &blob('a', 5_000)).expect("insert")
+        })
         .await;
     let lines: Vec<&str> = out.set_cookies().collect();
     if h.server_side() {
-        assert_eq!(lines.len(), 1, "a store's session has one short cookie: {lines:?}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "a store's session has one short cookie: {lines:?}"
+        );
         return;
     }
     assert_eq!(lines.len(), 2, "5000 bytes take two cookies");
@@ -828,7 +836,13 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
         assert!(line.len() <= 4096, "{} bytes", line.len());
         assert!(line.starts_with(&format!("{name}=")), "{line}");
         assert_eq!(attributes(line), attributes(lines[0]), "the same attributes");
-        for attr in ["; HttpOnly", "; SameSite=Lax", "; Secure", "; Path=/", "; Max-Age="] {
+        for attr in [
+            "; HttpOnly",
+            "; SameSite=Lax",
+            "; Secure",
+            "; Path=/",
+            "; Max-Age=",
+        ] {
             assert!(line.contains(attr), "{line} lacks {attr}");
         }
     }
@@ -839,14 +853,18 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
         .await;
     assert_eq!(out.set_cookies().count(), 0, "a read sets no cookie");
     // Grow to three chunks, then keep a copy of that set.
-    h.with_session(&mut jar, "web", |s| s.insert("blob", &blob('b', 8_000)).expect("insert"))
-        .await;
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("blob", &blob('b', 8_000)).expect("insert")
+    })
+    .await;
     assert!(jar.get(CHUNK_2).is_some(), "8000 bytes take three cookies");
     let three = jar.clone();
     // Partial and mixed sets are anonymous.
     let mut other = Jar::default();
-    h.with_session(&mut other, "web", |s| s.insert("blob", &blob('c', 8_000)).expect("insert"))
-        .await;
+    h.with_session(&mut other, "web", |s| {
+        s.insert("blob", &blob('c', 8_000)).expect("insert")
+    })
+    .await;
     let mut partial = three.clone();
     partial.remove(CHUNK_1);
     let mut mixed = three.clone();
@@ -857,11 +875,18 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
     for (what, mut bad) in [("partial", partial), ("mixed", mixed), ("reordered", swapped)] {
         let out = h
             .with_session(&mut bad, "web", |s| {
-                assert!(s.is_new().expect("ready"), "a {what} set must give a fresh session");
+                assert!(
+                    s.is_new().expect("ready"),
+                    "a {what} set must give a fresh session"
+                );
                 assert_eq!(s.get::<String>("blob").expect("get"), None, "{what}");
             })
             .await;
-        assert_eq!(out.set_cookies().count(), 0, "{what}: refused cookies are not cleared");
+        assert_eq!(
+            out.set_cookies().count(),
+            0,
+            "{what}: refused cookies are not cleared"
+        );
     }
     // Past the cap: an error naming the session, and no cookie at all.
     let request = h.request(&jar);
@@ -897,7 +922,9 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
     .await;
     // Destroy removes every cookie of the set.
     let mut big = three;
-    let out = h.with_session(&mut big, "web", |s| s.destroy().expect("destroy")).await;
+    let out = h
+        .with_session(&mut big, "web", |s| s.destroy().expect("destroy"))
+        .await;
     let removed: Vec<&str> = out
         .set_cookies()
         .filter(|line| line.contains("Max-Age=0"))

@@ -322,17 +322,22 @@ mod tests {
         CookieSettings::new("sid").render_removal()
     }
 
-    #[test]
-    fn a_gone_patch_or_touch_sends_no_cookie() {
-        let touch = Outcome {
+    fn touch(more_cookies: Vec<SetCookie>) -> Outcome {
+        Outcome {
             write: Some(Write::Touch {
                 key: key(),
                 last_seen: Timestamp::EPOCH,
                 expires_at: Timestamp::MAX,
             }),
             set_cookie: Some(cookie()),
+            more_cookies,
             ..Outcome::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_gone_patch_or_touch_sends_no_cookie() {
+        let touch = touch(Vec::new());
         assert!(touch.set_cookie(WriteResult::Applied).is_some());
         assert_eq!(touch.cache_control(WriteResult::Applied), Some("no-store"));
         assert!(touch.set_cookie(WriteResult::Gone).is_none());
@@ -348,16 +353,7 @@ mod tests {
                 CookieSettings::new("sid.2").render_removal(),
             ]
         };
-        let touch = Outcome {
-            write: Some(Write::Touch {
-                key: key(),
-                last_seen: Timestamp::EPOCH,
-                expires_at: Timestamp::MAX,
-            }),
-            set_cookie: Some(cookie()),
-            more_cookies: more(),
-            ..Outcome::default()
-        };
+        let touch = touch(more());
         let names = |lines: Vec<&SetCookie>| -> Vec<String> {
             lines
                 .iter()
