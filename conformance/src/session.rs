@@ -243,6 +243,20 @@ impl Harness {
     }
 }
 
+/// The attributes every `Set-Cookie` line of the suite's `web` session carries.
+fn assert_web_attributes(cookie: &str) {
+    for attr in [
+        "; HttpOnly",
+        "; SameSite=Lax",
+        "; Secure",
+        "; Path=/",
+        "; Max-Age=",
+    ] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+}
+
 /// A request that never asks for a session causes no store call and no Set-Cookie;
 /// asking without a cookie and changing nothing causes none either.
 pub async fn untouched_request_costs_nothing<B: SessionBackend>(b: &B) {
@@ -268,16 +282,7 @@ pub async fn write_sets_one_cookie_that_round_trips<B: SessionBackend>(b: &B) {
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     let cookie = cookies[0];
     assert!(cookie.starts_with("__Host-web="), "{cookie}");
-    for attr in [
-        "; HttpOnly",
-        "; SameSite=Lax",
-        "; Secure",
-        "; Path=/",
-        "; Max-Age=",
-    ] {
-        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
-    }
-    assert!(!cookie.contains("Domain="), "{cookie}");
+    assert_web_attributes(cookie);
     assert_eq!(out.cache_control(), Some("no-store"));
     let writes = h.writes();
     let out = h
@@ -818,7 +823,7 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
     let blob = |c: char, len: usize| c.to_string().repeat(len);
     let out = h
         .with_session(&mut jar, "web", |s| {
-            s.insert("blob", &blob('a', 5_000)).expect("insert")
+            s.insert("blob", &blob('a', 5_000)).expect("insert");
         })
         .await;
     let lines: Vec<&str> = out.set_cookies().collect();
@@ -836,15 +841,7 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
         assert!(line.len() <= 4096, "{} bytes", line.len());
         assert!(line.starts_with(&format!("{name}=")), "{line}");
         assert_eq!(attributes(line), attributes(lines[0]), "the same attributes");
-        for attr in [
-            "; HttpOnly",
-            "; SameSite=Lax",
-            "; Secure",
-            "; Path=/",
-            "; Max-Age=",
-        ] {
-            assert!(line.contains(attr), "{line} lacks {attr}");
-        }
+        assert_web_attributes(line);
     }
     let out = h
         .with_session(&mut jar, "web", |s| {
@@ -854,7 +851,7 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
     assert_eq!(out.set_cookies().count(), 0, "a read sets no cookie");
     // Grow to three chunks, then keep a copy of that set.
     h.with_session(&mut jar, "web", |s| {
-        s.insert("blob", &blob('b', 8_000)).expect("insert")
+        s.insert("blob", &blob('b', 8_000)).expect("insert");
     })
     .await;
     assert!(jar.get(CHUNK_2).is_some(), "8000 bytes take three cookies");
@@ -862,7 +859,7 @@ pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b
     // Partial and mixed sets are anonymous.
     let mut other = Jar::default();
     h.with_session(&mut other, "web", |s| {
-        s.insert("blob", &blob('c', 8_000)).expect("insert")
+        s.insert("blob", &blob('c', 8_000)).expect("insert");
     })
     .await;
     let mut partial = three.clone();

@@ -241,7 +241,7 @@ pub fn cookie_chunks(data: &[u8]) {
                 pairs[i].1 = std::mem::replace(&mut pairs[j].1, value);
             }
             ChunkEdit::FromOther(i, j) if len > 0 => {
-                pairs[at(i, len)].1 = other[at(j, other.len())].1.clone()
+                pairs[at(i, len)].1 = other[at(j, other.len())].1.clone();
             }
             ChunkEdit::AddOther(j) => pairs.push(other[at(j, other.len())].clone()),
             ChunkEdit::Rename(i, k) if len > 0 => {
