@@ -9,10 +9,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
+use std::num::NonZeroU32;
+
+use sessionkit::driver::DriverError;
 use sessionkit::{
-    ClearSiteData, DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome,
-    Secret, Session, SessionName, Sessions,
+    ClearSiteData, DriverChoice, DynDriver, Error, LimitPolicy, ManualClock, Registry, RequestSessions,
+    SaveOutcome, Secret, Session, SessionLimit, SessionName, Sessions,
 };
+
+use sessionkit::Clock as _;
 
 use crate::driver::DriverFactory;
 use crate::wrappers::{CountingDriver, Counts, Switch, SwitchableDriver};
@@ -28,6 +33,18 @@ pub const NEW_SECRET: &[u8; 32] = b"conformance suite rotated secret";
 pub trait SessionBackend: Send + Sync + 'static {
     /// A fresh store, or `None` for sealed-cookie sessions.
     fn store(&self, clock: &ManualClock) -> impl Future<Output = Option<Arc<dyn DynDriver>>> + Send;
+
+    /// Whether the store keeps forwards of renewed ids (see
+    /// [`DriverFactory::grace_window`]); the grace-window cases are skipped otherwise.
+    fn grace_window(&self) -> bool {
+        false
+    }
+
+    /// Whether the store keeps per-user indexes (see [`DriverFactory::user_index`]);
+    /// the user-sessions cases are skipped otherwise.
+    fn user_index(&self) -> bool {
+        false
+    }
 }
 
 /// The store built by a [`DriverFactory`].
@@ -36,6 +53,12 @@ pub struct DriverBackend<F>(pub F);
 impl<F: DriverFactory> SessionBackend for DriverBackend<F> {
     async fn store(&self, clock: &ManualClock) -> Option<Arc<dyn DynDriver>> {
         Some(Arc::new(self.0.build(clock).await))
+    }
+    fn grace_window(&self) -> bool {
+        self.0.grace_window()
+    }
+    fn user_index(&self) -> bool {
+        self.0.user_index()
     }
 }
 
@@ -88,6 +111,10 @@ impl Jar {
 
 /// One registry over the store under test, with call counters and a power switch.
 pub struct Harness {
+    /// Whether the store keeps forwards of renewed ids.
+    pub grace_window: bool,
+    /// Whether the store keeps per-user indexes.
+    pub user_index: bool,
     /// The started registry.
     pub sessions: Sessions,
     /// Its clock.
@@ -104,6 +131,14 @@ pub struct Harness {
 pub const WEB_COOKIE: &str = "__Host-web";
 /// The cookie name of the `admin` session in the suite.
 pub const ADMIN_COOKIE: &str = "__Host-admin";
+/// The cookie name of the `api` session in the suite.
+pub const API_COOKIE: &str = "__Host-api";
+/// How many sessions one user may have of `web` in the suite (the oldest go first).
+pub const WEB_USER_LIMIT: u32 = 3;
+/// The `api` session renews its id once it is this old.
+pub const RENEW_AFTER: Duration = Duration::from_mins(10);
+/// The grace window of a renewed `api` id.
+pub const RENEW_GRACE: Duration = Duration::from_secs(5);
 
 impl Harness {
     /// A harness over a fresh store from `backend`.
@@ -126,13 +161,15 @@ impl Harness {
             toml,
         );
         harness.config = toml.to_owned();
+        harness.grace_window = backend.grace_window();
+        harness.user_index = backend.user_index();
         harness
     }
 
     /// Another registry over the same store and clock, with other secrets or namespace
     /// (another app, or the same app after a key rotation).
     pub fn sibling(&self, primary: &[u8], previous: &[&[u8]], namespace: &str) -> Self {
-        let mut sibling = Self::build(
+        let mut harness = Self::build(
             self.store.clone(),
             self.clock.clone(),
             Secret::new(primary.to_vec()).expect("long secret"),
@@ -140,8 +177,10 @@ impl Harness {
             namespace,
             &self.config,
         );
-        sibling.config.clone_from(&self.config);
-        sibling
+        harness.config.clone_from(&self.config);
+        harness.grace_window = self.grace_window;
+        harness.user_index = self.user_index;
+        harness
     }
 
     fn build(
@@ -176,12 +215,32 @@ impl Harness {
                 // Logout clears site data on `web` only, so the suites see it on and off.
                 def.clear_site_data = Some(ClearSiteData::cookies());
             }
+            // Per-user caps: `web` evicts the oldest past WEB_USER_LIMIT, `admin` refuses a
+            // second sign-in.
+            if name == "web" {
+                def.user_limit = Some(SessionLimit::new(
+                    NonZeroU32::new(WEB_USER_LIMIT).expect("positive"),
+                    LimitPolicy::EvictOldest,
+                ));
+            }
+            if name == "admin" {
+                def.user_limit = Some(SessionLimit::new(NonZeroU32::MIN, LimitPolicy::Refuse));
+            }
+            if name == "api" {
+                // `api` renews its id every RENEW_AFTER, with a RENEW_GRACE window.
+                def.expiry = def
+                    .expiry
+                    .with_renewal(Some(RENEW_AFTER), RENEW_GRACE)
+                    .expect("valid renewal");
+            }
         }
         registry
             .apply_toml(toml)
             .expect("the case's configuration applies");
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
+            grace_window: false,
+            user_index: false,
             sessions,
             clock,
             counts,
@@ -947,5 +1006,432 @@ pub async fn misuse_is_a_clear_error<B: SessionBackend>(b: &B) {
     assert!(
         err.to_string().contains("\"nope\"") && err.to_string().contains("web"),
         "{err}"
+    );
+}
+
+fn max_age(set_cookie: &str) -> Option<&str> {
+    set_cookie
+        .split("; ")
+        .find_map(|attr| attr.strip_prefix("Max-Age="))
+}
+
+/// Remember-me per session: a browser-session cookie (no `Max-Age`) or a persistent
+/// one, chosen at sign-in; shorter per-session lifetimes and deadlines are kept with
+/// the session and enforced server-side; `is_modified` and the deadlines read true.
+pub async fn remember_me_and_per_session_lifetimes<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    // A signed-id cookie lives until the absolute deadline; a sealed cookie is
+    // re-sealed on every idle refresh, so it lives until the next expiry.
+    let persistent_age = if h.server_side() { "86400" } else { "1800" };
+    for (remember, expected) in [(false, None), (true, Some(persistent_age))] {
+        let mut jar = Jar::default();
+        let out = h
+            .with_session(&mut jar, "web", |s| {
+                s.regenerate().expect("regenerate");
+                s.insert("user", "ada").expect("insert");
+                s.set_persistent(remember).expect("persist");
+                assert!(s.is_modified().expect("ready"));
+            })
+            .await;
+        let cookies: Vec<&str> = out.set_cookies().collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert_eq!(
+            max_age(cookies[0]),
+            expected,
+            "remember={remember}: {}",
+            cookies[0]
+        );
+        let out = h
+            .with_session(&mut jar, "web", |s| {
+                assert!(!s.is_modified().expect("ready"));
+                assert_eq!(s.is_persistent().expect("ready"), remember);
+            })
+            .await;
+        assert_eq!(out.set_cookies().count(), 0, "a read sets no cookie");
+    }
+
+    // A shorter ttl for this session only.
+    let mut jar = Jar::default();
+    let start = h.clock.now();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_ttl(Duration::from_mins(50)).expect("shorter");
+        assert!(
+            s.set_ttl(Duration::from_hours(48)).is_err(),
+            "beyond the configured ttl"
+        );
+        let deadlines = s.deadlines().expect("ready");
+        assert_eq!(
+            deadlines.absolute,
+            Some(start.saturating_add(Duration::from_mins(50))),
+            "a new session's deadline, before its first save"
+        );
+    })
+    .await;
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_mins(20));
+        h.with_session(&mut jar, "web", |s| {
+            assert!(!s.is_new().expect("ready"));
+            s.insert("tick", &1).expect("insert");
+        })
+        .await;
+    }
+    h.clock.advance(Duration::from_mins(10));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "expired at its own ttl (50 min)");
+    })
+    .await;
+
+    // A deadline and a shorter idle timeout.
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_idle_timeout(Duration::from_mins(5)).expect("shorter");
+        s.set_deadline((h.clock.now().saturating_add(Duration::from_mins(12))).to_system_time())
+            .expect("deadline");
+    })
+    .await;
+    h.clock.advance(Duration::from_mins(4));
+    h.with_session(&mut jar, "web", |s| s.insert("a", &1).expect("insert"))
+        .await;
+    h.clock.advance(Duration::from_mins(4));
+    h.with_session(&mut jar, "web", |s| s.insert("b", &1).expect("insert"))
+        .await;
+    h.clock.advance(Duration::from_mins(4));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "ended at its deadline");
+    })
+    .await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_idle_timeout(Duration::from_mins(5)).expect("shorter");
+    })
+    .await;
+    h.clock.advance(Duration::from_mins(5));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "idle for its own 5 minutes");
+    })
+    .await;
+}
+
+/// An id older than `renew_after` is renewed by the next request, keeping the data and
+/// the creation time; requests in flight with the old id all succeed and none of their
+/// writes is lost (with a store that keeps a grace window); only one response carries
+/// the new cookie.
+pub async fn renewal_keeps_the_session_and_every_racing_write<B: SessionBackend>(b: &B) {
+    let h = Arc::new(Harness::new(b).await);
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "api", |s| s.insert("base", &0).expect("insert"))
+        .await;
+    let old = jar.get(API_COOKIE).expect("cookie").to_owned();
+    let absolute = |h: &Harness, jar: &mut Jar| {
+        let request = h.request(jar);
+        async move {
+            let session = request.session("api").await.expect("load");
+            session.deadlines().expect("ready").absolute
+        }
+    };
+    let created_deadline = absolute(&h, &mut jar).await;
+    h.clock
+        .advance(RENEW_AFTER.saturating_sub(Duration::from_secs(1)));
+    let out = h
+        .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
+        .await;
+    assert_eq!(out.set_cookies().count(), 0, "not yet due");
+    h.clock.advance(Duration::from_secs(1));
+    if !(h.server_side() && h.grace_window) {
+        let out = h
+            .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
+            .await;
+        assert_eq!(out.set_cookies().count(), 1, "renewed");
+        assert_ne!(jar.get(API_COOKIE), Some(old.as_str()));
+        h.with_session(&mut jar, "api", |s| {
+            assert_eq!(s.get::<i32>("base").expect("get"), Some(0));
+        })
+        .await;
+        assert_eq!(absolute(&h, &mut jar).await, created_deadline, "created_at kept");
+        eprintln!(
+            "renewal_keeps_the_session_and_every_racing_write: racing requests skipped (no grace window for this backend)"
+        );
+        return;
+    }
+    // Twenty requests of the session are in flight with the old id when it falls due.
+    let mut loaded = Vec::new();
+    for _ in 0..20 {
+        let request = h.request(&jar);
+        let session = request.session("api").await.expect("load");
+        loaded.push((request, session));
+    }
+    let mut tasks = Vec::new();
+    for (i, (request, session)) in loaded.into_iter().enumerate() {
+        let h = h.clone();
+        let mut jar = jar.clone();
+        tasks.push(tokio::spawn(async move {
+            session.insert(&format!("k{i}"), &i).expect("insert");
+            let out = h
+                .save(&request, &mut jar, 200)
+                .await
+                .expect("every racing request succeeds");
+            assert!(out.dropped().is_empty(), "request {i}'s changes were dropped");
+            (out.set_cookies().count(), jar)
+        }));
+    }
+    let mut renewed = Vec::new();
+    for task in tasks {
+        let (cookies, racing_jar) = task.await.expect("request");
+        if cookies > 0 {
+            renewed.push(racing_jar);
+        }
+    }
+    assert_eq!(renewed.len(), 1, "exactly one response carries the renewed id");
+    let mut jar = renewed.pop().expect("one");
+    assert_ne!(jar.get(API_COOKIE), Some(old.as_str()));
+    // Requests that start now with the old id, within the window, see the same session.
+    h.clock.advance(Duration::from_secs(1));
+    let mut old_jar = Jar::default();
+    old_jar.set(API_COOKIE, &old);
+    let out = h
+        .with_session(&mut old_jar, "api", |s| {
+            assert!(
+                !s.is_new().expect("ready"),
+                "the old id works within the grace window"
+            );
+            s.insert("late", &true).expect("insert");
+        })
+        .await;
+    assert_eq!(out.set_cookies().count(), 0, "never the old id again");
+    h.with_session(&mut jar, "api", |s| {
+        assert_eq!(s.get::<i32>("base").expect("get"), Some(0));
+        for i in 0..20 {
+            assert_eq!(
+                s.get::<usize>(&format!("k{i}")).expect("get"),
+                Some(i),
+                "request {i}'s write was lost"
+            );
+        }
+        assert_eq!(s.get::<bool>("late").expect("get"), Some(true));
+    })
+    .await;
+    assert_eq!(absolute(&h, &mut jar).await, created_deadline, "created_at kept");
+}
+
+/// After the grace window a renewed id loads nothing; a sign-in's `regenerate` has no
+/// window at all.
+pub async fn old_ids_die_after_the_window_and_at_once_on_login<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "api", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    let old = jar.clone();
+    h.clock.advance(RENEW_AFTER);
+    let out = h
+        .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
+        .await;
+    assert_eq!(out.set_cookies().count(), 1, "renewed");
+    h.clock.advance(RENEW_GRACE);
+    let mut stale = old.clone();
+    if h.server_side() {
+        h.with_session(&mut stale, "api", |s| {
+            assert!(
+                s.is_new().expect("ready"),
+                "the old id is anonymous after the window"
+            );
+        })
+        .await;
+    }
+    h.with_session(&mut jar, "api", |s| {
+        assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+    })
+    .await;
+
+    let before_login = jar.clone();
+    h.with_session(&mut jar, "api", |s| {
+        s.regenerate().expect("regenerate");
+        s.insert("role", "admin").expect("insert");
+    })
+    .await;
+    if h.server_side() {
+        let mut replay = before_login;
+        h.with_session(&mut replay, "api", |s| {
+            assert!(s.is_new().expect("ready"), "a login rotation has no grace window");
+        })
+        .await;
+    }
+}
+
+/// Signs a fresh browser in as `user` on `session`, labelled `label`.
+async fn sign_in(h: &Harness, session: &str, user: &str, label: &str) -> Jar {
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, session, |s| {
+        s.regenerate().expect("regenerate");
+        s.set_user(user).expect("bind");
+        s.set_label(label).expect("label");
+    })
+    .await;
+    jar
+}
+
+async fn signed_in(h: &Harness, jar: &Jar, session: &str) -> bool {
+    let request = h.request(jar);
+    let session = request.session(session).await.expect("load");
+    session.user().expect("ready").is_some()
+}
+
+fn user_sessions_skipped(h: &Harness, case: &str) -> bool {
+    let skip = !(h.server_side() && h.user_index);
+    if skip {
+        eprintln!("{case}: skipped, this backend keeps no per-user index");
+    }
+    skip
+}
+
+/// Two devices of one user list each other (labels, current marked); another user's
+/// handle is not found; ending one device, all other devices, and every device
+/// (log out everywhere) each work, and an ended device's cookie loads nothing.
+pub async fn a_users_sessions_can_be_listed_and_ended<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if !h.server_side() {
+        let mut jar = Jar::default();
+        let request = h.request(&jar);
+        let session = request.session("web").await.expect("load");
+        session.set_user("ada").expect("bind");
+        assert!(matches!(
+            session.user_sessions().await,
+            Err(Error::Store {
+                source: DriverError::Unsupported(_),
+                ..
+            })
+        ));
+        h.save(&request, &mut jar, 200).await.expect("save");
+        return;
+    }
+    if user_sessions_skipped(&h, "a_users_sessions_can_be_listed_and_ended") {
+        return;
+    }
+    let mut laptop = sign_in(&h, "web", "ada", "Firefox on Linux").await;
+    h.clock.advance(Duration::from_secs(1));
+    let phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let mut bob = sign_in(&h, "web", "bob", "Chrome").await;
+
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    let list = session.user_sessions().await.expect("list");
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].label.as_deref(), Some("Firefox on Linux"));
+    assert!(
+        list[0].current && !list[1].current,
+        "oldest first, this one current"
+    );
+    assert_eq!(list[1].label.as_deref(), Some("Safari on iOS"));
+    assert!(list[0].created < list[1].created);
+    let phone_handle = list[1].handle.to_string();
+    assert_ne!(
+        Some(phone_handle.as_str()),
+        phone.get(WEB_COOKIE),
+        "a handle is not the cookie"
+    );
+
+    // Bob cannot end Ada's session with her handle.
+    let request = h.request(&bob);
+    let session = request.session("web").await.expect("load");
+    assert!(
+        !session.end_session(&phone_handle).await.expect("end"),
+        "another user's handle"
+    );
+    assert!(!session.end_session("not-a-handle").await.expect("end"));
+    h.save(&request, &mut bob, 200).await.expect("save");
+    assert!(signed_in(&h, &phone, "web").await);
+
+    // Ada ends her phone from the laptop.
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert!(session.end_session(&phone_handle).await.expect("end"));
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(
+        !signed_in(&h, &phone, "web").await,
+        "the ended device is signed out"
+    );
+    assert!(signed_in(&h, &laptop, "web").await);
+
+    // End all others.
+    let mut phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let tablet = sign_in(&h, "web", "ada", "Tablet").await;
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(session.end_other_sessions().await.expect("end"), 2);
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(!signed_in(&h, &phone, "web").await && !signed_in(&h, &tablet, "web").await);
+    assert!(signed_in(&h, &laptop, "web").await);
+
+    // Log out everywhere, this device included.
+    phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let copied = laptop.clone();
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(session.end_all_sessions().await.expect("end"), 1);
+    let out = h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(
+        out.set_cookies().any(|c| c.contains("Max-Age=0")),
+        "the cookie is removed"
+    );
+    for jar in [&phone, &copied] {
+        assert!(!signed_in(&h, jar, "web").await, "signed out everywhere");
+    }
+    assert!(signed_in(&h, &bob, "web").await, "other users are untouched");
+    // The admin view.
+    assert_eq!(
+        h.sessions.user_sessions("web", "bob").await.expect("list").len(),
+        1
+    );
+    assert_eq!(h.sessions.end_user_sessions("web", "bob").await.expect("end"), 1);
+    assert!(!signed_in(&h, &bob, "web").await);
+}
+
+/// A sign-in past the per-user cap ends the user's oldest session (`web`), or is
+/// refused with a 409 and writes nothing (`admin`).
+pub async fn the_per_user_cap_evicts_the_oldest_or_refuses<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if user_sessions_skipped(&h, "the_per_user_cap_evicts_the_oldest_or_refuses") {
+        return;
+    }
+    let mut devices = Vec::new();
+    for i in 0..=WEB_USER_LIMIT {
+        devices.push(sign_in(&h, "web", "ada", &format!("device {i}")).await);
+        h.clock.advance(Duration::from_secs(1));
+    }
+    assert!(!signed_in(&h, &devices[0], "web").await, "the oldest was evicted");
+    for jar in &devices[1..] {
+        assert!(signed_in(&h, jar, "web").await);
+    }
+    assert_eq!(
+        h.sessions.user_sessions("web", "ada").await.expect("list").len(),
+        WEB_USER_LIMIT as usize
+    );
+
+    let first = sign_in(&h, "admin", "ada", "first").await;
+    let mut second = Jar::default();
+    let request = h.request(&second);
+    let session = request.session("admin").await.expect("load");
+    session.set_user("ada").expect("bind");
+    let refused = h.save(&request, &mut second, 200).await.expect_err("refused");
+    assert!(
+        matches!(refused, Error::SessionLimit { max: 1, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.status(), 409);
+    assert!(second.get(ADMIN_COOKIE).is_none(), "nothing written, no cookie");
+    assert!(
+        signed_in(&h, &first, "admin").await,
+        "the existing session is kept"
+    );
+    assert_eq!(
+        h.sessions
+            .user_sessions("admin", "ada")
+            .await
+            .expect("list")
+            .len(),
+        1
     );
 }

@@ -218,6 +218,39 @@ pub struct SessionDef {
     /// request side: browsers send every chunk on every request, and many servers and
     /// proxies refuse `Cookie` headers over 8 KiB by default.
     pub cookie_chunks: u8,
+    /// A cap on one user's concurrent sessions of this session (`None`, the default:
+    /// no cap). Enforced when a response binds a session to a user (sign-in), on
+    /// drivers that keep per-user indexes.
+    pub user_limit: Option<SessionLimit>,
+}
+
+/// What to do when a sign-in would give a user more sessions than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitPolicy {
+    /// Sign in, and end the user's sessions that were created first until the cap holds.
+    EvictOldest,
+    /// Refuse the sign-in: nothing is written and the request fails with
+    /// `sessionkit::Error::SessionLimit` (409).
+    Refuse,
+}
+
+/// A cap on concurrent sessions per user. In TOML: `max_sessions_per_user = 5` and
+/// `on_session_limit = "evict_oldest" | "refuse"` (default `evict_oldest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionLimit {
+    /// The most sessions one user may have at once (at least 1).
+    pub max: std::num::NonZeroU32,
+    /// What happens past it.
+    pub policy: LimitPolicy,
+}
+
+impl SessionLimit {
+    /// A cap of `max` sessions with `policy`.
+    pub fn new(max: std::num::NonZeroU32, policy: LimitPolicy) -> Self {
+        SessionLimit { max, policy }
+    }
 }
 
 /// A validated `Clear-Site-Data` header value: a list of quoted directives, e.g.
@@ -305,6 +338,7 @@ impl SessionDef {
             meta: Map::new(),
             clear_site_data: None,
             cookie_chunks: 1,
+            user_limit: None,
         }
     }
 

@@ -59,6 +59,7 @@ pub(crate) fn store_error(
         DriverError::Duplicate => "duplicate",
         DriverError::Backend(_) => "backend",
         DriverError::Closed => "closed",
+        DriverError::Unsupported(_) => "unsupported",
     };
     count(
         STORE_ERRORS,

@@ -77,8 +77,8 @@ pub struct SessionInfo {
     pub driver: String,
     /// The cookie name.
     pub cookie_name: String,
-    /// The absolute lifetime.
-    pub ttl: Duration,
+    /// The absolute lifetime; `None` for an idle-only session (`ttl = "none"`).
+    pub ttl: Option<Duration>,
     /// The idle timeout.
     pub idle_timeout: Option<Duration>,
     /// Whether the session is shared between apps.
@@ -112,7 +112,7 @@ impl fmt::Display for SessionInfo {
             if self.default { " (default)" } else { "" },
             self.driver,
             self.cookie_name,
-            format_duration(self.ttl),
+            self.ttl.map_or_else(|| "none".to_owned(), format_duration),
             self.idle_timeout
                 .map_or_else(|| "none".to_owned(), format_duration),
             self.shared,

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult};
+use sessionkit_core::{
+    LoadResult, Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult,
+};
 use tokio::sync::OnceCell;
 
 use crate::clock::SharedClock;
@@ -86,6 +88,25 @@ impl Sessions {
     /// The name a session is registered under, if it is.
     pub fn session_name(&self, name: &str) -> Option<&SessionName> {
         self.entry(name).map(|(k, _)| k)
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn entry_or_error(&self, name: &str) -> Result<(&SessionName, &SessionEntry), Error> {
+        self.entry(name)
+            .map(|(name, entry)| (name, entry))
+            .ok_or_else(|| Error::UnknownSession {
+                name: name.to_owned(),
+                known: self
+                    .inner
+                    .entries
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     fn entry(&self, name: &str) -> Option<&(SessionName, SessionEntry)> {
@@ -389,30 +410,38 @@ impl RequestSessions {
             now,
         );
         if let (Some(key), Some(driver)) = (machine.load_request(), &entry.driver) {
-            let found = match driver.lookup(key).await {
-                Ok(found) => found,
-                Err(source) => {
-                    metrics::store_error(name, &entry.spec, "load", &source);
-                    return Err(Error::Store {
-                        session: name.clone(),
-                        operation: "load",
-                        source,
-                    });
+            let store_error = |source| {
+                metrics::store_error(name, &entry.spec, "load", &source);
+                Error::Store {
+                    session: name.clone(),
+                    operation: "load",
+                    source,
                 }
             };
+            let found = driver.lookup(key).await.map_err(store_error)?;
             match found {
                 Lookup::Loaded(result) => machine.handle_load(result, now)?,
                 Lookup::Expired {
                     created_at,
                     last_seen,
                 } => machine.handle_expired(created_at, last_seen, now)?,
+                Lookup::Forwarded { to } => {
+                    // The id was renewed by a request of the same session a moment ago:
+                    // one more round trip, only within the grace window. One hop only:
+                    // a forward to a forward is not followed.
+                    let result = match driver.lookup(&to).await.map_err(store_error)? {
+                        Lookup::Loaded(result) => result,
+                        Lookup::Expired { .. } | Lookup::Forwarded { .. } => LoadResult::Missing,
+                    };
+                    machine.handle_forwarded(to, result, now)?;
+                }
             }
         }
         while let Some(event) = machine.poll_event() {
             events::emit(name, &event);
             metrics::event(name, &entry.spec, &event);
         }
-        Ok(Session::new(name.clone(), machine))
+        Ok(Session::new(name.clone(), machine, self.inner.sessions.clone()))
     }
 
     /// Whether a handler asked for (and so loaded) any session of this request.
@@ -437,6 +466,14 @@ impl RequestSessions {
             depends_on_session: !outcomes.is_empty(),
             ..SaveOutcome::default()
         };
+        // A refused sign-in (per-user cap) refuses the whole save, before any write.
+        for (index, outcome) in &outcomes {
+            let (name, entry) = &entries[*index];
+            self.inner
+                .sessions
+                .enforce_limit(name, entry, outcome, false)
+                .await?;
+        }
         for (index, outcome) in outcomes {
             let (name, entry) = &entries[index];
             for event in outcome.events() {
@@ -452,11 +489,17 @@ impl RequestSessions {
                         metrics::store_error(name, &entry.spec, operation, source);
                     }
                 })?;
+            if result.result == WriteResult::Applied {
+                self.inner
+                    .sessions
+                    .enforce_limit(name, entry, &outcome, true)
+                    .await?;
+            }
             // Counted once written: a create that failed created nothing.
             for event in outcome.events() {
                 metrics::event(name, &entry.spec, event);
             }
-            if outcome.changes_dropped(result) {
+            if result.dropped(&outcome) {
                 metrics::save_dropped(name, &entry.spec);
                 saved.dropped.push(name.clone());
             }
@@ -471,7 +514,7 @@ impl RequestSessions {
             // fail. A chunked cookie session gives several lines.
             saved.set_cookies.extend(
                 outcome
-                    .into_set_cookies(result)
+                    .into_set_cookies(result.result)
                     .filter_map(|cookie| HeaderValue::try_from(cookie.into_string()).ok()),
             );
         }
@@ -547,9 +590,12 @@ async fn run_store_ops(
     name: &SessionName,
     driver: Option<&dyn DynDriver>,
     outcome: &Outcome,
-) -> Result<WriteResult, Error> {
+) -> Result<Stored, Error> {
     let Some(driver) = driver else {
-        return Ok(WriteResult::Applied);
+        return Ok(Stored {
+            result: WriteResult::Applied,
+            forwarded: false,
+        });
     };
     let store_err = |operation: &'static str| {
         move |source: DriverError| Error::Store {
@@ -586,22 +632,74 @@ async fn run_store_ops(
             .touch(key, *last_seen, *expires_at)
             .await
             .map_err(store_err("touch"))?,
+        Some(Write::Rotate(rotation)) => driver.rotate(rotation).await.map_err(store_err("rotate"))?,
         None => WriteResult::Applied,
     };
-    if outcome.changes_dropped(result) {
+    let mut stored = Stored {
+        result,
+        forwarded: false,
+    };
+    if let Some(write) = outcome.write().filter(|_| result == WriteResult::Gone) {
+        stored.forwarded = follow_forward(driver, write).await.map_err(store_err("patch"))?;
+    }
+    if outcome.changes_dropped(stored.result) && !stored.forwarded {
         tracing::warn!(
             target: "sessionkit",
             session = name.as_str(),
             "session ended or expired while this request ran (a concurrent logout, regenerate or expiry); \
              its changes were dropped rather than bring the session back"
         );
-    } else if result == WriteResult::Gone {
+    } else if stored.result == WriteResult::Gone && !stored.forwarded {
         tracing::debug!(target: "sessionkit", session = name.as_str(), "session ended before its idle refresh");
     }
     if let Some(key) = outcome.delete() {
         driver.delete(key).await.map_err(store_err("delete"))?;
     }
-    Ok(result)
+    Ok(stored)
+}
+
+/// What the store did with a finished request's write.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    /// The write's own result. `Gone` also when the write then went through a forward:
+    /// the request's cookie (the old id) must not be sent either way.
+    result: WriteResult,
+    /// The write found its session renewed by a concurrent request and was applied to
+    /// the renewed record instead: nothing was dropped.
+    forwarded: bool,
+}
+
+impl Stored {
+    fn dropped(self, outcome: &Outcome) -> bool {
+        !self.forwarded && outcome.changes_dropped(self.result)
+    }
+}
+
+/// A conditional write that found its record gone may have met a renewal's forward (the
+/// request loaded just before a concurrent request renewed the id): apply its changes
+/// at the renewed key instead, so they are not lost. Only a driver that keeps forwards
+/// answers one, and only within the grace window; costs nothing otherwise but this one
+/// lookup on an already rare path.
+async fn follow_forward(driver: &dyn DynDriver, write: &Write) -> Result<bool, DriverError> {
+    if !write.is_conditional() {
+        return Ok(false);
+    }
+    let Lookup::Forwarded { to } = driver.lookup(write.key()).await? else {
+        return Ok(false);
+    };
+    let result = match write {
+        Write::Patch {
+            patch, expires_at, ..
+        } => driver.patch(&to, patch, *expires_at).await?,
+        Write::Rotate(rotation) => driver.patch(&to, &rotation.patch, rotation.expires_at).await?,
+        Write::Touch {
+            last_seen,
+            expires_at,
+            ..
+        } => driver.touch(&to, *last_seen, *expires_at).await?,
+        Write::Create { .. } => WriteResult::Gone,
+    };
+    Ok(result == WriteResult::Applied)
 }
 
 impl fmt::Debug for RequestSessions {

@@ -11,10 +11,13 @@ use super::{Live, State};
 use crate::codec::{self, ChunkedSealError, Opened, Rejection, SealedRecord};
 use crate::cookies::{self, ChunkSlot, CookieSettings, MAX_COOKIE_CHUNKS, MAX_SET_COOKIE_LEN, SetCookie};
 use crate::def::SessionSpec;
+use crate::expiry::SessionLifetime;
 use crate::keys::KeyUse;
 use crate::machine::output::{Event, FinishError, Outcome};
+use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::Record;
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// Opens one cookie value: a valid seal gives the session at once (a fresh one, with an
 /// event, when its authenticated timestamps say it expired).
@@ -25,7 +28,7 @@ pub(super) fn accept(
     events: &mut VecDeque<Event>,
 ) -> Result<State, Rejection> {
     let opened = codec::open(spec.seal_keys(), value)?;
-    Ok(accept_opened(spec, opened, now, events))
+    accept_opened(spec, opened, now, events)
 }
 
 /// Opens the cookies of a chunked session (`cookie_chunks` above 1): each value of the
@@ -47,8 +50,9 @@ where
     let present = (!values.base.is_empty(), values.present());
     let mut first_rejection = None;
     for value in &values.base {
-        match codec::open_chunked(spec.seal_keys(), value, &values.chunks, spec.def().cookie_chunks) {
-            Ok(opened) => return (accept_opened(spec, opened, now, events), present.0, present.1),
+        let opened = codec::open_chunked(spec.seal_keys(), value, &values.chunks, spec.def().cookie_chunks);
+        match opened.and_then(|opened| accept_opened(spec, opened, now, events)) {
+            Ok(state) => return (state, present.0, present.1),
             Err(reason) => {
                 first_rejection.get_or_insert(reason);
             }
@@ -66,13 +70,25 @@ where
 
 /// The session an authentic sealed record gives: the record, or a fresh session (with
 /// an event) when its authenticated timestamps say it expired.
-fn accept_opened(spec: &SessionSpec, opened: Opened, now: Timestamp, events: &mut VecDeque<Event>) -> State {
+///
+/// # Errors
+/// [`Rejection::Corrupt`] when its lifetime or user binding is malformed.
+fn accept_opened(
+    spec: &SessionSpec,
+    opened: Opened,
+    now: Timestamp,
+    events: &mut VecDeque<Event>,
+) -> Result<State, Rejection> {
     let SealedRecord {
         created_at,
         last_seen,
         data,
     } = opened.record;
-    let live = match spec.def().expiry.check(created_at, last_seen, now) {
+    // Sealed, so only this app wrote it; a malformed one is refused all the same.
+    let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let user = UserBinding::from_value(data.get(USER_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let deadlines = spec.def().expiry.deadlines(created_at, last_seen, &life);
+    let live = match deadlines.check(now) {
         Some(by) => {
             events.push_back(Event::Expired { session: None, by });
             Live::new_session()
@@ -84,10 +100,11 @@ fn accept_opened(spec: &SessionSpec, opened: Opened, now: Timestamp, events: &mu
                 last_seen,
                 data,
             },
+            (life, user),
             opened.key == KeyUse::Previous,
         ),
     };
-    State::Ready(live)
+    Ok(State::Ready(live))
 }
 
 /// Decides the cookie of a cookie session: reseal on a change, a regenerate, a due
@@ -103,17 +120,25 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
     outcome: &mut Outcome,
 ) -> Result<(), FinishError> {
     let expiry = &spec.def().expiry;
-    let data_changed = live.delta.changes(&live.original.data);
     if live.destroyed {
         outcome.events.push(Event::Destroyed { session: None });
     }
+    let mut live_life = live.life;
     let (created, reseal) = if live.is_new {
-        (now, !live.delta.view_is_empty(&live.original.data))
+        (now, super::server::has_content(live))
     } else {
-        let due = expiry.touch_due(live.original.last_seen, now);
+        let created = live.original.created_at;
+        let due = expiry.touch_due_for(live.original.last_seen, now, &live.life);
+        // A cookie session has no id to renew: renewal re-seals it (fresh salt and
+        // nonce, the primary key). The old cookie stays valid until it expires, as any
+        // sealed cookie does without a revocation store.
+        let renew = expiry.renew_due(live.life.id_issued().unwrap_or(created), now);
+        if renew || live.regenerate {
+            live_life.set_id_issued(now);
+        }
         (
-            live.original.created_at,
-            data_changed || live.regenerate || due || live.reissue,
+            created,
+            live.delta.changes(&live.original.data) || live.regenerate || due || live.reissue || renew,
         )
     };
     if !reseal {
@@ -125,21 +150,31 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         }
         return Ok(());
     }
-    let expires_at = expiry.expires_at(created, now);
+    let deadlines = expiry.deadlines(created, now, &live_life);
+    let expires_at = deadlines.expires_at();
     if expires_at <= now {
         return Ok(());
+    }
+    let mut data = live.delta.view(&live.original.data);
+    if !live_life.is_default() {
+        data.insert(LIFETIME_KEY.to_owned(), live_life.to_value());
     }
     let record = SealedRecord {
         created_at: created,
         last_seen: now,
-        data: live.delta.view(&live.original.data),
+        data,
     };
     let value = codec::seal(spec.seal_keys(), &record, rng).map_err(|source| FinishError::Seal {
         session: spec.name().clone(),
         source,
     })?;
-    let max_age: Duration = expires_at.saturating_since(now);
-    let (cookie, chunks) = render(spec, &spec.def().cookie, (&value, &record), max_age, rng)?;
+    let settings = &spec.def().cookie;
+    // A sealed cookie is re-sealed whenever its idle deadline moves, so its Max-Age
+    // can be the session's next expiry (a signed id cookie's is the absolute one).
+    let max_age = live_life
+        .persistent_or(settings.persistent)
+        .then(|| expires_at.saturating_since(now));
+    let (cookie, chunks) = render(spec, settings, (&value, &record), max_age, rng)?;
     if live.is_new {
         outcome.events.push(Event::Created { session: None });
     }
@@ -161,7 +196,7 @@ fn render<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
     settings: &CookieSettings,
     (value, record): (&str, &SealedRecord),
-    max_age: Duration,
+    max_age: Option<Duration>,
     rng: &mut R,
 ) -> Result<(SetCookie, Vec<SetCookie>), FinishError> {
     let too_large = |source| FinishError::CookieTooLarge {
@@ -169,7 +204,7 @@ fn render<R: CryptoRng + ?Sized>(
         source,
     };
     let max_chunks = spec.def().cookie_chunks;
-    match settings.render(value, max_age) {
+    match settings.render_cookie(value, max_age) {
         Ok(cookie) => return Ok((cookie, Vec::new())),
         Err(source) if max_chunks <= 1 => return Err(too_large(source)),
         Err(_) => {}
@@ -181,7 +216,7 @@ fn render<R: CryptoRng + ?Sized>(
     let capacity = |index: usize| {
         chunk_settings
             .get(index)
-            .and_then(|chunk| chunk.render("", max_age).ok())
+            .and_then(|chunk| chunk.render_cookie("", max_age).ok())
             .map_or(0, |empty| MAX_SET_COOKIE_LEN.saturating_sub(empty.as_str().len()))
     };
     let values =
@@ -201,7 +236,7 @@ fn render<R: CryptoRng + ?Sized>(
     let lines = values
         .iter()
         .zip(&chunk_settings)
-        .map(|(value, chunk)| chunk.render(value, max_age).map_err(too_large))
+        .map(|(value, chunk)| chunk.render_cookie(value, max_age).map_err(too_large))
         .collect::<Result<Vec<_>, _>>()?;
     let mut lines = lines.into_iter();
     match lines.next() {

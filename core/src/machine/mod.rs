@@ -14,10 +14,12 @@ use serde_json::Value;
 use crate::cookies::visit_cookie_values;
 use crate::def::{SessionSpec, Storage};
 use crate::delta::Delta;
+use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
 use crate::time::Timestamp;
+use crate::user::{SessionHandle, UserBinding, UserError};
 
 mod cookie;
 mod output;
@@ -29,6 +31,10 @@ pub use output::{Event, FinishError, LoadResult, Outcome, Write, WriteResult};
 pub const RESERVED_PREFIX: &str = "__sessionkit.";
 /// Where flash messages are kept.
 pub const FLASH_KEY: &str = "__sessionkit.flash";
+/// Where a session's own lifetime choices are kept ([`SessionLifetime`]).
+pub const LIFETIME_KEY: &str = "__sessionkit.life";
+/// Where a session's user binding is kept ([`UserBinding`]).
+pub const USER_KEY: &str = "__sessionkit.user";
 
 /// Errors from the session API.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,12 @@ pub enum SessionError {
         /// `deeply nested` or `large`.
         what: &'static str,
     },
+    /// A user id or label that cannot be bound.
+    #[error("session user binding refused: {0}")]
+    User(#[from] UserError),
+    /// A per-session lifetime outside what the session's configuration allows.
+    #[error("session lifetime refused: {0}")]
+    Lifetime(#[from] LifetimeError),
     /// A stored value does not have the requested type.
     #[error("the value of session key {key:?} does not have the requested type")]
     Deserialize {
@@ -95,6 +107,18 @@ enum State {
 struct Live {
     /// The live server session that was loaded (`None` for new and cookie sessions).
     loaded: Option<(SessionId, StoreKey)>,
+    /// The record was reached through the forward of a renewed id: the store key is
+    /// the new one, the cookie's id the old one, so no cookie is ever sent for it.
+    forwarded: bool,
+    /// The session's own lifetime choices, as they stand (also kept in the delta when
+    /// changed).
+    life: SessionLifetime,
+    /// The cookie's attributes changed (persistence, absolute deadline): re-send it.
+    cookie_refresh: bool,
+    /// Who the session belongs to, as it stands.
+    user: Option<UserBinding>,
+    /// This request bound the session to a (different) user.
+    user_changed: bool,
     /// The data as loaded (empty for a new session).
     original: Record,
     is_new: bool,
@@ -110,6 +134,11 @@ impl Live {
     fn new_session() -> Self {
         Live {
             loaded: None,
+            forwarded: false,
+            life: SessionLifetime::default(),
+            cookie_refresh: false,
+            user: None,
+            user_changed: false,
             original: Record::default(),
             is_new: true,
             delta: Delta::default(),
@@ -120,9 +149,16 @@ impl Live {
         }
     }
 
-    fn existing(loaded: Option<(SessionId, StoreKey)>, original: Record, reissue: bool) -> Self {
+    fn existing(
+        loaded: Option<(SessionId, StoreKey)>,
+        original: Record,
+        (life, user): (SessionLifetime, Option<UserBinding>),
+        reissue: bool,
+    ) -> Self {
         Live {
             loaded,
+            life,
+            user,
             original,
             is_new: false,
             reissue,
@@ -159,6 +195,8 @@ pub struct SessionMachine {
     /// sessions only).
     chunks_present: u8,
     events: VecDeque<Event>,
+    /// The `now` of [`begin`](Self::begin): a new session's deadlines count from here.
+    began: Timestamp,
 }
 
 impl SessionMachine {
@@ -177,6 +215,7 @@ impl SessionMachine {
                 cookie_present,
                 chunks_present,
                 events,
+                began: now,
             };
         }
         let mut first_rejection = None;
@@ -206,6 +245,7 @@ impl SessionMachine {
             cookie_present: seen > 0,
             chunks_present: 0,
             events,
+            began: now,
         }
     }
 
@@ -238,6 +278,51 @@ impl SessionMachine {
             return Err(SessionError::UnexpectedLoad);
         };
         let live = server::load(&self.spec, (id, key, key_use), result, now, &mut self.events);
+        self.state = State::Ready(live);
+        Ok(())
+    }
+
+    /// Hands over what the store returned for the key that
+    /// [`load_request`](Self::load_request)'s key forwards to: the presented id was
+    /// renewed by a concurrent request a moment ago and is within its grace window (the
+    /// driver answered a lookup with a forward). The session is the renewed one; this
+    /// request's changes go to `to`, and it never sends a cookie (the renewing response
+    /// carries the new id).
+    ///
+    /// # Errors
+    /// [`SessionError::UnexpectedLoad`] when no load was requested.
+    pub fn handle_forwarded(
+        &mut self,
+        to: StoreKey,
+        result: LoadResult,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        let State::Loading { .. } = &self.state else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let State::Loading { id, key_use, key } =
+            std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
+        else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let from = key.fingerprint();
+        let mut live = server::load(&self.spec, (id, to, key_use), result, now, &mut self.events);
+        // The window is decided here too, by this clock: the renewed record says when
+        // its id was issued, and a store may keep a forward past the window it was
+        // given (its own clock, coarse expiry).
+        let grace = self.spec.def().expiry.renew_grace();
+        let in_window = live
+            .life
+            .id_issued()
+            .is_some_and(|issued| now < issued.saturating_add(grace));
+        if live.loaded.is_some() && !in_window {
+            self.events.push_back(Event::Unknown { session: from });
+            live = Live::new_session();
+        }
+        if live.loaded.is_some() {
+            live.forwarded = true;
+            live.reissue = false;
+        }
         self.state = State::Ready(live);
         Ok(())
     }
@@ -293,18 +378,120 @@ impl SessionMachine {
     }
 
     /// When the loaded session expires as things stand (before this request's save);
-    /// `None` for a new session.
+    /// `None` for a new session. See [`deadlines`](Self::deadlines) for both deadlines,
+    /// new sessions included.
     ///
     /// # Errors
     /// [`SessionError::NotLoaded`] before the load result is handed over.
     pub fn expires_at(&self) -> Result<Option<Timestamp>, SessionError> {
         let live = self.live()?;
-        Ok((!live.is_new).then(|| {
-            self.spec
-                .def()
-                .expiry
-                .expires_at(live.original.created_at, live.original.last_seen)
-        }))
+        Ok((!live.is_new).then(|| self.deadlines_of(live).expires_at()))
+    }
+
+    /// The session's absolute and idle deadlines, with its own lifetime choices: as
+    /// loaded (before this request's save), or for a new session as if it were saved at
+    /// the request's start.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn deadlines(&self) -> Result<Deadlines, SessionError> {
+        Ok(self.deadlines_of(self.live()?))
+    }
+
+    fn deadlines_of(&self, live: &Live) -> Deadlines {
+        let (created, seen) = if live.is_new {
+            (self.began, self.began)
+        } else {
+            (live.original.created_at, live.original.last_seen)
+        };
+        self.spec.def().expiry.deadlines(created, seen, &live.life)
+    }
+
+    /// The session's own lifetime choices (persistence, shorter lifetimes, deadline).
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn lifetime(&self) -> Result<SessionLifetime, SessionError> {
+        Ok(self.live()?.life)
+    }
+
+    /// Whether the cookie is persistent (`Max-Age`) or a browser-session cookie: the
+    /// session's own choice, else its configuration's `persistent`.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn is_persistent(&self) -> Result<bool, SessionError> {
+        Ok(self.live()?.life.persistent_or(self.spec.def().cookie.persistent))
+    }
+
+    /// Whether this request changed the session: data, flash messages, lifetimes, a
+    /// regenerate or a destroy. A due idle refresh or renewal does not count.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn is_modified(&self) -> Result<bool, SessionError> {
+        let live = self.live()?;
+        Ok(live.regenerate || live.destroyed || live.delta.changes(&live.original.data))
+    }
+
+    fn change_life(
+        &mut self,
+        change: impl FnOnce(&mut SessionLifetime),
+        refresh_cookie: bool,
+    ) -> Result<(), SessionError> {
+        let live = self.live_mut()?;
+        let before = live.life;
+        change(&mut live.life);
+        if live.life != before {
+            live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
+            live.cookie_refresh |= refresh_cookie;
+        }
+        Ok(())
+    }
+
+    /// Chooses a persistent cookie (`true`: `Max-Age` until the absolute deadline, it
+    /// survives a browser restart) or a browser-session cookie (`false`: no `Max-Age`,
+    /// the browser drops it when it closes) for this session; typically at sign-in,
+    /// from a "remember me" box. The server-side lifetimes apply either way. The
+    /// default comes from the session's `persistent` setting. An existing session gets
+    /// its cookie re-sent with the new attributes.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn set_persistent(&mut self, persistent: bool) -> Result<(), SessionError> {
+        self.change_life(|life| life.set_persistent(persistent), true)
+    }
+
+    /// Gives this session a shorter absolute lifetime than configured, counted from its
+    /// creation. Kept in the record and enforced like the configured one.
+    ///
+    /// # Errors
+    /// [`SessionError::Lifetime`] for zero or more than the configured `ttl`;
+    /// [`SessionError::NotLoaded`].
+    pub fn set_ttl(&mut self, ttl: std::time::Duration) -> Result<(), SessionError> {
+        self.spec.def().expiry.check_ttl(ttl)?;
+        self.change_life(|life| life.set_ttl(ttl), true)
+    }
+
+    /// Gives this session a shorter idle timeout than configured (or one, when none is
+    /// configured).
+    ///
+    /// # Errors
+    /// [`SessionError::Lifetime`] for zero or more than the configured idle timeout;
+    /// [`SessionError::NotLoaded`].
+    pub fn set_idle_timeout(&mut self, idle: std::time::Duration) -> Result<(), SessionError> {
+        self.spec.def().expiry.check_idle_timeout(idle)?;
+        self.change_life(|life| life.set_idle_timeout(idle), false)
+    }
+
+    /// Ends this session at `deadline` at the latest (e.g. when a federated login's
+    /// assertion expires). A later deadline than one already set, or than the
+    /// configured `ttl` allows, changes nothing: deadlines only ever come closer.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn set_deadline(&mut self, deadline: Timestamp) -> Result<(), SessionError> {
+        self.change_life(|life| life.set_deadline(deadline), true)
     }
 
     /// The raw JSON value under `key`.
@@ -417,8 +604,75 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::NotLoaded`].
     pub fn clear(&mut self) -> Result<(), SessionError> {
-        self.live_mut()?.delta.clear();
+        let live = self.live_mut()?;
+        live.delta.clear();
+        // The lifetime choices and the user binding are the session's, not data: they
+        // survive a clear (a sign-out is `destroy`).
+        if !live.life.is_default() {
+            live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
+        }
+        if let Some(user) = &live.user {
+            live.delta.set(USER_KEY.to_owned(), user.to_value());
+        }
         Ok(())
+    }
+
+    /// Binds the session to a user (typically right after [`regenerate`](Self::regenerate)
+    /// at sign-in), so that it appears in that user's list of sessions and ends with
+    /// "log out everywhere". Binding another user drops the label. The id is stored as
+    /// given, inside the record; indexes use a hash of it ([`UserKey`](crate::UserKey)).
+    ///
+    /// # Errors
+    /// [`SessionError::User`] for an empty or over-long id; [`SessionError::NotLoaded`].
+    pub fn set_user(&mut self, user: &str) -> Result<(), SessionError> {
+        let binding = UserBinding::new(self.spec.store_namespace(), self.spec.name(), user)?;
+        let live = self.live_mut()?;
+        if live.user.as_ref().is_some_and(|b| b.id() == user) {
+            return Ok(());
+        }
+        live.delta.set(USER_KEY.to_owned(), binding.to_value());
+        live.user = Some(binding);
+        live.user_changed = true;
+        Ok(())
+    }
+
+    /// Labels the session in its user's list (e.g. "Firefox on Linux"); cut to
+    /// [`MAX_LABEL_LEN`](crate::MAX_LABEL_LEN) bytes.
+    ///
+    /// # Errors
+    /// [`SessionError::User`] ([`UserError::NoUser`]) before [`set_user`](Self::set_user);
+    /// [`SessionError::NotLoaded`].
+    pub fn set_label(&mut self, label: &str) -> Result<(), SessionError> {
+        let live = self.live_mut()?;
+        let binding = live.user.as_mut().ok_or(UserError::NoUser)?;
+        if binding.label() == Some(label) {
+            return Ok(());
+        }
+        binding.set_label(label);
+        let value = binding.to_value();
+        live.delta.set(USER_KEY.to_owned(), value);
+        Ok(())
+    }
+
+    /// The user the session is bound to, if any.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn user(&self) -> Result<Option<&UserBinding>, SessionError> {
+        Ok(self.live()?.user.as_ref())
+    }
+
+    /// The public handle of this session in its user's list: for a stored session that
+    /// was loaded (a new one gets its handle when saved; cookie sessions have none).
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        Ok(self
+            .live()?
+            .loaded
+            .as_ref()
+            .map(|(_, key)| SessionHandle::of(key)))
     }
 
     /// Adds a flash message: kept in the session until [`take_flashes`](Self::take_flashes)

@@ -6,8 +6,9 @@ use crate::cookies::{SetCookie, SetCookieTooLarge};
 use crate::def::{ClearSiteData, SessionName};
 use crate::expiry::ExpiredBy;
 use crate::id::{Fingerprint, StoreKey};
-use crate::record::{Patch, Record};
+use crate::record::{Patch, Record, Rotation};
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// What the store returned for a load request.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,13 +61,33 @@ pub enum Write {
         /// The new expiry.
         expires_at: Timestamp,
     },
+    /// Renew the id: move the record to a new key with this request's changes, the
+    /// old key forwarding to it for a grace window; only if the old record still
+    /// exists. See [`Rotation`].
+    Rotate(Rotation),
 }
 
 impl Write {
-    /// The key written.
+    /// The key written (for a rotation, the old key, whose record must still exist).
     pub fn key(&self) -> &StoreKey {
         match self {
             Write::Create { key, .. } | Write::Patch { key, .. } | Write::Touch { key, .. } => key,
+            Write::Rotate(rotation) => &rotation.from,
+        }
+    }
+
+    /// Whether the write is conditional on the record still existing (patch, touch,
+    /// rotate), so that [`WriteResult::Gone`] can answer it.
+    pub fn is_conditional(&self) -> bool {
+        !matches!(self, Write::Create { .. })
+    }
+
+    /// The per-key changes this write carries, if any (a patch's, or a rotation's).
+    pub fn patch(&self) -> Option<&Patch> {
+        match self {
+            Write::Patch { patch, .. } => Some(patch),
+            Write::Rotate(rotation) => Some(&rotation.patch),
+            Write::Create { .. } | Write::Touch { .. } => None,
         }
     }
 }
@@ -119,6 +140,14 @@ pub enum Event {
     },
     /// The session id was replaced.
     Regenerated {
+        /// The old id.
+        from: Fingerprint,
+        /// The new id.
+        to: Fingerprint,
+    },
+    /// The session id was renewed because it was older than `renew_after`; the old id
+    /// forwards to the new one for the grace window.
+    Renewed {
         /// The old id.
         from: Fingerprint,
         /// The new id.
@@ -209,6 +238,7 @@ pub struct Outcome {
     pub(super) more_cookies: Vec<SetCookie>,
     pub(super) clear_site_data: Option<ClearSiteData>,
     pub(super) events: Vec<Event>,
+    pub(super) bound_user: Option<UserBinding>,
 }
 
 impl Outcome {
@@ -273,11 +303,11 @@ impl Outcome {
     /// meanwhile: a patch that found no record (the no-resurrection rule). A touch that
     /// found none drops nothing but the idle refresh.
     pub fn changes_dropped(&self, result: WriteResult) -> bool {
-        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. }))
+        result == WriteResult::Gone && self.write.as_ref().and_then(Write::patch).is_some()
     }
 
     fn write_gone(&self, result: WriteResult) -> bool {
-        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. } | Write::Touch { .. }))
+        result == WriteResult::Gone && self.write.as_ref().is_some_and(Write::is_conditional)
     }
 
     /// The `Cache-Control` value the response needs once the write returned `result`:
@@ -292,6 +322,21 @@ impl Outcome {
     /// [`SessionDef::clear_site_data`]: crate::SessionDef::clear_site_data
     pub fn clear_site_data(&self) -> Option<&str> {
         self.clear_site_data.as_ref().map(ClearSiteData::as_str)
+    }
+
+    /// The user this response newly binds its session to (the write stores a binding
+    /// it did not have), if any: the session layer then enforces the per-user cap.
+    pub fn bound_user(&self) -> Option<&UserBinding> {
+        self.bound_user.as_ref()
+    }
+
+    /// The key the session lives under once the write is done (the created, patched or
+    /// renewed key), if there is a write.
+    pub fn session_key(&self) -> Option<&StoreKey> {
+        self.write.as_ref().map(|write| match write {
+            Write::Rotate(rotation) => &rotation.to,
+            other => other.key(),
+        })
     }
 
     /// Events to log.
