@@ -95,6 +95,10 @@ pub enum SessionError {
 }
 
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a machine is built once per loaded session and moves rarely; boxing the live state would add an allocation to every request"
+)]
 enum State {
     Loading {
         id: SessionId,
