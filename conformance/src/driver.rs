@@ -60,6 +60,13 @@ pub trait DriverFactory: Send + Sync + 'static {
     fn user_index(&self) -> bool {
         false
     }
+
+    /// Whether the driver deletes a whole namespace ([`Driver::delete_namespace`]).
+    /// `false` (the default): the suite checks that the call answers
+    /// [`DriverError::Unsupported`] and prints a notice.
+    fn namespace_delete(&self) -> bool {
+        false
+    }
 }
 
 /// The short lifetime expiry cases use.
@@ -78,6 +85,7 @@ pub struct Ctx<D> {
     namespace: Namespace,
     grace_window: bool,
     user_index: bool,
+    namespace_delete: bool,
 }
 
 impl<D: Driver> Ctx<D> {
@@ -92,6 +100,7 @@ impl<D: Driver> Ctx<D> {
             namespace: unique_namespace(),
             grace_window: factory.grace_window(),
             user_index: factory.user_index(),
+            namespace_delete: factory.namespace_delete(),
         }
     }
 
@@ -998,4 +1007,50 @@ pub async fn user_indexes_are_separate<F: DriverFactory>(f: &F) {
         ctx.driver.user_sessions(&admin).await.expect("list").is_empty(),
         "another named session's index"
     );
+}
+
+/// Deleting a namespace ends every session in it (with its forwards and user indexes)
+/// and nothing in any other namespace.
+pub async fn delete_namespace_ends_only_that_namespace<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let answer = ctx.driver.delete_namespace(&ctx.namespace).await;
+    if !ctx.namespace_delete {
+        assert!(
+            matches!(answer, Err(DriverError::Unsupported(_))),
+            "a driver without namespace deletion answers Unsupported, got {answer:?}"
+        );
+        eprintln!("delete_namespace_ends_only_that_namespace: skipped (DriverFactory::namespace_delete)");
+        return;
+    }
+    answer.expect("deleting an empty namespace");
+    let keys: Vec<StoreKey> = (0..5).map(|_| ctx.key()).collect();
+    for key in &keys {
+        ctx.driver
+            .create(key, &ctx.bound_record("ada", None), ctx.later(LONG))
+            .await
+            .expect("create");
+    }
+    let elsewhere = unique_namespace();
+    let kept = SessionId::generate(&mut rand::rng()).store_key(&elsewhere);
+    ctx.driver
+        .create(&kept, &ctx.record(json!({"n": 1})), ctx.later(LONG))
+        .await
+        .expect("create");
+    let ended = ctx
+        .driver
+        .delete_namespace(&ctx.namespace)
+        .await
+        .expect("delete namespace");
+    assert!(
+        ended == 5 || ended == 0,
+        "ended {ended} (5, or 0 when the store cannot count)"
+    );
+    for key in &keys {
+        missing(&ctx, key, "every session of the namespace is gone").await;
+    }
+    if ctx.user_index {
+        assert!(ctx.listed("ada").await.is_empty());
+    }
+    found(&ctx, &kept).await;
+    ctx.driver.delete(&kept).await.expect("delete");
 }

@@ -87,6 +87,7 @@ macro_rules! driver_suite {
             rotate_keeps_concurrent_changes_and_never_resurrects,
             user_sessions_follow_every_write,
             user_indexes_are_separate,
+            delete_namespace_ends_only_that_namespace,
             close_is_clean
         );
     };
@@ -130,6 +131,7 @@ macro_rules! session_suite {
             the_per_user_cap_evicts_the_oldest_or_refuses,
             logout_holds_for_copied_cookies_and_across_machines,
             stateless_cookie_sessions_opt_out_of_revocation,
+            an_admin_can_end_every_session,
             large_sessions,
             large_cookie_sessions_are_chunked_when_allowed,
             misuse_is_a_clear_error

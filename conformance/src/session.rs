@@ -1518,3 +1518,32 @@ pub async fn stateless_cookie_sessions_opt_out_of_revocation<B: SessionBackend>(
     );
     assert_eq!(counts.total(), 0, "no store call at all");
 }
+
+/// An admin ends every stored session of the app at once (an incident); another app's
+/// sessions in the same store stay. Cookie sessions answer a typed error (rotate the
+/// secret instead).
+pub async fn an_admin_can_end_every_session<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let answer = h.sessions.end_every_session("web").await;
+    if !h.server_side() {
+        assert!(matches!(answer, Err(Error::Store { .. })), "{answer:?}");
+        return;
+    }
+    if let Err(error) = &answer {
+        eprintln!("an_admin_can_end_every_session: skipped, the store cannot ({error})");
+        return;
+    }
+    let ada = sign_in(&h, "web", "ada", "laptop").await;
+    let bob = sign_in(&h, "web", "bob", "phone").await;
+    let other_app = h.sibling(SECRET, &[], "another-app");
+    let carol = sign_in(&other_app, "web", "carol", "tablet").await;
+    h.sessions
+        .end_every_session("web")
+        .await
+        .expect("end every session");
+    assert!(!signed_in(&h, &ada, "web").await && !signed_in(&h, &bob, "web").await);
+    assert!(
+        signed_in(&other_app, &carol, "web").await,
+        "another namespace is untouched"
+    );
+}

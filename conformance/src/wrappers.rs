@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+use sessionkit::core::Namespace;
 use sessionkit::{
     Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp,
     UserKey, WriteResult,
@@ -106,6 +107,10 @@ impl Driver for CountingDriver {
     async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
         self.counts.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.user_sessions(user).await
+    }
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
+        self.write();
+        self.inner.delete_namespace(namespace).await
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await
@@ -240,6 +245,10 @@ impl Driver for SwitchableDriver {
     async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
         self.check()?;
         self.inner.user_sessions(user).await
+    }
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
+        self.check()?;
+        self.inner.delete_namespace(namespace).await
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await

@@ -16,6 +16,9 @@ impl DriverFactory for Memory {
     fn user_index(&self) -> bool {
         true
     }
+    fn namespace_delete(&self) -> bool {
+        true
+    }
 }
 
 driver_suite!(Memory);

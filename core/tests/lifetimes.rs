@@ -345,11 +345,18 @@ fn a_deadline_already_passed_ends_the_session() {
         s.insert("user", "ada").expect("insert");
         s.set_deadline(Timestamp::EPOCH).expect("set");
     });
-    assert!(r.outcome.write().is_none(), "a new session past its deadline is not created");
+    assert!(
+        r.outcome.write().is_none(),
+        "a new session past its deadline is not created"
+    );
     assert!(w.cookie.is_none());
 
     w.request(|s| s.insert("user", "ada").expect("insert"));
     let r = w.request(|s| s.set_deadline(Timestamp::EPOCH).expect("set"));
-    assert!(r.outcome.write().is_none() && r.outcome.delete().is_some(), "{:?}", r.outcome);
+    assert!(
+        r.outcome.write().is_none() && r.outcome.delete().is_some(),
+        "{:?}",
+        r.outcome
+    );
     assert!(w.begin().is_new().expect("ready"), "the session is over");
 }

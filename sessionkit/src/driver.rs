@@ -79,7 +79,9 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 
-use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult};
+use sessionkit_core::{
+    LoadResult, Namespace, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult,
+};
 
 /// A boxed error from a store client.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -232,6 +234,19 @@ pub trait Driver: Send + Sync + 'static {
         async { Err(DriverError::Unsupported("per-user session lists")) }
     }
 
+    /// Deletes every session record in `namespace` (optional capability, for incidents:
+    /// "end every session of this app"; every named session of the app on this driver).
+    /// May take time proportional to the store's size; never on a request path. Returns
+    /// how many records went, if the store can tell. The default answers
+    /// [`DriverError::Unsupported`].
+    fn delete_namespace(
+        &self,
+        namespace: &Namespace,
+    ) -> impl Future<Output = Result<u64, DriverError>> + Send {
+        let _ = namespace;
+        async { Err(DriverError::Unsupported("ending every session of a namespace")) }
+    }
+
     /// Releases the driver's resources.
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         async { Ok(()) }
@@ -271,6 +286,7 @@ pub trait DynDriver: Send + Sync + 'static {
         &'a self,
         user: &'a UserKey,
     ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>>;
+    fn delete_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<u64, DriverError>>;
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>>;
 }
 
@@ -316,6 +332,9 @@ impl<D: Driver> DynDriver for D {
         user: &'a UserKey,
     ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>> {
         Box::pin(Driver::user_sessions(self, user))
+    }
+    fn delete_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<u64, DriverError>> {
+        Box::pin(Driver::delete_namespace(self, namespace))
     }
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>> {
         Box::pin(Driver::close(self))
@@ -365,6 +384,12 @@ impl<D: Driver> Driver for std::sync::Arc<D> {
         user: &UserKey,
     ) -> impl Future<Output = Result<Vec<(StoreKey, Record)>, DriverError>> + Send {
         D::user_sessions(self, user)
+    }
+    fn delete_namespace(
+        &self,
+        namespace: &Namespace,
+    ) -> impl Future<Output = Result<u64, DriverError>> + Send {
+        D::delete_namespace(self, namespace)
     }
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         D::close(self)

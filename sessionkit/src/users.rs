@@ -240,6 +240,34 @@ impl Sessions {
         delete_all(name, entry.driver.as_deref(), &keys).await
     }
 
+    /// Ends every stored session of the app in `session`'s store: every named session
+    /// of this app's namespace on that driver (an incident: "log everyone out"). Takes
+    /// time proportional to the store. For cookie sessions there is nothing stored:
+    /// rotate the secret instead (without keeping the old one as a previous secret),
+    /// which invalidates every sealed cookie at once.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSession`]; [`Error::Store`] when the store fails, keeps no
+    /// namespace deletion ([`DriverError::Unsupported`]), or the session is a cookie
+    /// session.
+    pub async fn end_every_session(&self, session: &str) -> Result<u64, Error> {
+        let (name, entry) = self.entry_or_error(session)?;
+        let store_error = |source| Error::Store {
+            session: name.clone(),
+            operation: "delete_namespace",
+            source,
+        };
+        let driver = entry.driver.as_deref().ok_or_else(|| {
+            store_error(DriverError::Unsupported(
+                "ending every cookie session (rotate the secret instead)",
+            ))
+        })?;
+        driver
+            .delete_namespace(entry.spec.store_namespace())
+            .await
+            .map_err(store_error)
+    }
+
     /// Enforces the per-user cap for a response that binds a session to a user:
     /// `Refuse` before anything is written (an error), `EvictOldest` after the write
     /// (ends the oldest others). One listing, only on the request that binds.

@@ -11,7 +11,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use std::collections::{HashMap, HashSet};
 
-use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult};
+use sessionkit_core::{
+    LoadResult, Namespace, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult,
+};
 
 use self::shard::{Limits, Segment, Shard};
 use crate::clock::{SharedClock, SystemClock};
@@ -345,6 +347,24 @@ impl Driver for MemoryDriver {
             self.index_user(user, &rotation.to);
         }
         Ok(WriteResult::Applied)
+    }
+
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
+        let now = self.clock.now();
+        let mut ended = 0;
+        for index in 0..self.shards.len() {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(DriverError::Closed);
+            }
+            let mut shard = lock(&self.shards[index]);
+            shard.purge(now);
+            ended += shard.remove_namespace(namespace);
+        }
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|user, _| user.namespace() != namespace);
+        Ok(ended)
     }
 
     async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sessionkit_core::{Record, StoreKey, Timestamp};
+use sessionkit_core::{Namespace, Record, StoreKey, Timestamp};
 
 use super::forwards::Forwards;
 use super::hash::DigestHash;
@@ -83,6 +83,21 @@ impl Shard {
 
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Removes every entry (and tombstone and forward) whose key is in `namespace`;
+    /// returns how many sessions went.
+    pub(super) fn remove_namespace(&mut self, namespace: &Namespace) -> u64 {
+        let keys: Vec<StoreKey> = self
+            .entries
+            .keys()
+            .filter(|key| key.namespace() == namespace)
+            .cloned()
+            .collect();
+        for key in &keys {
+            self.remove(key);
+        }
+        u64::try_from(keys.len()).unwrap_or(u64::MAX)
     }
 
     /// Forgets everything (the driver was closed).
