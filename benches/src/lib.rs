@@ -29,16 +29,20 @@ pub enum Variant {
     SessionkitMemory,
     /// sessionkit on the sealed-cookie driver.
     SessionkitCookie,
+    /// sessionkit on the sealed-cookie driver, the session bound to a user, so every
+    /// request also checks the user's revocation record (the memory driver).
+    SessionkitCookieBound,
     /// tower-sessions 0.15 with its memory store.
     TowerSessionsMemory,
 }
 
 impl Variant {
     /// Every variant, floor first.
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 5] = [
         Variant::Bare,
         Variant::SessionkitMemory,
         Variant::SessionkitCookie,
+        Variant::SessionkitCookieBound,
         Variant::TowerSessionsMemory,
     ];
 
@@ -48,6 +52,7 @@ impl Variant {
             Variant::Bare => "bare",
             Variant::SessionkitMemory => "sessionkit-memory",
             Variant::SessionkitCookie => "sessionkit-cookie",
+            Variant::SessionkitCookieBound => "sessionkit-cookie-bound",
             Variant::TowerSessionsMemory => "tower-sessions-memory",
         }
     }
@@ -102,13 +107,43 @@ impl Case {
 /// The benchmark secret (any 32 bytes; benchmarks do not need a real one).
 pub const SECRET: &[u8; 32] = b"benchmark secret, thirty-two b.!";
 
-fn sessionkit_app(cookie: bool) -> Router {
+fn sessionkit_app(cookie: bool, bound: bool) -> Router {
     let mut registry = sessionkit::Registry::new();
     registry.set_secret(sessionkit::Secret::new(*SECRET).expect("32 bytes"));
     if cookie {
         registry.session_mut("web").expect("built in").driver = sessionkit::DriverChoice::Cookie;
     }
-    sessionkit_routes(registry.build_with_env(&|_| None).expect("registry builds"))
+    let sessions = registry.build_with_env(&|_| None).expect("registry builds");
+    if bound {
+        sessionkit_bound_routes(sessions)
+    } else {
+        sessionkit_routes(sessions)
+    }
+}
+
+/// The benchmark routes, where the first write also binds the session to a user.
+fn sessionkit_bound_routes(sessions: sessionkit::Sessions) -> Router {
+    use sessionkit_axum::{Session, SessionLayer, SessionRejection};
+    Router::new()
+        .route("/untouched", get(|| async { "0" }))
+        .route(
+            "/read",
+            get(|s: Session| async move {
+                Ok::<_, SessionRejection>(s.get::<u64>("n")?.unwrap_or(0).to_string())
+            }),
+        )
+        .route(
+            "/write",
+            post(|s: Session| async move {
+                let n = s.get::<u64>("n")?.unwrap_or(0) + 1;
+                s.insert("n", &n)?;
+                if s.user()?.is_none() {
+                    s.set_user("bench-user")?;
+                }
+                Ok::<_, SessionRejection>(n.to_string())
+            }),
+        )
+        .layer(SessionLayer::new(sessions))
 }
 
 /// The benchmark routes behind sessionkit's layer, over any registry.
@@ -168,8 +203,9 @@ fn bare_app() -> Router {
 pub fn app(variant: Variant) -> Router {
     match variant {
         Variant::Bare => bare_app(),
-        Variant::SessionkitMemory => sessionkit_app(false),
-        Variant::SessionkitCookie => sessionkit_app(true),
+        Variant::SessionkitMemory => sessionkit_app(false, false),
+        Variant::SessionkitCookie => sessionkit_app(true, false),
+        Variant::SessionkitCookieBound => sessionkit_app(true, true),
         Variant::TowerSessionsMemory => tower_sessions_app(),
     }
 }
