@@ -48,3 +48,52 @@ impl DriverFactory for Files {
 
 driver_suite!(Files);
 session_suite!(DriverBackend(Files));
+
+/// A user's index file lists store keys only, and a listing rewrites it without the
+/// keys whose session is gone.
+#[test]
+fn listing_prunes_the_index_file() {
+    use serde_json::{Map, json};
+    use sessionkit::core::{Namespace, SessionName, USER_KEY, UserBinding, UserKey};
+    use sessionkit::{Clock, Record, Timestamp};
+
+    sessionkit_conformance::block_on(async {
+        let clock = ManualClock::starting_now();
+        let driver = FileDriver::temporary(scratch_dir(), clock.shared());
+        let (ns, web) = (
+            Namespace::new("files").expect("ns"),
+            SessionName::new("web").expect("name"),
+        );
+        let user = UserKey::new(&ns, &web, "ada");
+        let mut data = Map::new();
+        data.insert(
+            USER_KEY.into(),
+            UserBinding::new(&ns, &web, "ada").expect("binding").to_value(),
+        );
+        data.insert("n".into(), json!(1));
+        let record = Record::new(clock.now(), data);
+        let keys: Vec<StoreKey> = (1..=3u8)
+            .map(|i| StoreKey::from_digest(ns.clone(), [i; 32]))
+            .collect();
+        for key in &keys {
+            driver.create(key, &record, Timestamp::MAX).await.expect("create");
+        }
+        driver.delete(&keys[1]).await.expect("delete");
+        let index = driver.index_path(&user);
+        let name = index
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a name")
+            .to_owned();
+        assert!(!name.contains("ada"), "{name}");
+        assert_eq!(std::fs::read_to_string(&index).expect("index").lines().count(), 3);
+        let listed = driver.user_sessions(&user).await.expect("list");
+        assert_eq!(listed.len(), 2);
+        let lines: Vec<String> = std::fs::read_to_string(&index)
+            .expect("index")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(lines, [keys[0].to_hex(), keys[2].to_hex()]);
+    });
+}

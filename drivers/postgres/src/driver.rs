@@ -9,7 +9,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use serde_json::Value;
 use sessionkit::timeouts;
 use sessionkit::{
-    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult,
+    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, UserKey,
+    WriteResult,
 };
 use tokio_postgres::error::Severity;
 use tokio_postgres::types::ToSql;
@@ -407,6 +408,15 @@ fn patch_params(patch: &Patch) -> Result<(Vec<String>, String), DriverError> {
     Ok((remove, object_text(&patch.set)?))
 }
 
+/// What a patch does to the record's `user_key`: whether it changes it, and to what
+/// (the digest, or NULL), from [`UserKey::of_patch`].
+fn user_key_params(key: &StoreKey, patch: &Patch) -> (bool, Option<Vec<u8>>) {
+    match UserKey::of_patch(key, patch) {
+        Some(user) => (true, user.map(|user| user.digest().to_vec())),
+        None => (false, None),
+    }
+}
+
 fn applied(rows: u64) -> WriteResult {
     if rows == 0 {
         WriteResult::Gone
@@ -463,13 +473,15 @@ impl Driver for PostgresDriver {
         expires_at: Timestamp,
     ) -> Result<(), DriverError> {
         let data = object_text(&record.data)?;
-        let params: [&(dyn ToSql + Sync); 6] = [
+        let user = UserKey::of_record(key, record).map(|user| user.digest().to_vec());
+        let params: [&(dyn ToSql + Sync); 7] = [
             &key.namespace().as_str(),
             &&key.digest()[..],
             &data.as_str(),
             &PgTime::new(record.created_at),
             &PgTime::new(record.last_seen),
             &PgTime::new(expires_at),
+            &user,
         ];
         match self
             .execute(&self.inner.sql.create, Retry::IfNotSent, &params)
@@ -487,7 +499,8 @@ impl Driver for PostgresDriver {
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
         let (remove, set) = patch_params(patch)?;
-        let params: [&(dyn ToSql + Sync); 7] = [
+        let (rebinds, user) = user_key_params(key, patch);
+        let params: [&(dyn ToSql + Sync); 9] = [
             &key.namespace().as_str(),
             &&key.digest()[..],
             &patch.clear,
@@ -495,6 +508,8 @@ impl Driver for PostgresDriver {
             &set.as_str(),
             &PgTime::new(patch.last_seen),
             &PgTime::new(expires_at),
+            &rebinds,
+            &user,
         ];
         // Applying the same patch twice gives the same row, so a retry is safe.
         self.execute(&self.inner.sql.patch, Retry::Idempotent, &params)
@@ -536,7 +551,9 @@ impl Driver for PostgresDriver {
             return Err(DriverError::backend(StoreError::CrossNamespaceRotation));
         }
         let (remove, set) = patch_params(&rotation.patch)?;
-        let params: [&(dyn ToSql + Sync); 9] = [
+        // The stored record's binding moves with it, unless the patch changes it.
+        let (rebinds, user) = user_key_params(to, &rotation.patch);
+        let params: [&(dyn ToSql + Sync); 11] = [
             &from.namespace().as_str(),
             &&from.digest()[..],
             &&to.digest()[..],
@@ -546,6 +563,8 @@ impl Driver for PostgresDriver {
             &PgTime::new(rotation.patch.last_seen),
             &PgTime::new(rotation.expires_at),
             &PgTime::new(rotation.grace_until),
+            &rebinds,
+            &user,
         ];
         let sql = &self.inner.sql.rotate;
         let params = &params;
@@ -564,6 +583,40 @@ impl Driver for PostgresDriver {
             // The new key holds a live row: as for a create, never overwritten.
             (true, false) => Err(DriverError::Duplicate),
         }
+    }
+
+    /// One `SELECT` of the rows whose `user_key` is the user's (an index scan); each
+    /// row is decoded and its binding checked. A row that does not decode, or whose
+    /// data is bound to someone else, is skipped (the first loads as corrupt, the
+    /// second cannot be written by this driver).
+    async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
+        let (namespace, digest) = (user.namespace().as_str(), &user.digest()[..]);
+        let sql = &self.inner.sql.user_sessions;
+        let rows = self
+            .run(sql, Retry::Idempotent, move |client, statement| async move {
+                client.query(&statement, &[&namespace, &digest]).await
+            })
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let store_key = row.try_get::<_, &[u8]>(0).map_err(driver_error)?;
+            let Ok(digest) = <[u8; 32]>::try_from(store_key) else {
+                // Not a key this driver writes: nothing to list.
+                continue;
+            };
+            let key = StoreKey::from_digest(user.namespace().clone(), digest);
+            let column = |i: usize| row.try_get::<_, Option<Raw<'_>>>(i).map(|raw| raw.map(|r| r.0));
+            let (data, created, seen) = match (column(1), column(2), column(3)) {
+                (Ok(data), Ok(created), Ok(seen)) => (data, created, seen),
+                (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(driver_error(err)),
+            };
+            if let Ok(record) = codec::decode_row(data, created, seen)
+                && UserKey::of_record(&key, &record).as_ref() == Some(user)
+            {
+                found.push((key, record));
+            }
+        }
+        Ok(found)
     }
 
     async fn close(&self) -> Result<(), DriverError> {

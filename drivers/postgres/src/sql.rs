@@ -1,12 +1,14 @@
 //! The table and the statements, for a configurable table name.
 
+use sessionkit::core::USER_KEY;
+
 use crate::error::SetupError;
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "sessionkit_sessions";
 
 /// Longest table (or schema) name accepted: PostgreSQL names are at most 63 bytes and
-/// the index name appends `_expires_at_idx`.
+/// the index names append `_expires_at_idx` (or the shorter `_user_key_idx`).
 const MAX_NAME: usize = 48;
 
 /// Every statement the driver runs, for one table.
@@ -22,6 +24,8 @@ pub(crate) struct Statements {
     pub(crate) touch: String,
     pub(crate) delete: String,
     pub(crate) rotate: String,
+    /// A user's sessions: the live records whose `user_key` is the user's.
+    pub(crate) user_sessions: String,
     pub(crate) delete_expired: String,
 }
 
@@ -33,6 +37,19 @@ fn patched_data(column: &str, first: usize) -> String {
     format!(
         "((CASE WHEN ${clear}::boolean THEN '{{}}'::jsonb ELSE {column} END) - ${remove}::text[]) || ${set}::text::jsonb"
     )
+}
+
+/// The SQL of a record's `user_key` after a write: `$first+1` (a `bytea`, NULL for
+/// none) when the boolean `$first` says the write binds or unbinds the record,
+/// otherwise `current`.
+fn user_key_value(current: &str, first: usize) -> String {
+    let (changes, user) = (first, first + 1);
+    format!("CASE WHEN ${changes}::boolean THEN ${user}::bytea ELSE {current} END")
+}
+
+/// The `SET` clause of `user_key` for a write, as [`user_key_value`].
+fn patched_user_key(column: &str, first: usize) -> String {
+    format!("{column} = {}", user_key_value(column, first))
 }
 
 /// Checks one part of a table name.
@@ -80,6 +97,7 @@ impl Statements {
             None => format!("\"{name}\""),
         };
         let index = format!("\"{name}_expires_at_idx\"");
+        let user_index = format!("\"{name}_user_key_idx\"");
         Ok(Statements {
             table: table.to_owned(),
             migrate: format!(
@@ -91,10 +109,23 @@ impl Statements {
     last_seen  timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     forward_to bytea,
+    user_key   bytea,
     PRIMARY KEY (namespace, store_key)
 );
 ALTER TABLE {t} ADD COLUMN IF NOT EXISTS forward_to bytea;
+DO $migrate$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = '{t}'::regclass AND attname = 'user_key' AND NOT attisdropped) THEN
+        ALTER TABLE {t} ADD COLUMN user_key bytea;
+        -- Sessions bound to a user before the column existed (once, when it is added).
+        UPDATE {t} SET user_key = decode(data -> '{USER_KEY}' ->> 'k', 'hex')
+        WHERE forward_to IS NULL AND (data -> '{USER_KEY}' ->> 'k') ~ '^[0-9a-f]{{64}}$';
+    END IF;
+END
+$migrate$;
 CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at);
+CREATE INDEX IF NOT EXISTS {user_index} ON {t} (namespace, user_key) WHERE user_key IS NOT NULL;
 "
             ),
             load: format!(
@@ -102,23 +133,27 @@ CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at);
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now()"
             ),
             // Insert-if-absent; an expired row (record or forward) under the key is
-            // replaced.
+            // replaced. `$7`: the digest of the user the record is bound to, or NULL.
             create: format!(
-                "INSERT INTO {t} AS s (namespace, store_key, data, created_at, last_seen, expires_at) \
-                 VALUES ($1, $2, $3::text::jsonb, $4, $5, $6) \
+                "INSERT INTO {t} AS s (namespace, store_key, data, created_at, last_seen, expires_at, user_key) \
+                 VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7::bytea) \
                  ON CONFLICT (namespace, store_key) DO UPDATE SET \
                  data = EXCLUDED.data, created_at = EXCLUDED.created_at, \
-                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at, forward_to = NULL \
+                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at, forward_to = NULL, \
+                 user_key = EXCLUDED.user_key \
                  WHERE s.expires_at <= now()"
             ),
             // Clear, then remove, then set, as `Patch::apply_to`: in one statement that
-            // touches no row when the session is gone, expired or a forward.
+            // touches no row when the session is gone, expired or a forward. When the
+            // patch binds or unbinds the record (`$8`), `user_key` becomes `$9`.
             patch: format!(
                 "UPDATE {t} SET \
                  data = {patched}, \
-                 last_seen = $6, expires_at = $7 \
+                 last_seen = $6, expires_at = $7, \
+                 {user_key} \
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL",
-                patched = patched_data("data", 3)
+                patched = patched_data("data", 3),
+                user_key = patched_user_key("user_key", 8)
             ),
             touch: format!(
                 "UPDATE {t} SET last_seen = $3, expires_at = $4 \
@@ -130,24 +165,28 @@ CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at);
             // applies it), last-seen time ($7) and expiry ($8), then turn the old row
             // into a forward to $3 that expires at the end of the grace window ($9),
             // or delete it when that end has passed. The forward's `data` is `[]`,
-            // which no record has. The old row changes only when the insert happened;
+            // which no record has. The moved record keeps its `user_key` unless the
+            // patch binds or unbinds it (`$10`, `$11`, as for `patch`); the forward
+            // has none. The old row changes only when the insert happened;
             // the answer says whether a record was found and whether it moved (the
             // new key was free).
             rotate: format!(
                 "WITH old AS (\
-                 SELECT data, created_at FROM {t} \
+                 SELECT data, created_at, user_key FROM {t} \
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL \
                  FOR UPDATE), \
                  moved AS (\
-                 INSERT INTO {t} AS s (namespace, store_key, data, created_at, last_seen, expires_at) \
-                 SELECT $1::text, $3::bytea, {patched}, old.created_at, $7::timestamptz, $8::timestamptz FROM old \
+                 INSERT INTO {t} AS s (namespace, store_key, data, created_at, last_seen, expires_at, user_key) \
+                 SELECT $1::text, $3::bytea, {patched}, old.created_at, $7::timestamptz, $8::timestamptz, \
+                 {moved_user} FROM old \
                  ON CONFLICT (namespace, store_key) DO UPDATE SET \
                  data = EXCLUDED.data, created_at = EXCLUDED.created_at, \
-                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at, forward_to = NULL \
+                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at, forward_to = NULL, \
+                 user_key = EXCLUDED.user_key \
                  WHERE s.expires_at <= now() \
                  RETURNING 1), \
                  forwarded AS (\
-                 UPDATE {t} SET data = '[]'::jsonb, forward_to = $3, expires_at = $9 \
+                 UPDATE {t} SET data = '[]'::jsonb, forward_to = $3, expires_at = $9, user_key = NULL \
                  WHERE namespace = $1 AND store_key = $2 AND $9::timestamptz > now() AND EXISTS (SELECT 1 FROM moved) \
                  RETURNING 1), \
                  dropped AS (\
@@ -155,7 +194,13 @@ CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at);
                  WHERE namespace = $1 AND store_key = $2 AND $9::timestamptz <= now() AND EXISTS (SELECT 1 FROM moved) \
                  RETURNING 1) \
                  SELECT EXISTS (SELECT 1 FROM old), EXISTS (SELECT 1 FROM moved)",
-                patched = patched_data("old.data", 4)
+                patched = patched_data("old.data", 4),
+                moved_user = user_key_value("old.user_key", 10)
+            ),
+            // Served by the partial index on (namespace, user_key).
+            user_sessions: format!(
+                "SELECT store_key, data, created_at, last_seen FROM {t} \
+                 WHERE namespace = $1 AND user_key = $2 AND expires_at > now() AND forward_to IS NULL"
             ),
             // A bounded batch, oldest first, skipping rows a request holds: row locks
             // only, never the whole table.
@@ -211,6 +256,7 @@ mod tests {
             &s.touch,
             &s.delete,
             &s.rotate,
+            &s.user_sessions,
             &s.delete_expired,
         ] {
             assert!(sql.contains("\"app\".\"sessions\""), "{sql}");
@@ -229,5 +275,19 @@ mod tests {
         // Rotate applies the patch as `patch` does.
         assert!(s.rotate.contains(&patched_data("old.data", 4)));
         assert!(s.patch.contains(&patched_data("data", 3)));
+        // The user index: a column, its backfill and index in the migration, kept by
+        // every write that sets a record.
+        assert!(s.migrate.contains("    user_key   bytea,\n"));
+        assert!(s.migrate.contains("ADD COLUMN user_key bytea;"));
+        assert!(s.migrate.contains(
+            "\"sessions_user_key_idx\" ON \"app\".\"sessions\" (namespace, user_key) WHERE user_key IS NOT NULL"
+        ));
+        assert!(s.create.contains("user_key = EXCLUDED.user_key"));
+        assert!(s.patch.contains(&patched_user_key("user_key", 8)));
+        assert!(s.rotate.contains(&user_key_value("old.user_key", 10)));
+        assert!(
+            s.user_sessions
+                .contains("user_key = $2 AND expires_at > now() AND forward_to IS NULL")
+        );
     }
 }

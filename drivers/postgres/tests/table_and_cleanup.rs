@@ -82,6 +82,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         ("last_seen", "timestamp with time zone", "NO"),
         ("expires_at", "timestamp with time zone", "NO"),
         ("forward_to", "bytea", "YES"),
+        ("user_key", "bytea", "YES"),
     ];
     assert_eq!(
         columns,
@@ -100,13 +101,18 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
     assert!(
         indexes
             .iter()
             .any(|i| i.contains("(namespace, store_key)") && i.contains("UNIQUE"))
     );
     assert!(indexes.iter().any(|i| i.contains("(expires_at)")));
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.contains("(namespace, user_key) WHERE (user_key IS NOT NULL)"))
+    );
 }
 
 #[test]

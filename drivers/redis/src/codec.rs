@@ -132,8 +132,21 @@ pub fn forward_value(to: &StoreKey) -> Vec<u8> {
     to.to_hex().into_bytes()
 }
 
-/// The digest written by [`forward_value`]: exactly 64 lowercase hex digits.
-fn parse_forward(value: &[u8]) -> Option<[u8; 32]> {
+/// A digest as 64 lowercase hex digits (store keys in forwards and user indexes,
+/// user index keys).
+pub(crate) fn hex(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+/// The digest written by [`forward_value`] or [`hex`]: exactly 64 lowercase hex
+/// digits.
+pub(crate) fn parse_digest(value: &[u8]) -> Option<[u8; 32]> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -167,7 +180,7 @@ where
         return decode_fields(fields).map(Entry::Record);
     }
     match fields.as_slice() {
-        [(_, value)] => parse_forward(value.as_ref())
+        [(_, value)] => parse_digest(value.as_ref())
             .map(Entry::Forward)
             .ok_or(DecodeError::Forward),
         _ => Err(DecodeError::Forward),

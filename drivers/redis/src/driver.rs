@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
+use sessionkit::core::Namespace;
 use sessionkit::timeouts;
 use sessionkit::{
-    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult,
+    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, UserKey,
+    WriteResult,
 };
 
 use crate::codec::{self, DecodeError, Entry};
@@ -31,6 +33,11 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Redis keeps key expiries as signed 64-bit milliseconds.
 const MAX_EXPIRY_MILLIS: u64 = i64::MAX as u64;
 
+/// How many times a rotation is tried when the stored record turns out to be bound to
+/// another user than this request saw (the script then writes nothing and says whom).
+/// Two suffice unless the binding keeps changing under the rotation.
+const ROTATE_ATTEMPTS: usize = 3;
+
 /// Sessions in Redis: one hash per session, expiring on its own.
 ///
 /// Build one with [`RedisDriver::connect`] or [`RedisDriver::builder`]. The driver is
@@ -40,6 +47,8 @@ const MAX_EXPIRY_MILLIS: u64 = i64::MAX as u64;
 pub struct RedisDriver {
     connection: Mutex<Option<ConnectionManager>>,
     script: Script,
+    /// `list.lua`: a user's sessions, in one round trip.
+    list_script: Script,
     prefix: Arc<str>,
     operation_timeout: Duration,
 }
@@ -151,6 +160,7 @@ impl RedisDriverBuilder {
         Ok(RedisDriver {
             connection: Mutex::new(Some(manager)),
             script: Script::new(include_str!("save.lua")),
+            list_script: Script::new(include_str!("list.lua")),
             prefix: Arc::from(self.prefix),
             operation_timeout: self.operation_timeout,
         })
@@ -204,6 +214,25 @@ impl RedisDriver {
         out
     }
 
+    /// The Redis key of a user's index of sessions (a set of store keys, see the
+    /// [crate documentation](crate)): `{prefix}{namespace}:u:{user key hex}`. It holds
+    /// the digest of the user's index key, never a user id. No namespace has a `:`, so
+    /// it never collides with a session's key.
+    pub fn user_index_key(&self, user: &UserKey) -> String {
+        let namespace = user.namespace().as_str();
+        let mut out = String::with_capacity(self.prefix.len() + namespace.len() + 67);
+        out.push_str(&self.prefix);
+        out.push_str(namespace);
+        out.push_str(":u:");
+        out.push_str(&codec::hex(user.digest()));
+        out
+    }
+
+    /// The Redis keys of the sessions of `namespace` start with this.
+    fn namespace_prefix(&self, namespace: &Namespace) -> String {
+        format!("{}{}:", self.prefix, namespace.as_str())
+    }
+
     fn manager(&self) -> Result<ConnectionManager, DriverError> {
         self.connection
             .lock()
@@ -228,25 +257,37 @@ impl RedisDriver {
         .await
     }
 
-    async fn save(&self, key: &StoreKey, retry: Retry, args: Vec<Vec<u8>>) -> Result<bool, DriverError> {
-        self.run_script(&[self.redis_key(key)], retry, args)
+    /// Runs the save script on `key` (and the index set of `user`, when the write binds
+    /// the record to one); whether it applied.
+    async fn save(
+        &self,
+        key: &StoreKey,
+        user: Option<&UserKey>,
+        retry: Retry,
+        args: &[Vec<u8>],
+    ) -> Result<bool, DriverError> {
+        let mut keys = vec![self.redis_key(key)];
+        keys.extend(user.map(|user| self.user_index_key(user)));
+        self.run_script(&self.script, &keys, retry, args)
             .await
-            .map(|applied| applied == 1)
+            .map(|reply| matches!(reply, redis::Value::Int(1)))
     }
 
-    /// Runs the save script (`save.lua`) on `keys` with `args`; returns its answer.
+    /// Runs `script` (`save.lua` or `list.lua`) on `keys` with `args`; returns its
+    /// answer.
     async fn run_script(
         &self,
+        script: &Script,
         keys: &[String],
         retry: Retry,
-        args: Vec<Vec<u8>>,
-    ) -> Result<i64, DriverError> {
+        args: &[Vec<u8>],
+    ) -> Result<redis::Value, DriverError> {
         self.run(retry, |mut manager| {
-            let mut invocation = self.script.prepare_invoke();
+            let mut invocation = script.prepare_invoke();
             for key in keys {
                 invocation.key(key);
             }
-            for arg in &args {
+            for arg in args {
                 invocation.arg(arg.as_slice());
             }
             async move { invocation.invoke_async(&mut manager).await }
@@ -351,7 +392,8 @@ impl Driver for RedisDriver {
             args.push(codec::data_field(name));
             args.push(codec::json(value));
         }
-        if self.save(key, Retry::IfNotSent, args).await? {
+        let user = UserKey::of_record(key, record);
+        if self.save(key, user.as_ref(), Retry::IfNotSent, &args).await? {
             Ok(())
         } else {
             Err(DriverError::Duplicate)
@@ -369,8 +411,13 @@ impl Driver for RedisDriver {
         args.push(expiry_arg(expires_at));
         args.push(codec::millis(patch.last_seen).into_bytes());
         push_patch_args(&mut args, patch);
+        // Only a patch that binds the record to a user touches an index; one that
+        // unbinds it leaves the old index to be pruned when listed.
+        let user = UserKey::of_patch(key, patch).flatten();
         // Applying the same patch twice gives the same record, so a retry is safe.
-        self.save(key, Retry::Idempotent, args).await.map(wrap)
+        self.save(key, user.as_ref(), Retry::Idempotent, &args)
+            .await
+            .map(wrap)
     }
 
     async fn touch(
@@ -384,7 +431,7 @@ impl Driver for RedisDriver {
             expiry_arg(expires_at),
             codec::millis(last_seen).into_bytes(),
         ];
-        self.save(key, Retry::Idempotent, args).await.map(wrap)
+        self.save(key, None, Retry::Idempotent, &args).await.map(wrap)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
@@ -399,30 +446,96 @@ impl Driver for RedisDriver {
     }
 
     /// One `EVALSHA` of the save script: atomically renames the record to the new key,
-    /// applies the patch there, and leaves a forward under the old key that expires at
-    /// the end of the grace window. See the [crate documentation](crate).
+    /// applies the patch there, leaves a forward under the old key that expires at
+    /// the end of the grace window, and moves the session in its user's index. See the
+    /// [crate documentation](crate).
+    ///
+    /// When the stored record turns out to be bound to another user than this
+    /// request's view says (another request rebound it just now), the script writes
+    /// nothing and names the stored binding's index; the rotation is then sent again
+    /// with that index (a second round trip, only in that race).
     async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
         if rotation.from.namespace() != rotation.to.namespace() {
             // A forward keeps only the digest, in the old key's namespace.
             return Err(DriverError::backend(StoreError::CrossNamespaceRotation));
         }
         let patch = &rotation.patch;
-        let mut args = Vec::with_capacity(7 + patch.remove.len() + 2 * patch.set.len());
+        // The patch decides the moved record's binding, or the stored record does (the
+        // script checks that this request's view of it is still right).
+        let (check, mut user) = match UserKey::of_patch(&rotation.to, patch) {
+            Some(user) => (false, user),
+            None => (true, UserKey::of_record(&rotation.to, &rotation.record)),
+        };
+        let mut args = Vec::with_capacity(8 + patch.remove.len() + 2 * patch.set.len());
         args.push(b"rotate".to_vec());
         args.push(expiry_arg(rotation.expires_at));
         args.push(codec::millis(patch.last_seen).into_bytes());
         args.push(expiry_arg(rotation.grace_until));
         args.push(codec::forward_value(&rotation.to));
+        args.push(if check { b"1".to_vec() } else { b"0".to_vec() });
         push_patch_args(&mut args, patch);
-        let keys = [self.redis_key(&rotation.from), self.redis_key(&rotation.to)];
-        // Not idempotent (a second run finds the forward): retried only when surely
-        // never sent.
-        match self.run_script(&keys, Retry::IfNotSent, args).await? {
-            1 => Ok(WriteResult::Applied),
-            // The new key is taken: as for a create, never overwritten.
-            2 => Err(DriverError::Duplicate),
-            _ => Ok(WriteResult::Gone),
+        for _ in 0..ROTATE_ATTEMPTS {
+            let mut keys = vec![self.redis_key(&rotation.from), self.redis_key(&rotation.to)];
+            keys.extend(user.as_ref().map(|user| self.user_index_key(user)));
+            // Not idempotent (a second run finds the forward): retried only when surely
+            // never sent.
+            match self
+                .run_script(&self.script, &keys, Retry::IfNotSent, &args)
+                .await?
+            {
+                redis::Value::Int(1) => return Ok(WriteResult::Applied),
+                // The new key is taken: as for a create, never overwritten.
+                redis::Value::Int(2) => return Err(DriverError::Duplicate),
+                redis::Value::Int(_) => return Ok(WriteResult::Gone),
+                // The stored binding's index digest ('' for none): nothing was written.
+                redis::Value::BulkString(stored) if stored.is_empty() => user = None,
+                redis::Value::BulkString(stored) => {
+                    let digest = codec::parse_digest(&stored)
+                        .ok_or_else(|| DriverError::backend(StoreError::UnexpectedReply))?;
+                    user = Some(UserKey::from_digest(rotation.to.namespace().clone(), digest));
+                }
+                _ => return Err(DriverError::backend(StoreError::UnexpectedReply)),
+            }
         }
+        Err(DriverError::unavailable(StoreError::UserBindingContended))
+    }
+
+    /// One `EVALSHA` of the listing script (`list.lua`): the user's index set, each
+    /// member's session hash, and the removal of the members whose session is gone,
+    /// a forward or bound to someone else. Each hash is decoded and its binding
+    /// checked here as well; one that does not decode is skipped (it loads as corrupt).
+    async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
+        let keys = [self.user_index_key(user)];
+        let args = [
+            self.namespace_prefix(user.namespace()).into_bytes(),
+            codec::hex(user.digest()).into_bytes(),
+        ];
+        // Listing twice gives the same answer, so a retry is safe.
+        let reply = self
+            .run_script(&self.list_script, &keys, Retry::Idempotent, &args)
+            .await?;
+        let redis::Value::Array(items) = reply else {
+            return Err(DriverError::backend(StoreError::UnexpectedReply));
+        };
+        if !items.len().is_multiple_of(2) {
+            return Err(DriverError::backend(StoreError::UnexpectedReply));
+        }
+        let mut found = Vec::with_capacity(items.len() / 2);
+        for pair in items.chunks_exact(2) {
+            let redis::Value::BulkString(member) = &pair[0] else {
+                return Err(DriverError::backend(StoreError::UnexpectedReply));
+            };
+            let Some(digest) = codec::parse_digest(member) else {
+                continue;
+            };
+            let key = StoreKey::from_digest(user.namespace().clone(), digest);
+            if let Ok(Some(Entry::Record(record))) = codec::decode_entry(&pair[1])
+                && UserKey::of_record(&key, &record).as_ref() == Some(user)
+            {
+                found.push((key, record));
+            }
+        }
+        Ok(found)
     }
 
     async fn close(&self) -> Result<(), DriverError> {
