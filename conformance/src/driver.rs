@@ -1042,8 +1042,8 @@ pub async fn delete_namespace_ends_only_that_namespace<F: DriverFactory>(f: &F) 
         .await
         .expect("delete namespace");
     assert!(
-        ended == 5 || ended == 0,
-        "ended {ended} (5, or 0 when the store cannot count)"
+        ended == 0 || ended >= 5,
+        "ended {ended}: at least the 5 sessions (with their forwards and indexes), or 0 when the store cannot count"
     );
     for key in &keys {
         missing(&ctx, key, "every session of the namespace is gone").await;

@@ -237,7 +237,8 @@ pub trait Driver: Send + Sync + 'static {
     /// Deletes every session record in `namespace` (optional capability, for incidents:
     /// "end every session of this app"; every named session of the app on this driver).
     /// May take time proportional to the store's size; never on a request path. Returns
-    /// how many records went, if the store can tell. The default answers
+    /// how many keys or rows went (the sessions, with their forwards and indexes), or 0
+    /// when the store cannot tell. The default answers
     /// [`DriverError::Unsupported`].
     fn delete_namespace(
         &self,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
+use sessionkit::core::Namespace;
 use sessionkit::timeouts;
 use sessionkit::{
     Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, UserKey,
@@ -539,6 +540,13 @@ impl Driver for PostgresDriver {
         self.execute(&self.inner.sql.delete, Retry::Idempotent, &params)
             .await
             .map(drop)
+    }
+
+    /// One statement: deletes every row of the namespace (records, forwards).
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
+        let params: [&(dyn ToSql + Sync); 1] = [&namespace.as_str()];
+        self.execute(&self.inner.sql.delete_namespace, Retry::Idempotent, &params)
+            .await
     }
 
     /// One statement: moves the record to the new key with the patch applied and

@@ -23,6 +23,7 @@ pub(crate) struct Statements {
     pub(crate) patch: String,
     pub(crate) touch: String,
     pub(crate) delete: String,
+    pub(crate) delete_namespace: String,
     pub(crate) rotate: String,
     /// A user's sessions: the live records whose `user_key` is the user's.
     pub(crate) user_sessions: String,
@@ -160,6 +161,9 @@ CREATE INDEX IF NOT EXISTS {user_index} ON {t} (namespace, user_key) WHERE user_
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL"
             ),
             delete: format!("DELETE FROM {t} WHERE namespace = $1 AND store_key = $2"),
+            // Every row of a namespace (an admin's "end every session"); the primary key's
+            // leading column serves it.
+            delete_namespace: format!("DELETE FROM {t} WHERE namespace = $1"),
             // One statement: lock the live record under the old key ($2), insert it
             // under the new key ($3) with the patch ($4 to $6, applied as `patch`
             // applies it), last-seen time ($7) and expiry ($8), then turn the old row

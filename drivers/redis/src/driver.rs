@@ -445,6 +445,46 @@ impl Driver for RedisDriver {
         .map(drop)
     }
 
+    /// `SCAN MATCH {prefix}{namespace}:*` in batches, each batch `UNLINK`ed: every
+    /// session, forward and user index of the namespace. Round trips grow with the
+    /// keyspace (SCAN walks all of it): an admin's incident tool, never a request path.
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
+        let mut pattern = String::with_capacity(self.prefix.len() + namespace.as_str().len() + 3);
+        for c in self.prefix.chars().chain(namespace.as_str().chars()) {
+            // The prefix is free text: its glob characters must match literally.
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str(":*");
+        let mut cursor: u64 = 0;
+        let mut deleted: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(Retry::Idempotent, |mut manager| {
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+                    async move { cmd.query_async(&mut manager).await }
+                })
+                .await?;
+            if !keys.is_empty() {
+                let removed: u64 = self
+                    .run(Retry::Idempotent, |mut manager| {
+                        let mut cmd = redis::cmd("UNLINK");
+                        cmd.arg(&keys);
+                        async move { cmd.query_async(&mut manager).await }
+                    })
+                    .await?;
+                deleted += removed;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// One `EVALSHA` of the save script: atomically renames the record to the new key,
     /// applies the patch there, leaves a forward under the old key that expires at
     /// the end of the grace window, and moves the session in its user's index. See the

@@ -315,6 +315,11 @@ impl DriverFactory for Factory {
         true
     }
 
+    /// The driver deletes whole namespaces (`delete_namespace`).
+    fn namespace_delete(&self) -> bool {
+        true
+    }
+
     async fn corrupt(&self, driver: &PostgresDriver, key: &StoreKey) -> bool {
         let client = raw(&self.url).await;
         let sql = format!(

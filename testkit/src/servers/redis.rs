@@ -266,6 +266,11 @@ impl DriverFactory for Factory {
         true
     }
 
+    /// The driver deletes whole namespaces (`delete_namespace`).
+    fn namespace_delete(&self) -> bool {
+        true
+    }
+
     async fn corrupt(&self, driver: &RedisDriver, key: &StoreKey) -> bool {
         let mut raw = self.raw().await;
         redis::cmd("HSET")
