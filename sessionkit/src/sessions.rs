@@ -110,12 +110,20 @@ impl Sessions {
     /// Like [`request`](Self::request), limited to the sessions a route declared (see
     /// [`request_with_enabled`](Self::request_with_enabled)): for a framework whose
     /// header types are not `http`'s, which hands over the `Cookie` values as bytes.
-    pub fn request_from_cookies_with_enabled<I, V>(&self, cookie_headers: I, enabled: Arc<[SessionName]>) -> RequestSessions
+    pub fn request_from_cookies_with_enabled<I, V>(
+        &self,
+        cookie_headers: I,
+        enabled: Arc<[SessionName]>,
+    ) -> RequestSessions
     where
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        RequestSessions::new(self.clone(), CookieHeaders::from_bytes(cookie_headers), Some(enabled))
+        RequestSessions::new(
+            self.clone(),
+            CookieHeaders::from_bytes(cookie_headers),
+            Some(enabled),
+        )
     }
 
     /// The sessions of a request, from its headers.

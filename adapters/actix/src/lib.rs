@@ -181,7 +181,10 @@ where
     forward_ready!(inner);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let cookies = request.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes);
+        let cookies = request
+            .headers()
+            .get_all(header::COOKIE)
+            .map(HeaderValue::as_bytes);
         let sessions = self.state.request_from_cookies(cookies);
         request.extensions_mut().insert(sessions.clone());
         // Only the mapping travels with the response; the rest of the state is per service.

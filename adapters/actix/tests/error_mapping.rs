@@ -54,7 +54,8 @@ async fn a_custom_mapping_replaces_every_session_error_response() {
             .route("/read", web::get().to(read))
             .wrap(
                 SessionMiddleware::new(harness.sessions.clone()).on_error(|error| {
-                    HttpResponse::build(StatusCode::IM_A_TEAPOT).body(format!("mapped {}", error.status().as_u16()))
+                    HttpResponse::build(StatusCode::IM_A_TEAPOT)
+                        .body(format!("mapped {}", error.status().as_u16()))
                 }),
             ),
     )

@@ -7,10 +7,14 @@ use sessionkit_actix::{NamedSessions, Session};
 async fn extracting_a_session_without_the_middleware_names_the_fix() {
     let app = test::init_service(
         App::new()
-            .route("/", web::get().to(|s: Session| async move { format!("{:?}", s.is_new()) }))
+            .route(
+                "/",
+                web::get().to(|s: Session| async move { format!("{:?}", s.is_new()) }),
+            )
             .route(
                 "/named",
-                web::get().to(|n: NamedSessions| async move { format!("{:?}", n.get("admin").await.is_ok()) }),
+                web::get()
+                    .to(|n: NamedSessions| async move { format!("{:?}", n.get("admin").await.is_ok()) }),
             ),
     )
     .await;

@@ -66,17 +66,37 @@ pub(crate) fn reference_app(
             web::resource("/web/{key}")
                 .route(web::get().to(|s: Session, p: One| session(s, WebAction::Get { key: p.into_inner() })))
                 .route(
-                    web::delete().to(|s: Session, p: One| session(s, WebAction::Remove { key: p.into_inner() })),
+                    web::delete()
+                        .to(|s: Session, p: One| session(s, WebAction::Remove { key: p.into_inner() })),
                 ),
         )
-        .route("/clear", web::post().to(|s: Session| session(s, WebAction::Clear)))
-        .route("/regenerate", web::post().to(|s: Session| session(s, WebAction::Regenerate)))
-        .route("/destroy", web::post().to(|s: Session| session(s, WebAction::Destroy)))
+        .route(
+            "/clear",
+            web::post().to(|s: Session| session(s, WebAction::Clear)),
+        )
+        .route(
+            "/regenerate",
+            web::post().to(|s: Session| session(s, WebAction::Regenerate)),
+        )
+        .route(
+            "/destroy",
+            web::post().to(|s: Session| session(s, WebAction::Destroy)),
+        )
         .route(
             "/flash/{message}",
-            web::post().to(|s: Session, p: One| session(s, WebAction::Flash { message: p.into_inner() })),
+            web::post().to(|s: Session, p: One| {
+                session(
+                    s,
+                    WebAction::Flash {
+                        message: p.into_inner(),
+                    },
+                )
+            }),
         )
-        .route("/flashes", web::get().to(|s: Session| session(s, WebAction::Flashes)))
+        .route(
+            "/flashes",
+            web::get().to(|s: Session| session(s, WebAction::Flashes)),
+        )
         .route("/fail", web::post().to(|s: Session| session(s, WebAction::Fail)))
         .route(
             "/own-cache-control",
@@ -118,8 +138,13 @@ impl Drop for StopOnDrop {
 pub(crate) fn serve<F, A>(app: F) -> Server
 where
     F: Fn() -> App<A> + Send + Clone + 'static,
-    A: ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<BoxBody>, Error = actix_web::Error, InitError = ()>
-        + 'static,
+    A: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<BoxBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
