@@ -4,6 +4,7 @@
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderValue;
 use actix_web::{App, HttpResponse, test, web};
 use sessionkit_actix::{NamedSessions, Session, SessionMiddleware, SessionRejection};
 use sessionkit_conformance::{DriverBackend, Harness, Jar};
@@ -97,7 +98,7 @@ async fn the_default_mapping_is_plain_text() {
     let response = test::call_service(&app, request).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
-        response.headers().get("content-type").map(|v| v.as_bytes()),
+        response.headers().get("content-type").map(HeaderValue::as_bytes),
         Some(sessionkit::ERROR_CONTENT_TYPE.as_bytes())
     );
 }

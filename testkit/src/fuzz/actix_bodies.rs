@@ -12,7 +12,7 @@ use std::rc::Rc;
 use super::adapter_steps::{self, Reply};
 
 use actix_web::http::Method;
-use actix_web::http::header::{COOKIE, SET_COOKIE};
+use actix_web::http::header::{self, COOKIE, SET_COOKIE};
 use actix_web::{App, test, web};
 use http::HeaderValue;
 use sessionkit_actix::{NamedSessions, Session, SessionMiddleware, SessionRejection};
@@ -63,7 +63,10 @@ async fn build(sealed: bool) -> Send {
                 request = request.append_header((COOKIE, value.as_bytes()));
             }
             let response = test::call_service(&*app, request.to_request()).await;
-            let cookies = response.headers().get_all(SET_COOKIE).map(|v| v.as_bytes());
+            let cookies = response
+                .headers()
+                .get_all(SET_COOKIE)
+                .map(header::HeaderValue::as_bytes);
             Reply::with_set_cookies(response.status().as_u16(), cookies)
         })
     })
