@@ -16,6 +16,8 @@
 //! | DELETE | `/web/{key}` | default session: [`WebAction::Remove`] |
 //! | POST | `/clear` | [`WebAction::Clear`] |
 //! | POST | `/regenerate` | [`WebAction::Regenerate`] |
+//! | POST | `/login/remember` | [`WebAction::Login`] with `remember: true` |
+//! | POST | `/login/forget` | [`WebAction::Login`] with `remember: false` |
 //! | POST | `/destroy` | [`WebAction::Destroy`] |
 //! | POST | `/flash/{message}` | [`WebAction::Flash`] |
 //! | GET | `/flashes` | [`WebAction::Flashes`] |
@@ -96,6 +98,12 @@ pub enum WebAction {
     Clear,
     /// Regenerates the id.
     Regenerate,
+    /// Signs in: regenerates the id, stores `user = "ada"` and chooses a persistent
+    /// (`remember`) or browser-session cookie.
+    Login {
+        /// Remember me.
+        remember: bool,
+    },
     /// Destroys the session.
     Destroy,
     /// Adds a flash message.
@@ -168,6 +176,12 @@ pub fn web(action: WebAction, session: &Session) -> Result<Reply, sessionkit::Er
         WebAction::Regenerate => {
             session.regenerate()?;
             Reply::ok("regenerated")
+        }
+        WebAction::Login { remember } => {
+            session.regenerate()?;
+            session.insert("user", "ada")?;
+            session.set_persistent(remember)?;
+            Reply::ok("signed in")
         }
         WebAction::Destroy => {
             session.destroy()?;
@@ -428,6 +442,38 @@ pub async fn regenerate_and_destroy<A: AdapterUnderTest, B: SessionBackend>(a: &
             404,
             "the destroyed id loads nothing"
         );
+    }
+}
+
+/// Remember-me through the adapter: a sign-in without it sets a browser-session cookie
+/// (no `Max-Age`), with it a persistent one; the session's server-side lifetime is the
+/// same either way, and a read sets no cookie.
+pub async fn remember_me_chooses_the_cookie_kind<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
+    for (path, persistent) in [("/login/forget", false), ("/login/remember", true)] {
+        let mut c = Client::start(a, b).await;
+        c.send("POST", "/web/visits/1").await;
+        let before = c.jar.clone();
+        let r = c.send("POST", path).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        let cookies = r.set_cookies();
+        assert_eq!(cookies.len(), 1, "{path}: {r:?}");
+        assert_eq!(
+            cookies[0].contains("Max-Age="),
+            persistent,
+            "{path}: {}",
+            cookies[0]
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(c.send("GET", "/web/user").await.body, "ada");
+        let read = c.send("GET", "/web/visits").await;
+        assert!(read.set_cookies().is_empty(), "{read:?}");
+        if c.harness.server_side() {
+            assert_eq!(
+                c.send_with(&before, "GET", "/web/user").await.status,
+                404,
+                "sign-in rotates the id with no grace window"
+            );
+        }
     }
 }
 

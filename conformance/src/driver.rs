@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use sessionkit::core::{Namespace, SessionId};
+use sessionkit::core::{Namespace, SessionId, SessionName, USER_KEY, UserBinding, UserKey};
 use sessionkit::{
-    Clock, Driver, DriverError, LoadResult, ManualClock, Patch, Record, StoreKey, SystemClock, Timestamp,
-    WriteResult,
+    Clock, Driver, DriverError, LoadResult, Lookup, ManualClock, Patch, Record, Rotation, StoreKey,
+    SystemClock, Timestamp, WriteResult,
 };
 
 /// How a driver learns the time.
@@ -45,6 +45,21 @@ pub trait DriverFactory: Send + Sync + 'static {
         let _ = (driver, key);
         async { false }
     }
+
+    /// Whether the driver implements [`Driver::rotate`] with forwards (a grace window
+    /// for renewed ids). `false` (the default): the suite checks only what the default
+    /// `rotate` promises (the record moves, the old key stops working) and prints a
+    /// notice that the grace-window cases were skipped.
+    fn grace_window(&self) -> bool {
+        false
+    }
+
+    /// Whether the driver keeps per-user indexes ([`Driver::user_sessions`]). `false`
+    /// (the default): the suite checks that the call answers
+    /// [`DriverError::Unsupported`] and prints a notice that the cases were skipped.
+    fn user_index(&self) -> bool {
+        false
+    }
 }
 
 /// The short lifetime expiry cases use.
@@ -61,6 +76,8 @@ pub struct Ctx<D> {
     pub clock: ManualClock,
     time: TimeSource,
     namespace: Namespace,
+    grace_window: bool,
+    user_index: bool,
 }
 
 impl<D: Driver> Ctx<D> {
@@ -73,6 +90,8 @@ impl<D: Driver> Ctx<D> {
             clock,
             time: factory.time(),
             namespace: unique_namespace(),
+            grace_window: factory.grace_window(),
+            user_index: factory.user_index(),
         }
     }
 
@@ -641,4 +660,342 @@ pub async fn close_is_clean<F: DriverFactory>(f: &F) {
             "{result:?}"
         );
     }
+}
+
+fn rotation<D: Driver>(
+    ctx: &Ctx<D>,
+    from: &StoreKey,
+    record: &Record,
+    set: Value,
+    grace: Duration,
+) -> Rotation {
+    let mut record = record.clone();
+    let change = patch(set, &[], false, ctx.now());
+    change.apply_to(&mut record);
+    Rotation {
+        from: from.clone(),
+        to: ctx.key(),
+        record,
+        patch: change,
+        expires_at: ctx.later(LONG),
+        grace_until: ctx.later(grace),
+    }
+}
+
+fn grace_skipped<D>(ctx: &Ctx<D>, case: &str) -> bool {
+    if !ctx.grace_window {
+        eprintln!(
+            "{case}: skipped, the factory says the driver keeps no grace window (DriverFactory::grace_window)"
+        );
+    }
+    !ctx.grace_window
+}
+
+/// A rotation moves the record (with the rotation's changes, keeping `created_at`)
+/// to the new key; the old key loads nothing, and a patch or touch of it is `Gone`.
+pub async fn rotate_moves_the_record<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let from = ctx.key();
+    let record = ctx.record(json!({"user": "ada", "n": 1}));
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    ctx.pass(Duration::from_millis(10)).await;
+    let rotation = rotation(&ctx, &from, &record, json!({"n": 2}), SHORT);
+    let result = ctx.driver.rotate(&rotation).await.expect("rotate");
+    assert_eq!(result, WriteResult::Applied);
+    let moved = found(&ctx, &rotation.to).await;
+    assert_eq!(moved.data, map(json!({"user": "ada", "n": 2})));
+    assert_eq!(moved.created_at, record.created_at, "the creation time is kept");
+    assert_eq!(moved.last_seen, rotation.patch.last_seen);
+    missing(&ctx, &from, "the old key is not a record any more").await;
+    let gone = ctx
+        .driver
+        .patch(
+            &from,
+            &patch(json!({"x": 1}), &[], false, ctx.now()),
+            ctx.later(LONG),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(
+        gone,
+        WriteResult::Gone,
+        "a patch of the old key must not land there"
+    );
+    let gone = ctx
+        .driver
+        .touch(&from, ctx.now(), ctx.later(LONG))
+        .await
+        .expect("touch");
+    assert_eq!(gone, WriteResult::Gone);
+    missing(&ctx, &from, "nothing was resurrected under the old key").await;
+    assert_eq!(found(&ctx, &rotation.to).await.data, moved.data);
+}
+
+/// Within the grace window the old key forwards to the new one; after it, it is
+/// unknown. The forward is not a record, and a delete removes it.
+pub async fn rotate_forwards_for_the_grace_window<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    if grace_skipped(&ctx, "rotate_forwards_for_the_grace_window") {
+        return;
+    }
+    let from = ctx.key();
+    let record = ctx.record(json!({"user": "ada"}));
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    let rotation = rotation(&ctx, &from, &record, json!({}), SHORT);
+    assert_eq!(
+        ctx.driver.rotate(&rotation).await.expect("rotate"),
+        WriteResult::Applied
+    );
+    let lookup = ctx.driver.lookup(&from).await.expect("lookup");
+    assert_eq!(
+        lookup,
+        Lookup::Forwarded {
+            to: rotation.to.clone()
+        },
+        "the old key forwards within the grace window"
+    );
+    missing(&ctx, &from, "a forward is not a record").await;
+    ctx.pass(PAST_SHORT).await;
+    let lookup = ctx.driver.lookup(&from).await.expect("lookup");
+    assert_eq!(
+        lookup,
+        Lookup::Loaded(LoadResult::Missing),
+        "no forward after the window"
+    );
+    found(&ctx, &rotation.to).await;
+
+    // A delete of the old key ends its forward at once.
+    let from = ctx.key();
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    let rotation = super::driver::rotation(&ctx, &from, &record, json!({}), LONG);
+    ctx.driver.rotate(&rotation).await.expect("rotate");
+    ctx.driver.delete(&from).await.expect("delete");
+    let lookup = ctx.driver.lookup(&from).await.expect("lookup");
+    assert_eq!(lookup, Lookup::Loaded(LoadResult::Missing));
+}
+
+/// A rotation applies its changes to the record as stored, so a concurrent request's
+/// change made after the renewing request loaded is kept; a rotation of a missing,
+/// deleted or already rotated key is `Gone` and writes nothing.
+pub async fn rotate_keeps_concurrent_changes_and_never_resurrects<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    if grace_skipped(&ctx, "rotate_keeps_concurrent_changes_and_never_resurrects") {
+        return;
+    }
+    let from = ctx.key();
+    let record = ctx.record(json!({"a": 1}));
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    // Another request of the session writes after the renewing one loaded.
+    let other = patch(json!({"b": 2}), &[], false, ctx.now());
+    ctx.driver
+        .patch(&from, &other, ctx.later(LONG))
+        .await
+        .expect("patch");
+    let rotation = rotation(&ctx, &from, &record, json!({"c": 3}), SHORT);
+    assert_eq!(
+        ctx.driver.rotate(&rotation).await.expect("rotate"),
+        WriteResult::Applied
+    );
+    assert_eq!(
+        found(&ctx, &rotation.to).await.data,
+        map(json!({"a": 1, "b": 2, "c": 3})),
+        "the concurrent change survives the renewal"
+    );
+    let again = super::driver::rotation(&ctx, &from, &record, json!({}), SHORT);
+    assert_eq!(
+        ctx.driver.rotate(&again).await.expect("rotate"),
+        WriteResult::Gone,
+        "a second renewal of the same id finds a forward, not a record"
+    );
+    missing(&ctx, &again.to, "a refused rotation creates nothing").await;
+    let never = ctx.key();
+    let lost = super::driver::rotation(&ctx, &never, &record, json!({}), SHORT);
+    assert_eq!(ctx.driver.rotate(&lost).await.expect("rotate"), WriteResult::Gone);
+    missing(&ctx, &lost.to, "a rotation of a missing key resurrects nothing").await;
+}
+
+const SESSION: &str = "web";
+
+fn bound(ctx_ns: &Namespace, user: &str, label: Option<&str>) -> Value {
+    let mut binding =
+        UserBinding::new(ctx_ns, &SessionName::new(SESSION).expect("valid"), user).expect("valid user");
+    if let Some(label) = label {
+        binding.set_label(label);
+    }
+    binding.to_value()
+}
+
+impl<D: Driver> Ctx<D> {
+    fn user(&self, user: &str) -> UserKey {
+        UserKey::new(&self.namespace, &SessionName::new(SESSION).expect("valid"), user)
+    }
+
+    fn bound_record(&self, user: &str, label: Option<&str>) -> Record {
+        let mut data = Map::new();
+        data.insert("n".into(), json!(1));
+        data.insert(USER_KEY.into(), bound(&self.namespace, user, label));
+        Record::new(self.now(), data)
+    }
+
+    async fn listed(&self, user: &str) -> Vec<StoreKey> {
+        let mut keys: Vec<StoreKey> = self
+            .driver
+            .user_sessions(&self.user(user))
+            .await
+            .expect("user_sessions must not fail")
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+async fn user_index_skipped<D: Driver>(ctx: &Ctx<D>, case: &str) -> bool {
+    if ctx.user_index {
+        return false;
+    }
+    let answer = ctx.driver.user_sessions(&ctx.user("ada")).await;
+    assert!(
+        matches!(answer, Err(DriverError::Unsupported(_))),
+        "a driver without per-user indexes answers Unsupported, got {answer:?}"
+    );
+    eprintln!(
+        "{case}: skipped, the factory says the driver keeps no per-user index (DriverFactory::user_index)"
+    );
+    true
+}
+
+fn sorted(mut keys: Vec<StoreKey>) -> Vec<StoreKey> {
+    keys.sort();
+    keys
+}
+
+/// A user's index lists exactly the live records bound to that user, with their data,
+/// in the namespace of the key: created bound, bound later by a patch, moved by a
+/// rotation; not after a delete, an expiry, or a rebinding to someone else.
+pub async fn user_sessions_follow_every_write<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    if user_index_skipped(&ctx, "user_sessions_follow_every_write").await {
+        return;
+    }
+    let (a1, a2, b1, unbound) = (ctx.key(), ctx.key(), ctx.key(), ctx.key());
+    for (key, record) in [
+        (&a1, ctx.bound_record("ada", Some("Firefox"))),
+        (&a2, ctx.bound_record("ada", None)),
+        (&b1, ctx.bound_record("bob", None)),
+        (&unbound, ctx.record(json!({"n": 1}))),
+    ] {
+        ctx.driver
+            .create(key, &record, ctx.later(LONG))
+            .await
+            .expect("create");
+    }
+    assert_eq!(ctx.listed("ada").await, sorted(vec![a1.clone(), a2.clone()]));
+    assert_eq!(ctx.listed("bob").await, vec![b1.clone()]);
+    assert!(ctx.listed("nobody").await.is_empty());
+    let records = ctx.driver.user_sessions(&ctx.user("ada")).await.expect("list");
+    let first = records.iter().find(|(k, _)| *k == a1).expect("listed");
+    assert_eq!(
+        first.1.data.get(USER_KEY),
+        Some(&bound(&ctx.namespace, "ada", Some("Firefox")))
+    );
+
+    // Bound later by a patch (sign-in on an existing session).
+    let mut set = Map::new();
+    set.insert(USER_KEY.to_owned(), bound(&ctx.namespace, "ada", None));
+    let bind = Patch {
+        set: set.into_iter().collect(),
+        last_seen: ctx.now(),
+        ..Patch::default()
+    };
+    assert_eq!(
+        ctx.driver
+            .patch(&unbound, &bind, ctx.later(LONG))
+            .await
+            .expect("patch"),
+        WriteResult::Applied
+    );
+    assert_eq!(
+        ctx.listed("ada").await,
+        sorted(vec![a1.clone(), a2.clone(), unbound.clone()])
+    );
+
+    // Deleted, and rebound to someone else.
+    ctx.driver.delete(&a2).await.expect("delete");
+    let mut set = Map::new();
+    set.insert(USER_KEY.to_owned(), bound(&ctx.namespace, "bob", None));
+    let rebind = Patch {
+        set: set.into_iter().collect(),
+        last_seen: ctx.now(),
+        ..Patch::default()
+    };
+    ctx.driver
+        .patch(&unbound, &rebind, ctx.later(LONG))
+        .await
+        .expect("patch");
+    assert_eq!(ctx.listed("ada").await, vec![a1.clone()]);
+    assert_eq!(ctx.listed("bob").await, sorted(vec![b1.clone(), unbound.clone()]));
+
+    // Moved by a rotation (renewal).
+    let record = ctx.bound_record("ada", Some("Firefox"));
+    let rotation = rotation(&ctx, &a1, &record, json!({}), SHORT);
+    assert_eq!(
+        ctx.driver.rotate(&rotation).await.expect("rotate"),
+        WriteResult::Applied
+    );
+    assert_eq!(ctx.listed("ada").await, vec![rotation.to.clone()]);
+
+    // Expired.
+    let short = ctx.key();
+    ctx.driver
+        .create(&short, &ctx.bound_record("carol", None), ctx.later(SHORT))
+        .await
+        .expect("create");
+    assert_eq!(ctx.listed("carol").await, vec![short]);
+    ctx.pass(PAST_SHORT).await;
+    assert!(
+        ctx.listed("carol").await.is_empty(),
+        "an expired session is not listed"
+    );
+}
+
+/// Indexes are per namespace and per named session: the same user id elsewhere is
+/// another index, and a user id is never the index key itself.
+pub async fn user_indexes_are_separate<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    if user_index_skipped(&ctx, "user_indexes_are_separate").await {
+        return;
+    }
+    let elsewhere = unique_namespace();
+    let here = ctx.key();
+    let there = SessionId::generate(&mut rand::rng()).store_key(&elsewhere);
+    ctx.driver
+        .create(&here, &ctx.bound_record("ada", None), ctx.later(LONG))
+        .await
+        .expect("create");
+    let mut data = Map::new();
+    data.insert(USER_KEY.into(), bound(&elsewhere, "ada", None));
+    ctx.driver
+        .create(&there, &Record::new(ctx.now(), data), ctx.later(LONG))
+        .await
+        .expect("create");
+    assert_eq!(ctx.listed("ada").await, vec![here]);
+    let admin = UserKey::new(&ctx.namespace, &SessionName::new("admin").expect("valid"), "ada");
+    assert!(
+        ctx.driver.user_sessions(&admin).await.expect("list").is_empty(),
+        "another named session's index"
+    );
 }

@@ -52,12 +52,30 @@ pub async fn request(
     cookie: Option<&str>,
     body: Option<&str>,
 ) -> Response {
+    request_with(addr, method, path, cookie, &[], body).await
+}
+
+/// [`request`] with extra header lines (`name`, `value`).
+///
+/// # Panics
+/// As [`request`].
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
     let mut stream = TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
         let _ = write!(head, "Cookie: {cookie}\r\n");
+    }
+    for (name, value) in headers {
+        let _ = write!(head, "{name}: {value}\r\n");
     }
     let body = body.unwrap_or("");
     if !body.is_empty() || method != "GET" {

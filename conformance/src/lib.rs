@@ -82,6 +82,11 @@ macro_rules! driver_suite {
             concurrent_patches_of_different_keys_all_survive,
             namespaces_are_separate,
             corrupt_record_is_not_an_error,
+            rotate_moves_the_record,
+            rotate_forwards_for_the_grace_window,
+            rotate_keeps_concurrent_changes_and_never_resurrects,
+            user_sessions_follow_every_write,
+            user_indexes_are_separate,
             close_is_clean
         );
     };
@@ -118,6 +123,13 @@ macro_rules! session_suite {
             store_error_is_a_500_with_its_cause,
             accepted_values_load_back,
             server_errors_drop_changes,
+            remember_me_and_per_session_lifetimes,
+            renewal_keeps_the_session_and_every_racing_write,
+            old_ids_die_after_the_window_and_at_once_on_login,
+            a_users_sessions_can_be_listed_and_ended,
+            the_per_user_cap_evicts_the_oldest_or_refuses,
+            logout_holds_for_copied_cookies_and_across_machines,
+            stateless_cookie_sessions_opt_out_of_revocation,
             large_sessions,
             misuse_is_a_clear_error
         );
@@ -143,6 +155,7 @@ macro_rules! adapter_suite {
             write_sets_one_cookie_that_round_trips,
             bad_cookies_give_a_fresh_session,
             regenerate_and_destroy,
+            remember_me_chooses_the_cookie_kind,
             idle_and_absolute_expiry,
             flash_is_read_once,
             named_sessions_are_independent,

@@ -9,10 +9,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
+use std::num::NonZeroU32;
+
 use sessionkit::{
-    ClearSiteData, DriverChoice, DynDriver, Error, ManualClock, Registry, RequestSessions, SaveOutcome,
-    Secret, Session, SessionName, Sessions,
+    ClearSiteData, DriverChoice, DynDriver, Error, LimitPolicy, ManualClock, MemoryDriver, Registry,
+    RequestSessions, SaveOutcome, Secret, Session, SessionLimit, SessionName, Sessions,
 };
+
+use sessionkit::Clock as _;
 
 use crate::driver::DriverFactory;
 use crate::wrappers::{CountingDriver, Counts, Switch, SwitchableDriver};
@@ -28,6 +32,18 @@ pub const NEW_SECRET: &[u8; 32] = b"conformance suite rotated secret";
 pub trait SessionBackend: Send + Sync + 'static {
     /// A fresh store, or `None` for sealed-cookie sessions.
     fn store(&self, clock: &ManualClock) -> impl Future<Output = Option<Arc<dyn DynDriver>>> + Send;
+
+    /// Whether the store keeps forwards of renewed ids (see
+    /// [`DriverFactory::grace_window`]); the grace-window cases are skipped otherwise.
+    fn grace_window(&self) -> bool {
+        false
+    }
+
+    /// Whether the store keeps per-user indexes (see [`DriverFactory::user_index`]);
+    /// the user-sessions cases are skipped otherwise.
+    fn user_index(&self) -> bool {
+        false
+    }
 }
 
 /// The store built by a [`DriverFactory`].
@@ -36,6 +52,12 @@ pub struct DriverBackend<F>(pub F);
 impl<F: DriverFactory> SessionBackend for DriverBackend<F> {
     async fn store(&self, clock: &ManualClock) -> Option<Arc<dyn DynDriver>> {
         Some(Arc::new(self.0.build(clock).await))
+    }
+    fn grace_window(&self) -> bool {
+        self.0.grace_window()
+    }
+    fn user_index(&self) -> bool {
+        self.0.user_index()
     }
 }
 
@@ -84,6 +106,10 @@ impl Jar {
 
 /// One registry over the store under test, with call counters and a power switch.
 pub struct Harness {
+    /// Whether the store keeps forwards of renewed ids.
+    pub grace_window: bool,
+    /// Whether the store keeps per-user indexes.
+    pub user_index: bool,
     /// The started registry.
     pub sessions: Sessions,
     /// Its clock.
@@ -93,41 +119,64 @@ pub struct Harness {
     /// The store's power switch (server-side sessions only).
     pub switch: Option<Switch>,
     store: Option<Arc<dyn DynDriver>>,
+    /// The revocation store of cookie sessions, shared with [`sibling`](Self::sibling)s
+    /// (another machine of the same app).
+    revocations: Arc<MemoryDriver>,
 }
 
+/// The name of the shared revocation store of cookie sessions in the suite.
+pub const REVOCATIONS: &str = "revocations";
 /// The cookie name of the `web` session in the suite.
 pub const WEB_COOKIE: &str = "__Host-web";
 /// The cookie name of the `admin` session in the suite.
 pub const ADMIN_COOKIE: &str = "__Host-admin";
+/// The cookie name of the `api` session in the suite.
+pub const API_COOKIE: &str = "__Host-api";
+/// How many sessions one user may have of `web` in the suite (the oldest go first).
+pub const WEB_USER_LIMIT: u32 = 3;
+/// The `api` session renews its id once it is this old.
+pub const RENEW_AFTER: Duration = Duration::from_mins(10);
+/// The grace window of a renewed `api` id.
+pub const RENEW_GRACE: Duration = Duration::from_secs(5);
 
 impl Harness {
     /// A harness over a fresh store from `backend`.
     pub async fn new<B: SessionBackend>(backend: &B) -> Self {
         let clock = ManualClock::starting_now();
         let store = backend.store(&clock).await;
-        Self::build(
+        let revocations = Arc::new(MemoryDriver::builder().clock(clock.shared()).build());
+        let mut harness = Self::build(
             store,
+            revocations,
             clock,
             Secret::new(*SECRET).expect("32 bytes"),
             &[],
             "conformance",
-        )
+        );
+        harness.grace_window = backend.grace_window();
+        harness.user_index = backend.user_index();
+        harness
     }
 
     /// Another registry over the same store and clock, with other secrets or namespace
     /// (another app, or the same app after a key rotation).
     pub fn sibling(&self, primary: &[u8], previous: &[&[u8]], namespace: &str) -> Self {
-        Self::build(
+        let mut harness = Self::build(
             self.store.clone(),
+            self.revocations.clone(),
             self.clock.clone(),
             Secret::new(primary.to_vec()).expect("long secret"),
             previous,
             namespace,
-        )
+        );
+        harness.grace_window = self.grace_window;
+        harness.user_index = self.user_index;
+        harness
     }
 
     fn build(
         store: Option<Arc<dyn DynDriver>>,
+        revocations: Arc<MemoryDriver>,
         clock: ManualClock,
         primary: Secret,
         previous: &[&[u8]],
@@ -139,6 +188,9 @@ impl Harness {
             registry.add_previous_secret(Secret::new(p.to_vec()).expect("long secret"));
         }
         registry.set_namespace(namespace).expect("valid namespace");
+        registry
+            .register_driver(REVOCATIONS, revocations.clone())
+            .expect("register");
         let (driver, counts, switch) = match &store {
             Some(store) => {
                 let (switchable, switch) = SwitchableDriver::new(store.clone());
@@ -153,13 +205,35 @@ impl Harness {
         for name in ["web", "admin", "api"] {
             let def = registry.session_mut(name).expect("built-in session");
             def.driver = driver.clone();
+            def.revocation = Some(DriverChoice::named(REVOCATIONS).expect("a valid driver name"));
             if name == "web" {
                 // Logout clears site data on `web` only, so the suites see it on and off.
                 def.clear_site_data = Some(ClearSiteData::cookies());
             }
+            // Per-user caps: `web` evicts the oldest past WEB_USER_LIMIT, `admin` refuses a
+            // second sign-in.
+            if name == "web" {
+                def.user_limit = Some(SessionLimit::new(
+                    NonZeroU32::new(WEB_USER_LIMIT).expect("positive"),
+                    LimitPolicy::EvictOldest,
+                ));
+            }
+            if name == "admin" {
+                def.user_limit = Some(SessionLimit::new(NonZeroU32::MIN, LimitPolicy::Refuse));
+            }
+            if name == "api" {
+                // `api` renews its id every RENEW_AFTER, with a RENEW_GRACE window.
+                def.expiry = def
+                    .expiry
+                    .with_renewal(Some(RENEW_AFTER), RENEW_GRACE)
+                    .expect("valid renewal");
+            }
         }
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
+            revocations,
+            grace_window: false,
+            user_index: false,
             sessions,
             clock,
             counts,
@@ -799,4 +873,501 @@ pub async fn misuse_is_a_clear_error<B: SessionBackend>(b: &B) {
         err.to_string().contains("\"nope\"") && err.to_string().contains("web"),
         "{err}"
     );
+}
+
+fn max_age(set_cookie: &str) -> Option<&str> {
+    set_cookie
+        .split("; ")
+        .find_map(|attr| attr.strip_prefix("Max-Age="))
+}
+
+/// Remember-me per session: a browser-session cookie (no `Max-Age`) or a persistent
+/// one, chosen at sign-in; shorter per-session lifetimes and deadlines are kept with
+/// the session and enforced server-side; `is_modified` and the deadlines read true.
+pub async fn remember_me_and_per_session_lifetimes<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    // A signed-id cookie lives until the absolute deadline; a sealed cookie is
+    // re-sealed on every idle refresh, so it lives until the next expiry.
+    let persistent_age = if h.server_side() { "86400" } else { "1800" };
+    for (remember, expected) in [(false, None), (true, Some(persistent_age))] {
+        let mut jar = Jar::default();
+        let out = h
+            .with_session(&mut jar, "web", |s| {
+                s.regenerate().expect("regenerate");
+                s.insert("user", "ada").expect("insert");
+                s.set_persistent(remember).expect("persist");
+                assert!(s.is_modified().expect("ready"));
+            })
+            .await;
+        let cookies: Vec<&str> = out.set_cookies().collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert_eq!(
+            max_age(cookies[0]),
+            expected,
+            "remember={remember}: {}",
+            cookies[0]
+        );
+        let out = h
+            .with_session(&mut jar, "web", |s| {
+                assert!(!s.is_modified().expect("ready"));
+                assert_eq!(s.is_persistent().expect("ready"), remember);
+            })
+            .await;
+        assert_eq!(out.set_cookies().count(), 0, "a read sets no cookie");
+    }
+
+    // A shorter ttl for this session only.
+    let mut jar = Jar::default();
+    let start = h.clock.now();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_ttl(Duration::from_mins(50)).expect("shorter");
+        assert!(
+            s.set_ttl(Duration::from_hours(48)).is_err(),
+            "beyond the configured ttl"
+        );
+        let deadlines = s.deadlines().expect("ready");
+        assert_eq!(
+            deadlines.absolute,
+            Some(start.saturating_add(Duration::from_mins(50))),
+            "a new session's deadline, before its first save"
+        );
+    })
+    .await;
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_mins(20));
+        h.with_session(&mut jar, "web", |s| {
+            assert!(!s.is_new().expect("ready"));
+            s.insert("tick", &1).expect("insert");
+        })
+        .await;
+    }
+    h.clock.advance(Duration::from_mins(10));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "expired at its own ttl (50 min)");
+    })
+    .await;
+
+    // A deadline and a shorter idle timeout.
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_idle_timeout(Duration::from_mins(5)).expect("shorter");
+        s.set_deadline((h.clock.now().saturating_add(Duration::from_mins(12))).to_system_time())
+            .expect("deadline");
+    })
+    .await;
+    h.clock.advance(Duration::from_mins(4));
+    h.with_session(&mut jar, "web", |s| s.insert("a", &1).expect("insert"))
+        .await;
+    h.clock.advance(Duration::from_mins(4));
+    h.with_session(&mut jar, "web", |s| s.insert("b", &1).expect("insert"))
+        .await;
+    h.clock.advance(Duration::from_mins(4));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "ended at its deadline");
+    })
+    .await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("user", "ada").expect("insert");
+        s.set_idle_timeout(Duration::from_mins(5)).expect("shorter");
+    })
+    .await;
+    h.clock.advance(Duration::from_mins(5));
+    h.with_session(&mut jar, "web", |s| {
+        assert!(s.is_new().expect("ready"), "idle for its own 5 minutes");
+    })
+    .await;
+}
+
+/// An id older than `renew_after` is renewed by the next request, keeping the data and
+/// the creation time; requests in flight with the old id all succeed and none of their
+/// writes is lost (with a store that keeps a grace window); only one response carries
+/// the new cookie.
+pub async fn renewal_keeps_the_session_and_every_racing_write<B: SessionBackend>(b: &B) {
+    let h = Arc::new(Harness::new(b).await);
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "api", |s| s.insert("base", &0).expect("insert"))
+        .await;
+    let old = jar.get(API_COOKIE).expect("cookie").to_owned();
+    let absolute = |h: &Harness, jar: &mut Jar| {
+        let request = h.request(jar);
+        async move {
+            let session = request.session("api").await.expect("load");
+            session.deadlines().expect("ready").absolute
+        }
+    };
+    let created_deadline = absolute(&h, &mut jar).await;
+    h.clock
+        .advance(RENEW_AFTER.saturating_sub(Duration::from_secs(1)));
+    let out = h
+        .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
+        .await;
+    assert_eq!(out.set_cookies().count(), 0, "not yet due");
+    h.clock.advance(Duration::from_secs(1));
+    if !(h.server_side() && h.grace_window) {
+        let out = h
+            .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
+            .await;
+        assert_eq!(out.set_cookies().count(), 1, "renewed");
+        assert_ne!(jar.get(API_COOKIE), Some(old.as_str()));
+        h.with_session(&mut jar, "api", |s| {
+            assert_eq!(s.get::<i32>("base").expect("get"), Some(0));
+        })
+        .await;
+        assert_eq!(absolute(&h, &mut jar).await, created_deadline, "created_at kept");
+        eprintln!(
+            "renewal_keeps_the_session_and_every_racing_write: racing requests skipped (no grace window for this backend)"
+        );
+        return;
+    }
+    // Twenty requests of the session are in flight with the old id when it falls due.
+    let mut loaded = Vec::new();
+    for _ in 0..20 {
+        let request = h.request(&jar);
+        let session = request.session("api").await.expect("load");
+        loaded.push((request, session));
+    }
+    let mut tasks = Vec::new();
+    for (i, (request, session)) in loaded.into_iter().enumerate() {
+        let h = h.clone();
+        let mut jar = jar.clone();
+        tasks.push(tokio::spawn(async move {
+            session.insert(&format!("k{i}"), &i).expect("insert");
+            let out = h
+                .save(&request, &mut jar, 200)
+                .await
+                .expect("every racing request succeeds");
+            assert!(out.dropped().is_empty(), "request {i}'s changes were dropped");
+            (out.set_cookies().count(), jar)
+        }));
+    }
+    let mut renewed = Vec::new();
+    for task in tasks {
+        let (cookies, racing_jar) = task.await.expect("request");
+        if cookies > 0 {
+            renewed.push(racing_jar);
+        }
+    }
+    assert_eq!(renewed.len(), 1, "exactly one response carries the renewed id");
+    let mut jar = renewed.pop().expect("one");
+    assert_ne!(jar.get(API_COOKIE), Some(old.as_str()));
+    // Requests that start now with the old id, within the window, see the same session.
+    h.clock.advance(Duration::from_secs(1));
+    let mut old_jar = Jar::default();
+    old_jar.set(API_COOKIE, &old);
+    let out = h
+        .with_session(&mut old_jar, "api", |s| {
+            assert!(
+                !s.is_new().expect("ready"),
+                "the old id works within the grace window"
+            );
+            s.insert("late", &true).expect("insert");
+        })
+        .await;
+    assert_eq!(out.set_cookies().count(), 0, "never the old id again");
+    h.with_session(&mut jar, "api", |s| {
+        assert_eq!(s.get::<i32>("base").expect("get"), Some(0));
+        for i in 0..20 {
+            assert_eq!(
+                s.get::<usize>(&format!("k{i}")).expect("get"),
+                Some(i),
+                "request {i}'s write was lost"
+            );
+        }
+        assert_eq!(s.get::<bool>("late").expect("get"), Some(true));
+    })
+    .await;
+    assert_eq!(absolute(&h, &mut jar).await, created_deadline, "created_at kept");
+}
+
+/// After the grace window a renewed id loads nothing; a sign-in's `regenerate` has no
+/// window at all.
+pub async fn old_ids_die_after_the_window_and_at_once_on_login<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "api", |s| s.insert("user", "ada").expect("insert"))
+        .await;
+    let old = jar.clone();
+    h.clock.advance(RENEW_AFTER);
+    let out = h
+        .with_session(&mut jar, "api", |s| assert!(!s.is_new().expect("ready")))
+        .await;
+    assert_eq!(out.set_cookies().count(), 1, "renewed");
+    h.clock.advance(RENEW_GRACE);
+    let mut stale = old.clone();
+    if h.server_side() {
+        h.with_session(&mut stale, "api", |s| {
+            assert!(
+                s.is_new().expect("ready"),
+                "the old id is anonymous after the window"
+            );
+        })
+        .await;
+    }
+    h.with_session(&mut jar, "api", |s| {
+        assert_eq!(s.get::<String>("user").expect("get").as_deref(), Some("ada"));
+    })
+    .await;
+
+    let before_login = jar.clone();
+    h.with_session(&mut jar, "api", |s| {
+        s.regenerate().expect("regenerate");
+        s.insert("role", "admin").expect("insert");
+    })
+    .await;
+    if h.server_side() {
+        let mut replay = before_login;
+        h.with_session(&mut replay, "api", |s| {
+            assert!(s.is_new().expect("ready"), "a login rotation has no grace window");
+        })
+        .await;
+    }
+}
+
+/// Signs a fresh browser in as `user` on `session`, labelled `label`.
+async fn sign_in(h: &Harness, session: &str, user: &str, label: &str) -> Jar {
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, session, |s| {
+        s.regenerate().expect("regenerate");
+        s.set_user(user).expect("bind");
+        s.set_label(label).expect("label");
+    })
+    .await;
+    jar
+}
+
+async fn signed_in(h: &Harness, jar: &Jar, session: &str) -> bool {
+    let request = h.request(jar);
+    let session = request.session(session).await.expect("load");
+    session.user().expect("ready").is_some()
+}
+
+fn user_sessions_skipped(h: &Harness, case: &str) -> bool {
+    // Cookie sessions keep their users' lists in the revocation store (the registry's
+    // memory driver in the suite).
+    let skip = h.server_side() && !h.user_index;
+    if skip {
+        eprintln!("{case}: skipped, this backend keeps no per-user index");
+    }
+    skip
+}
+
+/// Two devices of one user list each other (labels, current marked); another user's
+/// handle is not found; ending one device, all other devices, and every device
+/// (log out everywhere) each work, and an ended device's cookie loads nothing.
+pub async fn a_users_sessions_can_be_listed_and_ended<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if user_sessions_skipped(&h, "a_users_sessions_can_be_listed_and_ended") {
+        return;
+    }
+    let mut laptop = sign_in(&h, "web", "ada", "Firefox on Linux").await;
+    h.clock.advance(Duration::from_secs(1));
+    let phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let mut bob = sign_in(&h, "web", "bob", "Chrome").await;
+
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    let list = session.user_sessions().await.expect("list");
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].label.as_deref(), Some("Firefox on Linux"));
+    assert!(
+        list[0].current && !list[1].current,
+        "oldest first, this one current"
+    );
+    assert_eq!(list[1].label.as_deref(), Some("Safari on iOS"));
+    assert!(list[0].created < list[1].created);
+    let phone_handle = list[1].handle.to_string();
+    assert_ne!(
+        Some(phone_handle.as_str()),
+        phone.get(WEB_COOKIE),
+        "a handle is not the cookie"
+    );
+
+    // Bob cannot end Ada's session with her handle.
+    let request = h.request(&bob);
+    let session = request.session("web").await.expect("load");
+    assert!(
+        !session.end_session(&phone_handle).await.expect("end"),
+        "another user's handle"
+    );
+    assert!(!session.end_session("not-a-handle").await.expect("end"));
+    h.save(&request, &mut bob, 200).await.expect("save");
+    assert!(signed_in(&h, &phone, "web").await);
+
+    // Ada ends her phone from the laptop.
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert!(session.end_session(&phone_handle).await.expect("end"));
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(
+        !signed_in(&h, &phone, "web").await,
+        "the ended device is signed out"
+    );
+    assert!(signed_in(&h, &laptop, "web").await);
+
+    // End all others.
+    let mut phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let tablet = sign_in(&h, "web", "ada", "Tablet").await;
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(session.end_other_sessions().await.expect("end"), 2);
+    h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(!signed_in(&h, &phone, "web").await && !signed_in(&h, &tablet, "web").await);
+    assert!(signed_in(&h, &laptop, "web").await);
+
+    // Log out everywhere, this device included.
+    phone = sign_in(&h, "web", "ada", "Safari on iOS").await;
+    let copied = laptop.clone();
+    let request = h.request(&laptop);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(session.end_all_sessions().await.expect("end"), 1);
+    let out = h.save(&request, &mut laptop, 200).await.expect("save");
+    assert!(
+        out.set_cookies().any(|c| c.contains("Max-Age=0")),
+        "the cookie is removed"
+    );
+    for jar in [&phone, &copied] {
+        assert!(!signed_in(&h, jar, "web").await, "signed out everywhere");
+    }
+    assert!(signed_in(&h, &bob, "web").await, "other users are untouched");
+    // The admin view.
+    assert_eq!(
+        h.sessions.user_sessions("web", "bob").await.expect("list").len(),
+        1
+    );
+    assert_eq!(h.sessions.end_user_sessions("web", "bob").await.expect("end"), 1);
+    assert!(!signed_in(&h, &bob, "web").await);
+}
+
+/// A sign-in past the per-user cap ends the user's oldest session (`web`), or is
+/// refused with a 409 and writes nothing (`admin`).
+pub async fn the_per_user_cap_evicts_the_oldest_or_refuses<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if user_sessions_skipped(&h, "the_per_user_cap_evicts_the_oldest_or_refuses") {
+        return;
+    }
+    let mut devices = Vec::new();
+    for i in 0..=WEB_USER_LIMIT {
+        devices.push(sign_in(&h, "web", "ada", &format!("device {i}")).await);
+        h.clock.advance(Duration::from_secs(1));
+    }
+    assert!(!signed_in(&h, &devices[0], "web").await, "the oldest was evicted");
+    for jar in &devices[1..] {
+        assert!(signed_in(&h, jar, "web").await);
+    }
+    assert_eq!(
+        h.sessions.user_sessions("web", "ada").await.expect("list").len(),
+        WEB_USER_LIMIT as usize
+    );
+
+    let first = sign_in(&h, "admin", "ada", "first").await;
+    let mut second = Jar::default();
+    let request = h.request(&second);
+    let session = request.session("admin").await.expect("load");
+    session.set_user("ada").expect("bind");
+    let refused = h.save(&request, &mut second, 200).await.expect_err("refused");
+    assert!(
+        matches!(refused, Error::SessionLimit { max: 1, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.status(), 409);
+    assert!(second.get(ADMIN_COOKIE).is_none(), "nothing written, no cookie");
+    assert!(
+        signed_in(&h, &first, "admin").await,
+        "the existing session is kept"
+    );
+    assert_eq!(
+        h.sessions
+            .user_sessions("admin", "ada")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+/// A signed-in session's cookie, copied before the logout, loads nothing afterwards, on
+/// every driver: server sessions because the record is gone, cookie sessions through
+/// the revocation store. And "log out everywhere" on one machine holds on another that
+/// shares the store (for cookie sessions: the revocation store).
+pub async fn logout_holds_for_copied_cookies_and_across_machines<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    let mut jar = sign_in(&h, "web", "ada", "laptop").await;
+    h.with_session(&mut jar, "web", |s| s.insert("cart", &3).expect("insert"))
+        .await;
+    let copied = jar.clone();
+    h.clock.advance(Duration::from_secs(1));
+    h.with_session(&mut jar, "web", |s| s.destroy().expect("destroy"))
+        .await;
+    assert!(
+        !signed_in(&h, &copied, "web").await,
+        "the pre-logout cookie is refused"
+    );
+
+    // Another machine of the same app: same secret, namespace and stores.
+    let other = h.sibling(SECRET, &[], "conformance");
+    let first = sign_in(&h, "web", "ada", "laptop").await;
+    let second = sign_in(&other, "web", "ada", "phone").await;
+    assert!(signed_in(&other, &first, "web").await && signed_in(&h, &second, "web").await);
+    h.clock.advance(Duration::from_secs(1));
+    let mut ending = first.clone();
+    let request = h.request(&ending);
+    let session = request.session("web").await.expect("load");
+    session.end_all_sessions().await.expect("log out everywhere");
+    h.save(&request, &mut ending, 200).await.expect("save");
+    for (machine, jar) in [(&h, &first), (&other, &first), (&h, &second), (&other, &second)] {
+        assert!(
+            !signed_in(machine, jar, "web").await,
+            "signed out on every machine"
+        );
+    }
+    let again = sign_in(&other, "web", "ada", "laptop again").await;
+    assert!(signed_in(&h, &again, "web").await, "signing in again works");
+}
+
+/// Cookie sessions with `revocation = false` are fully stateless: no store call at all,
+/// and (the documented price) a copied cookie stays valid after logout until it expires.
+pub async fn stateless_cookie_sessions_opt_out_of_revocation<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if h.server_side() {
+        return;
+    }
+    let mut registry = Registry::with_clock(h.clock.shared());
+    registry.set_secret(Secret::new(*SECRET).expect("32 bytes"));
+    let def = registry.session_mut("web").expect("built-in session");
+    def.driver = DriverChoice::Cookie;
+    def.revocation = None;
+    let counting = crate::wrappers::CountingDriver::new(Arc::new(MemoryDriver::new()));
+    let counts = counting.counts();
+    registry
+        .register_driver("memory", counting)
+        .expect("replace memory");
+    let sessions = registry.build_with_env(&|_| None).expect("builds");
+    let mut jar = Jar::default();
+    let request = sessions.request([jar.header()]);
+    let session = request.session("web").await.expect("load");
+    session.set_user("ada").expect("bind");
+    for cookie in request.save(200).await.expect("save").set_cookies() {
+        jar.apply(cookie);
+    }
+    let copied = jar.clone();
+    let request = sessions.request([jar.header()]);
+    request
+        .session("web")
+        .await
+        .expect("load")
+        .destroy()
+        .expect("destroy");
+    request.save(200).await.expect("save");
+    let request = sessions.request([copied.header()]);
+    let session = request.session("web").await.expect("load");
+    assert_eq!(
+        session.user().expect("ready").as_deref(),
+        Some("ada"),
+        "stateless: still valid"
+    );
+    assert_eq!(counts.total(), 0, "no store call at all");
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use sessionkit::{
-    Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, StoreKey, Timestamp, WriteResult,
+    Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp,
+    UserKey, WriteResult,
 };
 
 /// Counts the calls made to the driver it wraps.
@@ -18,9 +19,9 @@ pub struct CountingDriver {
 /// Call counters of a [`CountingDriver`].
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// `load` calls.
+    /// `load` (and `user_sessions`) calls.
     pub loads: AtomicUsize,
-    /// `create`, `patch`, `touch` and `delete` calls.
+    /// `create`, `patch`, `touch`, `delete` and `rotate` calls.
     pub writes: AtomicUsize,
 }
 
@@ -97,6 +98,14 @@ impl Driver for CountingDriver {
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
         self.write();
         self.inner.delete(key).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        self.write();
+        self.inner.rotate(rotation).await
+    }
+    async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
+        self.counts.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.user_sessions(user).await
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await
@@ -223,6 +232,14 @@ impl Driver for SwitchableDriver {
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
         self.check()?;
         self.inner.delete(key).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        self.check()?;
+        self.inner.rotate(rotation).await
+    }
+    async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
+        self.check()?;
+        self.inner.user_sessions(user).await
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await

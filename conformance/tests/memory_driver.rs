@@ -10,6 +10,12 @@ impl DriverFactory for Memory {
     async fn build(&self, clock: &ManualClock) -> MemoryDriver {
         MemoryDriver::builder().clock(clock.shared()).build()
     }
+    fn grace_window(&self) -> bool {
+        true
+    }
+    fn user_index(&self) -> bool {
+        true
+    }
 }
 
 driver_suite!(Memory);

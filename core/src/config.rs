@@ -16,10 +16,15 @@
 //! same_site = "lax"                # lax, strict or none
 //! partitioned = false
 //! persistent = true                # false: browser-session cookie (no Max-Age)
-//! ttl = "24h"                      # absolute lifetime
-//! idle_timeout = "30m"             # "0" disables
+//! ttl = "24h"                      # absolute lifetime; "none": idle timeout only
+//! idle_timeout = "30m"             # "0" disables (not with ttl = "none")
 //! touch_share = 0.2                # share of idle_timeout before a read refreshes
+//! renew_after = "1h"               # renew the id once older (default: never)
+//! renew_grace = "5s"               # old id still works this long (at most 60s)
 //! shared = false
+//! max_sessions_per_user = 5        # cap per user (default: none)
+//! revocation = "memory"            # cookie sessions: revocation store driver, or false
+//! on_session_limit = "evict_oldest" # or "refuse"
 //! clear_site_data = false          # true: logout sends Clear-Site-Data: "cookies";
 //!                                  # or a list, e.g. ["cookies", "storage"]
 //! [session.sessions.web.meta]
@@ -34,9 +39,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::cookies::SameSite;
-use crate::def::{ClearSiteData, DefError, DriverChoice, SessionDef};
+use crate::def::{ClearSiteData, DefError, DriverChoice, LimitPolicy, SessionDef, SessionLimit};
 use crate::duration::parse_duration;
-use crate::expiry::ExpiryError;
+use crate::expiry::{ExpiryError, ExpiryPolicy};
 use crate::id::{NameError, Namespace};
 use crate::keys::Secret;
 
@@ -126,12 +131,22 @@ pub struct SessionOverrides {
     pub partitioned: Option<bool>,
     /// `persistent`.
     pub persistent: Option<bool>,
-    /// `ttl`.
-    pub ttl: Option<Duration>,
+    /// `ttl` (`Some(None)` for `"none"`: no absolute lifetime, idle timeout only).
+    pub ttl: Option<Option<Duration>>,
     /// `idle_timeout` (zero disables).
     pub idle_timeout: Option<Duration>,
     /// `touch_share`.
     pub touch_share: Option<f64>,
+    /// `renew_after` (`Some(None)` for `"never"`).
+    pub renew_after: Option<Option<Duration>>,
+    /// `renew_grace`.
+    pub renew_grace: Option<Duration>,
+    /// `max_sessions_per_user` (`Some(None)` for 0: no cap).
+    pub max_sessions_per_user: Option<Option<std::num::NonZeroU32>>,
+    /// `on_session_limit`.
+    pub on_session_limit: Option<LimitPolicy>,
+    /// `revocation` (`Some(None)` for `false`).
+    pub revocation: Option<Option<DriverChoice>>,
     /// `shared`.
     pub shared: Option<bool>,
     /// `meta` (replaces the whole map).
@@ -192,16 +207,43 @@ impl SessionOverrides {
         if let Some(clear) = &self.clear_site_data {
             def.clear_site_data.clone_from(clear);
         }
-        let ttl = self.ttl.unwrap_or(def.expiry.ttl());
+        if let Some(revocation) = &self.revocation {
+            def.revocation.clone_from(revocation);
+        }
+        let max = match self.max_sessions_per_user {
+            Some(max) => max,
+            None => def.user_limit.map(|limit| limit.max),
+        };
+        let policy = self
+            .on_session_limit
+            .or(def.user_limit.map(|limit| limit.policy))
+            .unwrap_or(LimitPolicy::EvictOldest);
+        def.user_limit = max.map(|max| SessionLimit::new(max, policy));
+        let old = &def.expiry;
+        let ttl = self.ttl.unwrap_or(old.ttl());
         let idle = match self.idle_timeout {
             Some(idle) => Some(idle),
-            None => def.expiry.idle_timeout(),
+            None => old.idle_timeout(),
         };
-        let share = self.touch_share.unwrap_or(def.expiry.touch_share());
-        def.expiry = crate::expiry::ExpiryPolicy::new(ttl, idle)
+        let share = self.touch_share.unwrap_or(old.touch_share());
+        let renew_after = self.renew_after.unwrap_or(old.renew_after());
+        let grace = self.renew_grace.unwrap_or(old.renew_grace());
+        let policy = match ttl {
+            Some(ttl) => ExpiryPolicy::new(ttl, idle),
+            None => ExpiryPolicy::idle_only(idle.unwrap_or_default()),
+        };
+        def.expiry = policy
             .and_then(|p| p.with_touch_share(share))
+            .and_then(|p| p.with_renewal(renew_after, grace))
             .map_err(|err| match err {
                 ExpiryError::ZeroTtl => invalid(table, "ttl", "must be longer than zero"),
+                ExpiryError::NoLifetime => invalid(
+                    table,
+                    "idle_timeout",
+                    "ttl = \"none\" (no absolute lifetime) needs a non-zero idle_timeout, or sessions would never end",
+                ),
+                ExpiryError::ZeroRenewAfter => invalid(table, "renew_after", err.to_string()),
+                ExpiryError::GraceTooLong(_) => invalid(table, "renew_grace", err.to_string()),
                 other => invalid(table, "touch_share", other.to_string()),
             })?;
         Ok(())
@@ -301,7 +343,51 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
                     )
                 })?);
             }
-            "ttl" => out.ttl = Some(duration_value(value, t, k)?),
+            "ttl" => {
+                out.ttl = Some(if value.as_str() == Some("none") {
+                    None
+                } else {
+                    Some(duration_value(value, t, k)?)
+                });
+            }
+            "renew_after" => {
+                out.renew_after = Some(if value.as_str() == Some("never") {
+                    None
+                } else {
+                    Some(duration_value(value, t, k)?)
+                });
+            }
+            "renew_grace" => out.renew_grace = Some(duration_value(value, t, k)?),
+            "revocation" => {
+                out.revocation = Some(match value {
+                    toml::Value::Boolean(false) => None,
+                    toml::Value::Boolean(true) => Some(DriverChoice::Memory),
+                    toml::Value::String(name) if name != "cookie" => {
+                        Some(DriverChoice::named(name).map_err(|err| invalid(t, k, err.to_string()))?)
+                    }
+                    _ => return Err(invalid(t, k, "expected false or the name of a store driver")),
+                });
+            }
+            "max_sessions_per_user" => {
+                let max = value
+                    .as_integer()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| invalid(t, k, "expected a whole number from 0 (no cap) up"))?;
+                out.max_sessions_per_user = Some(std::num::NonZeroU32::new(max));
+            }
+            "on_session_limit" => {
+                out.on_session_limit = Some(match as_str(value, t, k)? {
+                    "evict_oldest" => LimitPolicy::EvictOldest,
+                    "refuse" => LimitPolicy::Refuse,
+                    other => {
+                        return Err(invalid(
+                            t,
+                            k,
+                            format!("{other:?} is not one of \"evict_oldest\", \"refuse\""),
+                        ));
+                    }
+                });
+            }
             "idle_timeout" => out.idle_timeout = Some(duration_value(value, t, k)?),
             "touch_share" => {
                 let share = match value {
@@ -555,6 +641,61 @@ mod tests {
             message.contains("line 2") && !message.contains("hunter2"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn session_limits_are_configured_per_session() {
+        let apply = |text: &str| {
+            let config = parse(&format!("[session.sessions.web]\n{text}")).expect("parses");
+            let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+            config.sessions[0].1.apply_to(&mut def).map(|()| def.user_limit)
+        };
+        let limit = apply("max_sessions_per_user = 5").expect("valid").expect("a cap");
+        assert_eq!((limit.max.get(), limit.policy), (5, LimitPolicy::EvictOldest));
+        let limit = apply("max_sessions_per_user = 2\non_session_limit = \"refuse\"")
+            .expect("valid")
+            .expect("a cap");
+        assert_eq!((limit.max.get(), limit.policy), (2, LimitPolicy::Refuse));
+        assert_eq!(apply("max_sessions_per_user = 0").expect("valid"), None);
+        for bad in [
+            "max_sessions_per_user = -1",
+            "max_sessions_per_user = \"5\"",
+            "on_session_limit = \"drop\"",
+        ] {
+            let err = parse(&format!("[session.sessions.web]\n{bad}")).expect_err(bad);
+            assert!(err.to_string().contains("[session.sessions.web]"), "{err}");
+        }
+    }
+
+    #[test]
+    fn idle_only_and_renewal_are_said_explicitly() {
+        let apply = |text: &str| {
+            let config = parse(&format!("[session.sessions.web]\n{text}")).expect("parses");
+            let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+            config.sessions[0].1.apply_to(&mut def).map(|()| def.expiry)
+        };
+        let policy = apply("ttl = \"none\"\nidle_timeout = \"2h\"").expect("valid");
+        assert_eq!(policy.ttl(), None);
+        assert_eq!(policy.idle_timeout(), Some(Duration::from_hours(2)));
+        // The default idle timeout is kept when only the ttl goes.
+        assert_eq!(
+            apply("ttl = \"none\"").expect("valid").idle_timeout(),
+            Some(Duration::from_mins(30))
+        );
+        for (text, key) in [
+            ("ttl = \"none\"\nidle_timeout = \"0\"", "`idle_timeout`"),
+            ("renew_after = \"0\"", "`renew_after`"),
+            ("renew_grace = \"61s\"", "`renew_grace`"),
+        ] {
+            let err = apply(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let policy = apply("renew_after = \"15m\"\nrenew_grace = \"2s\"").expect("valid");
+        assert_eq!(policy.renew_after(), Some(Duration::from_mins(15)));
+        assert_eq!(policy.renew_grace(), Duration::from_secs(2));
+        let policy = apply("renew_after = \"never\"").expect("valid");
+        assert_eq!(policy.renew_after(), None);
+        assert_eq!(policy.renew_grace(), crate::expiry::DEFAULT_RENEW_GRACE);
     }
 
     #[test]

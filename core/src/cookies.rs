@@ -221,8 +221,23 @@ impl CookieSettings {
     /// # Errors
     /// [`SetCookieTooLarge`] when the rendered value exceeds [`MAX_SET_COOKIE_LEN`].
     pub fn render(&self, value: &str, max_age: Duration) -> Result<SetCookie, SetCookieTooLarge> {
+        self.render_cookie(value, self.persistent.then_some(max_age))
+    }
+
+    /// Renders a Set-Cookie value carrying `value`, persistent with `Max-Age` when
+    /// `max_age` is given (rounded up to whole seconds), a browser-session cookie
+    /// without one otherwise, whatever [`persistent`](Self::persistent) says: the
+    /// machine passes each session's own choice.
+    ///
+    /// # Errors
+    /// [`SetCookieTooLarge`] when the rendered value exceeds [`MAX_SET_COOKIE_LEN`].
+    pub fn render_cookie(
+        &self,
+        value: &str,
+        max_age: Option<Duration>,
+    ) -> Result<SetCookie, SetCookieTooLarge> {
         let mut builder = self.builder(value);
-        if self.persistent {
+        if let Some(max_age) = max_age {
             let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
             let secs = i64::try_from(secs).unwrap_or(i64::MAX);
             builder = builder.max_age(cookie::time::Duration::seconds(secs));

@@ -190,6 +190,46 @@ pub struct SessionDef {
     /// (logout), telling the browser to drop the site's cookies (and, if configured,
     /// storage and cache). `None` (the default): no such header.
     pub clear_site_data: Option<ClearSiteData>,
+    /// A cap on one user's concurrent sessions of this session (`None`, the default:
+    /// no cap). Enforced when a response binds a session to a user (sign-in), on
+    /// drivers that keep per-user indexes.
+    pub user_limit: Option<SessionLimit>,
+    /// Cookie sessions only: where the revocation records of bound sessions live
+    /// (see [`revocation`](crate::revocation)), `None` for none (fully stateless: a
+    /// copied cookie lives until it expires, even after logout). Default: the `memory`
+    /// driver, which revokes on one machine; name a shared driver (Redis, PostgreSQL)
+    /// when several machines serve the app. In TOML: `revocation = "memory" | "<driver>"
+    /// | false`.
+    pub revocation: Option<DriverChoice>,
+}
+
+/// What to do when a sign-in would give a user more sessions than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitPolicy {
+    /// Sign in, and end the user's sessions that were created first until the cap holds.
+    EvictOldest,
+    /// Refuse the sign-in: nothing is written and the request fails with
+    /// `sessionkit::Error::SessionLimit` (409).
+    Refuse,
+}
+
+/// A cap on concurrent sessions per user. In TOML: `max_sessions_per_user = 5` and
+/// `on_session_limit = "evict_oldest" | "refuse"` (default `evict_oldest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionLimit {
+    /// The most sessions one user may have at once (at least 1).
+    pub max: std::num::NonZeroU32,
+    /// What happens past it.
+    pub policy: LimitPolicy,
+}
+
+impl SessionLimit {
+    /// A cap of `max` sessions with `policy`.
+    pub fn new(max: std::num::NonZeroU32, policy: LimitPolicy) -> Self {
+        SessionLimit { max, policy }
+    }
 }
 
 /// A validated `Clear-Site-Data` header value: a list of quoted directives, e.g.
@@ -276,6 +316,8 @@ impl SessionDef {
             shared: false,
             meta: Map::new(),
             clear_site_data: None,
+            user_limit: None,
+            revocation: Some(DriverChoice::Memory),
         }
     }
 
@@ -332,6 +374,12 @@ impl SessionSpec {
             id_keys,
             seal_keys,
         })
+    }
+
+    /// Whether bound sessions are checked against a revocation record (cookie sessions
+    /// with a revocation store).
+    pub fn checks_revocation(&self) -> bool {
+        self.storage == Storage::Cookie && self.def.revocation.is_some()
     }
 
     /// The definition.

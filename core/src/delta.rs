@@ -72,11 +72,6 @@ impl Delta {
         out
     }
 
-    /// Whether the current view is empty.
-    pub(crate) fn view_is_empty(&self, original: &Map<String, Value>) -> bool {
-        self.keys(original).next().is_none()
-    }
-
     /// Whether the current view differs from `original`, without building the patch.
     pub(crate) fn changes(&self, original: &Map<String, Value>) -> bool {
         if self.cleared {
@@ -167,7 +162,7 @@ mod tests {
         assert_eq!(delta.keys(&orig).collect::<Vec<_>>(), ["b", "c"]);
         delta.clear();
         assert_eq!(delta.get(&orig, "b"), None);
-        assert!(delta.view_is_empty(&orig));
+        assert!(delta.keys(&orig).next().is_none());
     }
 
     #[test]

@@ -113,7 +113,9 @@ pub mod internal;
 mod keys;
 mod machine;
 mod record;
+pub mod revocation;
 mod time;
+mod user;
 mod value;
 
 pub use codec::{Binding, IdKeys, Rejection, SealKeys};
@@ -121,17 +123,24 @@ pub use config::{Config, ConfigError, SessionOverrides};
 pub use cookies::{CookieRuleError, CookieSettings, SameSite, SetCookie, SetCookieTooLarge};
 pub use def::{
     COOKIE_DRIVER, ClearSiteData, DEFAULT_IDLE_TIMEOUT, DEFAULT_TTL, DefError, DriverChoice, DriverName,
-    MEMORY_DRIVER, SessionDef, SessionName, SessionSpec, Storage, UnknownClearSiteDirective,
+    LimitPolicy, MEMORY_DRIVER, SessionDef, SessionLimit, SessionName, SessionSpec, Storage,
+    UnknownClearSiteDirective,
 };
-pub use expiry::{DEFAULT_TOUCH_SHARE, ExpiredBy, ExpiryError, ExpiryPolicy};
+pub use expiry::{
+    DEFAULT_RENEW_GRACE, DEFAULT_TOUCH_SHARE, Deadlines, ExpiredBy, ExpiryError, ExpiryPolicy,
+    IDLE_ONLY_COOKIE_AGE, LifetimeDecodeError, LifetimeError, MAX_RENEW_GRACE, SessionLifetime,
+};
 pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};
 pub use keys::{KeyError, KeyId, KeyRing, KeyUse, MIN_SECRET_LEN, Secret};
 pub use machine::{
-    Event, FLASH_KEY, FinishError, LoadResult, Outcome, RESERVED_PREFIX, SessionError, SessionMachine, Write,
-    WriteResult,
+    Event, FLASH_KEY, FinishError, LIFETIME_KEY, LoadResult, Outcome, RESERVED_PREFIX, SessionError,
+    SessionMachine, USER_KEY, Write, WriteResult,
 };
-pub use record::{Patch, RECORD_VERSION, Record, RecordError};
+pub use record::{Patch, RECORD_VERSION, Record, RecordError, Rotation};
 pub use time::Timestamp;
+pub use user::{
+    MAX_LABEL_LEN, MAX_USER_ID_LEN, SessionHandle, UserBinding, UserDecodeError, UserError, UserKey,
+};
 pub use value::{MAX_VALUE_DEPTH, MAX_VALUE_LEN};
 
 /// The RNG traits the core takes, re-exported so callers name the same version.

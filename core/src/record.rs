@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::id::StoreKey;
 use crate::time::Timestamp;
 
 /// The encoding version written by [`Record::encode`].
@@ -65,6 +66,36 @@ impl Patch {
     pub fn changes_data(&self) -> bool {
         self.clear || !self.set.is_empty() || !self.remove.is_empty()
     }
+}
+
+/// An id renewal the store carries out in one call ([`Write::Rotate`]): the record
+/// under `from` moves to `to` with `patch` applied, and `from` forwards to `to` until
+/// `grace_until`, so requests still in flight with the old id reach the moved record.
+///
+/// A store that can do this atomically applies `patch` to the record as it is stored
+/// *now* (so changes other requests made since this one loaded it are kept); one that
+/// cannot writes `record` (this request's view) under `to` and deletes `from`.
+///
+/// [`Write::Rotate`]: crate::Write::Rotate
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the driver contract: a driver carries out every part of a rotation, so a new part must fail to compile in each driver rather than be ignored silently"
+)]
+pub struct Rotation {
+    /// The old key.
+    pub from: StoreKey,
+    /// The new key.
+    pub to: StoreKey,
+    /// This request's view of the whole record (for stores that cannot move atomically).
+    pub record: Record,
+    /// This request's changes, with the new last-seen time.
+    pub patch: Patch,
+    /// The expiry of the moved record.
+    pub expires_at: Timestamp,
+    /// Until when `from` forwards to `to` (the grace window's end; `from` must not
+    /// load anything after it).
+    pub grace_until: Timestamp,
 }
 
 /// Why stored bytes are not a record. A driver that meets one treats the record as

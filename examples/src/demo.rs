@@ -10,9 +10,9 @@ mod cli;
 mod page;
 
 use serde_json::{Value, json};
-use sessionkit::Session;
+use sessionkit::{Session, Timestamp, UserSession};
 
-pub use cli::{Driver, Options, StartupError, build_sessions, report, run, shutdown};
+pub use cli::{Driver, Options, StartupError, WEB_SESSIONS_PER_USER, build_sessions, report, run, shutdown};
 pub use page::render;
 
 /// The largest request body the demo accepts.
@@ -153,39 +153,221 @@ fn admin_on(admin: &Session) -> Result<bool, sessionkit::Error> {
     Ok(admin.get::<bool>("admin")?.unwrap_or(false))
 }
 
-/// `GET /`: counts the visit, shows the page, consumes flash messages.
+/// `GET /`: counts the visit, shows the page (with the signed-in user's devices),
+/// consumes flash messages.
 ///
 /// # Errors
 /// Session errors.
-pub fn page(web: &Session, admin: &Session) -> DemoResult {
+pub async fn page(web: &Session, admin: &Session) -> DemoResult {
     let visits = visits(web)? + 1;
     web.insert("visits", &visits)?;
     let user = web.get::<String>("user")?;
+    let devices = if user.is_some() && web.user()?.is_some() {
+        match web.user_sessions().await {
+            Ok(list) => list.iter().map(Device::from).collect(),
+            // A driver without per-user lists (cookie sessions): no device list.
+            Err(error) if unsupported(&error) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        }
+    } else {
+        Vec::new()
+    };
     let flashes: Vec<String> = web.take_flashes()?;
     Ok(DemoResponse::html(render(
         user.as_deref(),
         visits,
         admin_on(admin)?,
         &flashes,
+        &devices,
     )))
 }
 
-/// `POST /login` with form field `user`: regenerates the id and signs in.
+/// One of the signed-in user's sessions, as the page and the JSON API show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The session's public handle.
+    pub handle: String,
+    /// Its label (the `User-Agent` it signed in with).
+    pub label: Option<String>,
+    /// Created, in milliseconds since the Unix epoch.
+    pub created: u64,
+    /// Last used, in milliseconds since the Unix epoch.
+    pub last_seen: u64,
+    /// Whether it is the session of this request.
+    pub current: bool,
+}
+
+impl From<&UserSession> for Device {
+    fn from(session: &UserSession) -> Self {
+        let millis = |t: std::time::SystemTime| Timestamp::from_system_time(t).as_millis();
+        Device {
+            handle: session.handle.to_string(),
+            label: session.label.clone(),
+            created: millis(session.created),
+            last_seen: millis(session.last_seen),
+            current: session.current,
+        }
+    }
+}
+
+/// The label of a session: the request's `User-Agent`, cut to 120 characters, or
+/// "unknown device".
+fn device_label(user_agent: Option<&str>) -> String {
+    let label: String = user_agent
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    if label.trim().is_empty() {
+        "unknown device".to_owned()
+    } else {
+        label
+    }
+}
+
+fn unsupported(error: &sessionkit::Error) -> bool {
+    matches!(
+        error,
+        sessionkit::Error::Store {
+            source: sessionkit::driver::DriverError::Unsupported(_),
+            ..
+        }
+    )
+}
+
+/// A user-sessions call on a driver that keeps no per-user list answers 501.
+fn or_unsupported<T>(result: Result<T, sessionkit::Error>) -> Result<T, DemoError> {
+    result.map_err(|error| {
+        if unsupported(&error) {
+            bad(
+                501,
+                &format!("{error}: this driver keeps no per-user session list"),
+            )
+        } else {
+            error.into()
+        }
+    })
+}
+
+fn signed_in_user(web: &Session) -> Result<String, DemoError> {
+    match web.user()? {
+        Some(user) => Ok(user),
+        None => Err(bad(401, "sign in first")),
+    }
+}
+
+/// `POST /login` with form field `user` (and the `remember` checkbox): regenerates
+/// the id and signs in.
 ///
 /// # Errors
 /// 422 for a missing or invalid name; session errors.
-pub fn form_login(web: &Session, form: &[u8]) -> DemoResult {
+pub fn form_login(web: &Session, form: &[u8], user_agent: Option<&str>) -> DemoResult {
     let user = form_field(form, "user").ok_or_else(|| bad(422, "missing form field `user`"))?;
     let user = valid_user(&user)?;
-    sign_in(web, &user)?;
+    // A checked box sends `remember=on`; an unchecked one sends nothing.
+    let remember = form_field(form, "remember").is_some();
+    sign_in(web, &user, remember, user_agent)?;
     web.flash(&format!("Signed in as {user}."))?;
     Ok(DemoResponse::redirect_home())
 }
 
-fn sign_in(web: &Session, user: &str) -> Result<(), sessionkit::Error> {
+fn sign_in(
+    web: &Session,
+    user: &str,
+    remember: bool,
+    user_agent: Option<&str>,
+) -> Result<(), sessionkit::Error> {
     // A privilege change: a new id against session fixation.
     web.regenerate()?;
-    web.insert("user", user)
+    web.insert("user", user)?;
+    // The user's sessions as a whole: listed, ended one by one or all at once.
+    web.set_user(user)?;
+    web.set_label(&device_label(user_agent))?;
+    // Remember me: a persistent cookie; otherwise one the browser drops when it closes.
+    web.set_persistent(remember)
+}
+
+/// `POST /devices/{handle}/end`: signs one of the user's devices out.
+///
+/// # Errors
+/// Session errors.
+pub async fn form_end_device(web: &Session, handle: &str) -> DemoResult {
+    if web.user()?.is_some() && web.end_session(handle).await? {
+        web.flash("Signed that device out.")?;
+    }
+    Ok(DemoResponse::redirect_home())
+}
+
+/// `POST /logout-everywhere`: signs every device of the user out, this one included.
+///
+/// # Errors
+/// Session errors.
+pub async fn form_logout_everywhere(web: &Session) -> DemoResult {
+    if web.user()?.is_some() {
+        web.end_all_sessions().await?;
+        web.flash("Signed out everywhere.")?;
+    }
+    Ok(DemoResponse::redirect_home())
+}
+
+/// `GET /api/sessions`: `{"sessions": [{"handle", "created", "last_seen", "current",
+/// "label"}]}` for the signed-in user (times in milliseconds since the Unix epoch),
+/// 401 when anonymous.
+///
+/// # Errors
+/// 401; session errors.
+pub async fn api_sessions(web: &Session) -> DemoResult {
+    signed_in_user(web)?;
+    let sessions: Vec<Value> = or_unsupported(web.user_sessions().await)?
+        .iter()
+        .map(Device::from)
+        .map(|d| {
+            json!({
+                "handle": d.handle,
+                "created": d.created,
+                "last_seen": d.last_seen,
+                "current": d.current,
+                "label": d.label,
+            })
+        })
+        .collect();
+    Ok(DemoResponse::json(200, &json!({ "sessions": sessions })))
+}
+
+/// `DELETE /api/sessions/{handle}`: 204, or 404 when the handle is not one of the
+/// caller's sessions; 401 when anonymous.
+///
+/// # Errors
+/// 401, 404; session errors.
+pub async fn api_end_session(web: &Session, handle: &str) -> DemoResult {
+    signed_in_user(web)?;
+    if or_unsupported(web.end_session(handle).await)? {
+        Ok(DemoResponse::no_content())
+    } else {
+        Err(bad(404, "no such session of yours"))
+    }
+}
+
+/// `POST /api/sessions/revoke-others`: ends every other session of the user (204).
+///
+/// # Errors
+/// 401; session errors.
+pub async fn api_revoke_others(web: &Session) -> DemoResult {
+    signed_in_user(web)?;
+    or_unsupported(web.end_other_sessions().await)?;
+    Ok(DemoResponse::no_content())
+}
+
+/// `POST /api/logout-everywhere`: ends every session of the user, this one included
+/// (204).
+///
+/// # Errors
+/// 401; session errors.
+pub async fn api_logout_everywhere(web: &Session) -> DemoResult {
+    signed_in_user(web)?;
+    or_unsupported(web.end_all_sessions().await)?;
+    Ok(DemoResponse::no_content())
 }
 
 /// `POST /logout`: ends the `web` session, then leaves a flash in a fresh one.
@@ -239,14 +421,25 @@ pub fn api_visit(web: &Session) -> DemoResult {
     Ok(DemoResponse::json(200, &json!({ "visits": visits })))
 }
 
-/// `POST /api/login` with `{"user": "<name>"}`: regenerates the id and signs in.
+/// `POST /api/login` with `{"user": "<name>", "remember": bool}`: regenerates the id
+/// and signs in. Without `remember` (or with `false`) the cookie is a browser-session
+/// cookie, with `true` a persistent one. Answers `{"user", "remember"}`.
 ///
 /// # Errors
 /// 4xx for bad input; session errors.
-pub fn api_login(web: &Session, body: &[u8]) -> DemoResult {
-    let user = valid_user(&string_field(&parse_json(body)?, "user")?)?;
-    sign_in(web, &user)?;
-    Ok(DemoResponse::json(200, &json!({ "user": user })))
+pub fn api_login(web: &Session, body: &[u8], user_agent: Option<&str>) -> DemoResult {
+    let body = parse_json(body)?;
+    let user = valid_user(&string_field(&body, "user")?)?;
+    let remember = match body.get("remember") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(remember)) => *remember,
+        Some(_) => return Err(bad(422, "field `remember` must be true or false")),
+    };
+    sign_in(web, &user, remember, user_agent)?;
+    Ok(DemoResponse::json(
+        200,
+        &json!({ "user": user, "remember": remember }),
+    ))
 }
 
 /// `POST /api/logout`: destroys the `web` session (204).

@@ -4,20 +4,34 @@
 //! `sessionkit`: implement [`Driver`] with plain `async fn`s, keep records with
 //! [`Record::encode`]/[`Record::decode`], report undecodable files as
 //! [`LoadResult::Corrupt`], and never return an expired record. It passes the public
-//! conformance suite (`tests/file_driver_conformance.rs`).
+//! conformance suite (`tests/file_driver_conformance.rs`), grace-window cases included.
 //!
 //! Layout: `<dir>/<namespace>/<store key hex>.session`, holding the expiry in
 //! milliseconds on the first line and the encoded record after it. Writes go to a
 //! temporary file that is renamed over the old one, so readers never see half a
 //! record. One async lock serialises writes, which keeps every read-modify-write
 //! atomic; that is fine for an example and for small sites on one machine.
+//!
+//! Renewal ([`Driver::rotate`]) keeps a grace window with a *forward file*: the old
+//! key's file is replaced by one whose first line is the end of the grace window and
+//! whose second is `forward:` and the new store key's 64 hex digits (never a session
+//! id; an encoded record always starts with `{`, so the two cannot be confused). Under
+//! the write lock, `rotate` reads the record as stored, applies the rotation's patch,
+//! writes it under the new key, then renames the forward file over the old one (or
+//! removes the old file when the window is already over). Readers never find neither
+//! file: the new one exists before the old one changes. A load of a forward finds
+//! nothing, a patch or touch of it is `Gone`, and [`lookup`](Driver::lookup) answers
+//! [`Lookup::Forwarded`] until the window ends. A crash between the two renames leaves
+//! the record under both keys, the old one expiring as usual: acceptable for an
+//! example, where a real store would make the pair one transaction.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sessionkit::{
-    Driver, DriverError, LoadResult, Patch, Record, SharedClock, StoreKey, Timestamp, WriteResult,
+    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, SharedClock, StoreKey, Timestamp,
+    WriteResult,
 };
 use tokio::sync::Mutex;
 
@@ -33,8 +47,30 @@ pub struct FileDriver {
 
 enum Stored {
     Live(Record),
+    /// A forward to this digest, in the same namespace, whose window has not ended.
+    Forward([u8; 32]),
     Missing,
     Corrupt,
+}
+
+/// What starts the second line of a forward file.
+const FORWARD: &[u8] = b"forward:";
+
+/// The digest in a forward file: exactly 64 lowercase hex digits.
+fn parse_digest(hex: &[u8]) -> Option<[u8; 32]> {
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(digest)
 }
 
 impl FileDriver {
@@ -76,23 +112,55 @@ impl FileDriver {
         let expires = std::str::from_utf8(&bytes[..newline])
             .ok()
             .and_then(|s| s.parse::<u64>().ok());
-        let (Some(expires), Ok(record)) = (expires, Record::decode(&bytes[newline + 1..])) else {
+        let Some(expires) = expires else {
             return Ok(Stored::Corrupt);
+        };
+        let body = &bytes[newline + 1..];
+        let stored = match body.strip_prefix(FORWARD) {
+            Some(hex) => match parse_digest(hex) {
+                Some(digest) => Stored::Forward(digest),
+                None => return Ok(Stored::Corrupt),
+            },
+            None => match Record::decode(body) {
+                Ok(record) => Stored::Live(record),
+                Err(_) => return Ok(Stored::Corrupt),
+            },
         };
         if Timestamp::from_millis(expires) <= self.clock.now() {
             return Ok(Stored::Missing);
         }
-        Ok(Stored::Live(record))
+        Ok(stored)
     }
 
     async fn write(&self, key: &StoreKey, record: &Record, expires_at: Timestamp) -> Result<(), DriverError> {
+        self.write_body(key, &record.encode(), expires_at).await
+    }
+
+    /// Writes a forward to `to` under `key`, ending at `until`.
+    async fn write_forward(
+        &self,
+        key: &StoreKey,
+        to: &StoreKey,
+        until: Timestamp,
+    ) -> Result<(), DriverError> {
+        let mut body = FORWARD.to_vec();
+        body.extend_from_slice(to.to_hex().as_bytes());
+        self.write_body(key, &body, until).await
+    }
+
+    async fn write_body(
+        &self,
+        key: &StoreKey,
+        body: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<(), DriverError> {
         let path = self.path(key);
         let parent = path.parent().unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(DriverError::unavailable)?;
         let mut bytes = format!("{}\n", expires_at.as_millis()).into_bytes();
-        bytes.extend_from_slice(&record.encode());
+        bytes.extend_from_slice(body);
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let temp = parent.join(format!(".{}.{}.{n}.tmp", key.to_hex(), std::process::id()));
         tokio::fs::write(&temp, bytes)
@@ -117,6 +185,13 @@ impl FileDriver {
         self.write(key, &record, expires_at).await?;
         Ok(WriteResult::Applied)
     }
+
+    async fn remove(&self, key: &StoreKey) -> Result<(), DriverError> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Err(err) if err.kind() != ErrorKind::NotFound => Err(DriverError::unavailable(err)),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Drop for FileDriver {
@@ -131,8 +206,20 @@ impl Driver for FileDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         Ok(match self.read(key).await? {
             Stored::Live(record) => LoadResult::Found(record),
-            Stored::Missing => LoadResult::Missing,
+            // A forward is not a record.
+            Stored::Forward(_) | Stored::Missing => LoadResult::Missing,
             Stored::Corrupt => LoadResult::Corrupt,
+        })
+    }
+
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
+        Ok(match self.read(key).await? {
+            Stored::Forward(digest) => Lookup::Forwarded {
+                to: StoreKey::from_digest(key.namespace().clone(), digest),
+            },
+            Stored::Live(record) => Lookup::Loaded(LoadResult::Found(record)),
+            Stored::Missing => Lookup::Loaded(LoadResult::Missing),
+            Stored::Corrupt => Lookup::Loaded(LoadResult::Corrupt),
         })
     }
 
@@ -171,9 +258,30 @@ impl Driver for FileDriver {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
         let _guard = self.writes.lock().await;
-        match tokio::fs::remove_file(self.path(key)).await {
-            Err(err) if err.kind() != ErrorKind::NotFound => Err(DriverError::unavailable(err)),
-            _ => Ok(()),
+        self.remove(key).await
+    }
+
+    /// Moves the record and leaves a forward file; see the [module docs](self).
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        let (from, to) = (&rotation.from, &rotation.to);
+        if from.namespace() != to.namespace() {
+            // A forward file keeps only the digest, in the old key's namespace.
+            return Err(DriverError::backend("a rotation must keep its namespace"));
         }
+        let _guard = self.writes.lock().await;
+        let Stored::Live(mut record) = self.read(from).await? else {
+            return Ok(WriteResult::Gone);
+        };
+        if let Stored::Live(_) = self.read(to).await? {
+            return Err(DriverError::Duplicate);
+        }
+        rotation.patch.apply_to(&mut record);
+        self.write(to, &record, rotation.expires_at).await?;
+        if rotation.grace_until > self.clock.now() {
+            self.write_forward(from, to, rotation.grace_until).await?;
+        } else {
+            self.remove(from).await?;
+        }
+        Ok(WriteResult::Applied)
     }
 }

@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use serde_json::{Value, json};
 use sessionkit_conformance::Jar;
-use sessionkit_conformance::http::{Response, request};
+use sessionkit_conformance::http::{Response, request, request_with};
 
 struct Demo {
     child: Child,
@@ -95,9 +95,32 @@ async fn exercise(binary: &str, driver: &str) {
     assert_eq!(b.json("POST", "/api/visit", None).await, json!({"visits": 2}));
     let before_login = b.jar.get("__Host-web").expect("web cookie").to_owned();
 
+    // Remember me: a persistent cookie with `true`, a browser-session cookie otherwise.
+    for (body, persistent) in [
+        (r#"{"user": "ada", "remember": true}"#, true),
+        (r#"{"user": "ada", "remember": false}"#, false),
+    ] {
+        let mut other = Browser {
+            addr: demo.addr,
+            jar: Jar::default(),
+        };
+        let login = other.send("POST", "/api/login", Some(body)).await;
+        assert_eq!(login.status, 200, "{login:?}");
+        let web = login
+            .set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with("__Host-web="))
+            .expect("a web cookie");
+        assert_eq!(web.contains("Max-Age="), persistent, "{body}: {web}");
+    }
+    let login = b.send("POST", "/api/login", Some(r#"{"user": "ada"}"#)).await;
     assert_eq!(
-        b.json("POST", "/api/login", Some(r#"{"user": "ada"}"#)).await,
-        json!({"user": "ada"})
+        serde_json::from_str::<Value>(&login.body).expect("JSON"),
+        json!({"user": "ada", "remember": false})
+    );
+    assert!(
+        login.set_cookies().iter().all(|c| !c.contains("Max-Age=")),
+        "without remember: a browser-session cookie: {login:?}"
     );
     let signed_in = b.jar.get("__Host-web").expect("web cookie").to_owned();
     assert_ne!(before_login, signed_in, "sign-in regenerates the id");
@@ -167,20 +190,25 @@ async fn exercise(binary: &str, driver: &str) {
         "{logout:?}"
     );
     assert!(b.jar.get("__Host-web").is_none());
-    if driver != "cookie" {
-        let replay = request(b.addr, "GET", "/api/session", Some(&old.header()), None).await;
-        assert_eq!(
-            serde_json::from_str::<Value>(&replay.body).expect("JSON")["user"],
-            Value::Null,
-            "the old cookie is rejected after sign-out"
-        );
-    }
+    // On every driver: cookie sessions through the revocation store.
+    let replay = request(b.addr, "GET", "/api/session", Some(&old.header()), None).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&replay.body).expect("JSON")["user"],
+        Value::Null,
+        "the old cookie is rejected after sign-out"
+    );
 
     // Bad input: a 4xx with a message, and the server carries on.
-    let cases: [(&str, &str, Option<&str>, u16); 6] = [
+    let cases: [(&str, &str, Option<&str>, u16); 7] = [
         ("POST", "/api/login", Some("{not json"), 400),
         ("POST", "/api/login", Some(r#"{"name": "x"}"#), 422),
         ("POST", "/api/login", Some(r#"{"user": ""}"#), 422),
+        (
+            "POST",
+            "/api/login",
+            Some(r#"{"user": "ada", "remember": "yes"}"#),
+            422,
+        ),
         ("POST", "/api/flash", Some("[1, 2]"), 400),
         ("PUT", "/api/data/bad%20key", Some("1"), 400),
         ("GET", "/nowhere", None, 404),
@@ -216,6 +244,172 @@ async fn exercise(binary: &str, driver: &str) {
         "{}",
         page.body
     );
+}
+
+/// One browser of a user: its own cookie jar and `User-Agent`.
+struct Device {
+    addr: SocketAddr,
+    jar: Jar,
+    agent: &'static str,
+}
+
+impl Device {
+    async fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Response {
+        let headers = [("User-Agent", self.agent)];
+        let response = request_with(self.addr, method, path, Some(&self.jar.header()), &headers, body).await;
+        for cookie in response.set_cookies() {
+            self.jar.apply(cookie);
+        }
+        response
+    }
+
+    async fn sign_in(addr: SocketAddr, user: &str, agent: &'static str) -> Device {
+        let mut device = Device {
+            addr,
+            jar: Jar::default(),
+            agent,
+        };
+        let body = format!(r#"{{"user": "{user}"}}"#);
+        let r = device.send("POST", "/api/login", Some(&body)).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        device
+    }
+
+    async fn user(&mut self) -> Value {
+        let r = self.send("GET", "/api/session", None).await;
+        serde_json::from_str::<Value>(&r.body).expect("JSON")["user"].clone()
+    }
+
+    async fn sessions(&mut self) -> Vec<Value> {
+        let r = self.send("GET", "/api/sessions", None).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let body: Value = serde_json::from_str(&r.body).expect("JSON");
+        body["sessions"].as_array().expect("a list").clone()
+    }
+}
+
+/// A user's devices over HTTP: two devices list each other with labels; another
+/// user's handle is 404; ending the other device, all others, and every device each
+/// work; a sixth sign-in ends the oldest; anonymous is 401.
+async fn devices(binary: &str, driver: &str) {
+    let demo = Demo::start(binary, driver);
+    let mut anonymous = Device {
+        addr: demo.addr,
+        jar: Jar::default(),
+        agent: "curl",
+    };
+    assert_eq!(anonymous.send("GET", "/api/sessions", None).await.status, 401);
+    assert_eq!(
+        anonymous
+            .send("POST", "/api/logout-everywhere", None)
+            .await
+            .status,
+        401
+    );
+
+    let mut laptop = Device::sign_in(demo.addr, "ada", "Firefox on Linux").await;
+    let mut phone = Device::sign_in(demo.addr, "ada", "Safari on iOS").await;
+    let mut bob = Device::sign_in(demo.addr, "bob", "Chrome").await;
+    let list = laptop.sessions().await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let labels: Vec<&str> = list.iter().map(|s| s["label"].as_str().expect("label")).collect();
+    assert_eq!(labels, ["Firefox on Linux", "Safari on iOS"]);
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[1]["current"], false);
+    for field in ["handle", "created", "last_seen"] {
+        assert!(!list[1][field].is_null(), "{field}: {list:?}");
+    }
+    let phone_handle = list[1]["handle"].as_str().expect("handle").to_owned();
+    let phone_view = phone.sessions().await;
+    assert_eq!(phone_view.len(), 2, "the phone lists the laptop too");
+
+    let r = bob
+        .send("DELETE", &format!("/api/sessions/{phone_handle}"), None)
+        .await;
+    assert_eq!(r.status, 404, "another user's handle: {r:?}");
+    assert_eq!(
+        bob.send("DELETE", "/api/sessions/garbage", None).await.status,
+        404
+    );
+    assert_eq!(phone.user().await, "ada");
+
+    let r = laptop
+        .send("DELETE", &format!("/api/sessions/{phone_handle}"), None)
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(phone.user().await, Value::Null, "the ended device is signed out");
+    assert_eq!(laptop.user().await, "ada");
+
+    let mut phone = Device::sign_in(demo.addr, "ada", "Safari on iOS").await;
+    let mut tablet = Device::sign_in(demo.addr, "ada", "Tablet").await;
+    assert_eq!(
+        laptop
+            .send("POST", "/api/sessions/revoke-others", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(phone.user().await, Value::Null);
+    assert_eq!(tablet.user().await, Value::Null);
+    assert_eq!(laptop.sessions().await.len(), 1);
+
+    let mut phone = Device::sign_in(demo.addr, "ada", "Safari on iOS").await;
+    let copied = laptop.jar.clone();
+    let r = phone.send("POST", "/api/logout-everywhere", None).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(phone.user().await, Value::Null);
+    assert_eq!(laptop.user().await, Value::Null);
+    let replay = request(demo.addr, "GET", "/api/session", Some(&copied.header()), None).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&replay.body).expect("JSON")["user"],
+        Value::Null,
+        "a copied pre-logout cookie loads nothing"
+    );
+    assert_eq!(bob.user().await, "bob", "other users are untouched");
+
+    // A sixth sign-in ends the oldest of five.
+    let mut first = Device::sign_in(demo.addr, "grace", "device 1").await;
+    let mut others = Vec::new();
+    for _ in 1..sessionkit_examples::demo::WEB_SESSIONS_PER_USER {
+        others.push(Device::sign_in(demo.addr, "grace", "another").await);
+    }
+    assert_eq!(first.user().await, "grace");
+    let mut sixth = Device::sign_in(demo.addr, "grace", "device 6").await;
+    assert_eq!(first.user().await, Value::Null, "the oldest was ended");
+    assert_eq!(sixth.sessions().await.len(), 5);
+    for device in &mut others {
+        assert_eq!(device.user().await, "grace");
+    }
+
+    // The page lists the devices with sign-out buttons.
+    let page = sixth.send("GET", "/", None).await;
+    assert!(
+        page.body.contains("Your devices")
+            && page.body.contains("device 6")
+            && page.body.contains("/logout-everywhere"),
+        "{}",
+        page.body
+    );
+}
+
+macro_rules! device_tests {
+    ($($name:ident: $bin:literal, $driver:literal;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                devices(env!(concat!("CARGO_BIN_EXE_", $bin)), $driver).await;
+            }
+        )*
+    };
+}
+
+device_tests! {
+    axum_memory_devices: "demo-axum", "memory";
+    warp_memory_devices: "demo-warp", "memory";
+    poem_memory_devices: "demo-poem", "memory";
+    axum_cookie_devices: "demo-axum", "cookie";
+    warp_cookie_devices: "demo-warp", "cookie";
+    poem_cookie_devices: "demo-poem", "cookie";
 }
 
 macro_rules! demo_tests {

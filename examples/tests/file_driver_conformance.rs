@@ -34,6 +34,11 @@ impl DriverFactory for Files {
         ));
         true
     }
+
+    /// `rotate` leaves a forward file for the grace window.
+    fn grace_window(&self) -> bool {
+        true
+    }
 }
 
 driver_suite!(Files);

@@ -17,6 +17,7 @@
 //! | [`patch`](Driver::patch) | if the record exists: apply [`Patch::apply_to`] and set the new expiry, return [`WriteResult::Applied`]; otherwise [`WriteResult::Gone`] and write nothing (no resurrection) |
 //! | [`touch`](Driver::touch) | the same, moving only `last_seen` and the expiry |
 //! | [`delete`](Driver::delete) | remove the record; deleting a missing key is not an error |
+//! | [`rotate`](Driver::rotate) | renew an id (optional, see below) |
 //! | [`close`](Driver::close) | release connections and memory; later calls may fail with [`DriverError::Closed`] |
 //!
 //! A driver may also remember, for a while, that a record expired (a *tombstone*: the
@@ -24,6 +25,46 @@
 //! [`lookup`](Driver::lookup), in the same round trip as a load. Sessions then count
 //! an expired session with its reason (idle or absolute) rather than as an unknown one.
 //! This is optional: the default `lookup` is `load`.
+//!
+//! ## Renewal and its grace window
+//!
+//! A session with `renew_after` changes its id once the id is that old, keeping the
+//! data. Requests of that session already in flight still carry the old id. A driver
+//! that implements [`rotate`](Driver::rotate) keeps them working for the grace window:
+//!
+//! - `rotate` is atomic per call: if `from` holds a live record, apply the rotation's
+//!   patch to it *as stored now*, store the result under `to` (with `expires_at`), and
+//!   replace `from` with a **forward** to `to` that expires at `grace_until`; return
+//!   [`WriteResult::Applied`]. If `from` holds no live record (or already a forward),
+//!   write nothing and return [`WriteResult::Gone`].
+//! - A forward is not a record: [`load`](Driver::load) of `from` says
+//!   [`LoadResult::Missing`], [`patch`](Driver::patch) and [`touch`](Driver::touch) of
+//!   `from` say [`WriteResult::Gone`] and write nothing, and
+//!   [`lookup`](Driver::lookup) says [`Lookup::Forwarded`] until `grace_until` (and
+//!   `Missing` after). [`delete`](Driver::delete) of `from` removes the forward.
+//!
+//! The session layer follows one forward per load (a second round trip, only for a
+//! request with a just-renewed id) and sends such a request's changes to `to`; a patch
+//! that meets a forward (it loaded just before the renewal) is re-applied at `to`. So
+//! no write of a request in flight is lost and none resurrects the old id. Forwards
+//! hold a store key, never an id. The default `rotate` has no grace window: it creates
+//! `to` with this request's view of the record and deletes `from`, as `regenerate()`
+//! does; requests in flight with the old id then find nothing (their changes are
+//! dropped, never resurrected).
+//!
+//! ## A user's sessions
+//!
+//! A session bound to a user (`set_user`) carries the binding in its record, under the
+//! reserved key [`USER_KEY`](sessionkit_core::USER_KEY), with the digest of the user's
+//! index key. A driver that implements [`user_sessions`](Driver::user_sessions) keeps,
+//! per [`UserKey`], the store keys of the records bound to that user, maintained by the
+//! same calls that write the records ([`UserKey::of_record`] on create and rotate,
+//! [`UserKey::of_patch`] on patch), and answers with the live records still bound to that
+//! user: an index entry whose record is gone, expired or bound to someone else is
+//! skipped (and may be pruned). It costs O(that user's sessions), never a scan of the
+//! store. Ending sessions is [`delete`](Driver::delete) of their keys. Without the
+//! capability the listing API answers a typed "not supported" error; everything else
+//! works as before.
 //!
 //! Each call gets an absolute expiry (`expires_at`): the store may forget the record
 //! from that instant on, and must not return it after. A store that is unreachable
@@ -38,7 +79,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 
-use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult};
 
 /// A boxed error from a store client.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -60,6 +101,9 @@ pub enum DriverError {
     /// The driver has been closed.
     #[error("the session driver is closed")]
     Closed,
+    /// The driver does not implement an optional capability (see the module docs).
+    #[error("the session driver does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl DriverError {
@@ -80,6 +124,13 @@ impl DriverError {
 pub enum Lookup {
     /// What [`Driver::load`] returns.
     Loaded(LoadResult),
+    /// The id of this key was renewed a moment ago: its record moved to `to`, and the
+    /// grace window ([`Driver::rotate`]) has not ended. Treated as the session under
+    /// `to`.
+    Forwarded {
+        /// Where the record now lives.
+        to: StoreKey,
+    },
     /// No live record, but the store remembers that the record under this key expired.
     /// Treated as [`LoadResult::Missing`]; the session's expiry policy decides from
     /// these times whether it expired idle or absolutely.
@@ -156,6 +207,31 @@ pub trait Driver: Send + Sync + 'static {
     /// Deletes the record; a missing one is fine.
     fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), DriverError>> + Send;
 
+    /// Renews an id: moves the record from `rotation.from` to `rotation.to` with the
+    /// rotation's patch applied, leaving a forward for the grace window (see the
+    /// [module documentation](self#renewal-and-its-grace-window)). The default, for
+    /// drivers without forwards, creates `to` from `rotation.record` and deletes
+    /// `from`: correct, with no grace window.
+    fn rotate(&self, rotation: &Rotation) -> impl Future<Output = Result<WriteResult, DriverError>> + Send {
+        async move {
+            self.create(&rotation.to, &rotation.record, rotation.expires_at)
+                .await?;
+            self.delete(&rotation.from).await?;
+            Ok(WriteResult::Applied)
+        }
+    }
+
+    /// The live records bound to the user of `user` (optional capability: per-user
+    /// indexes, see the [module documentation](self#a-users-sessions)). The default
+    /// answers [`DriverError::Unsupported`].
+    fn user_sessions(
+        &self,
+        user: &UserKey,
+    ) -> impl Future<Output = Result<Vec<(StoreKey, Record)>, DriverError>> + Send {
+        let _ = user;
+        async { Err(DriverError::Unsupported("per-user session lists")) }
+    }
+
     /// Releases the driver's resources.
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         async { Ok(()) }
@@ -190,6 +266,11 @@ pub trait DynDriver: Send + Sync + 'static {
         expires_at: Timestamp,
     ) -> BoxFuture<'a, Result<WriteResult, DriverError>>;
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn rotate<'a>(&'a self, rotation: &'a Rotation) -> BoxFuture<'a, Result<WriteResult, DriverError>>;
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a UserKey,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>>;
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>>;
 }
 
@@ -226,6 +307,15 @@ impl<D: Driver> DynDriver for D {
     }
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(Driver::delete(self, key))
+    }
+    fn rotate<'a>(&'a self, rotation: &'a Rotation) -> BoxFuture<'a, Result<WriteResult, DriverError>> {
+        Box::pin(Driver::rotate(self, rotation))
+    }
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a UserKey,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>> {
+        Box::pin(Driver::user_sessions(self, user))
     }
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>> {
         Box::pin(Driver::close(self))
@@ -266,6 +356,15 @@ impl<D: Driver> Driver for std::sync::Arc<D> {
     }
     fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<(), DriverError>> + Send {
         D::delete(self, key)
+    }
+    fn rotate(&self, rotation: &Rotation) -> impl Future<Output = Result<WriteResult, DriverError>> + Send {
+        D::rotate(self, rotation)
+    }
+    fn user_sessions(
+        &self,
+        user: &UserKey,
+    ) -> impl Future<Output = Result<Vec<(StoreKey, Record)>, DriverError>> + Send {
+        D::user_sessions(self, user)
     }
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         D::close(self)

@@ -173,16 +173,35 @@ pub enum Error {
     /// sealed. Nothing was written.
     #[error(transparent)]
     Save(#[from] FinishError),
+    /// A sign-in would exceed the session's per-user cap and its policy is `refuse`.
+    /// Nothing was written; the default response is `409 Conflict`.
+    #[error(
+        "session `{session}`: this user already has the most sessions allowed ({max}); sign out elsewhere first"
+    )]
+    SessionLimit {
+        /// The session.
+        session: SessionName,
+        /// The cap.
+        max: u32,
+    },
+    /// A user-sessions call on a session that is not bound to a user.
+    #[error("session `{session}` is not bound to a user: call set_user at sign-in")]
+    NotBound {
+        /// The session.
+        session: SessionName,
+    },
 }
 
 impl Error {
     /// The HTTP status an adapter answers with by default: 503 when the store was
     /// unreachable or timed out ([`is_store_unavailable`](Self::is_store_unavailable)),
-    /// 500 for everything else, a store that answered with an error included (retrying
-    /// would not help).
+    /// 409 for a sign-in refused by the per-user cap, 500 for everything else, a store
+    /// that answered with an error included (retrying would not help).
     pub fn status(&self) -> StatusCode {
         if self.is_store_unavailable() {
             StatusCode::SERVICE_UNAVAILABLE
+        } else if matches!(self, Error::SessionLimit { .. }) {
+            StatusCode::CONFLICT
         } else {
             StatusCode::INTERNAL_SERVER_ERROR
         }

@@ -37,6 +37,12 @@ pub(crate) fn emit(name: &SessionName, event: &Event) {
         Event::Reissued { session: id } => {
             tracing::info!(target: "sessionkit", session, id = %fp(*id), "session cookie re-issued with the primary key");
         }
+        Event::Renewed { from, to } => {
+            tracing::info!(target: "sessionkit", session, from = %from, to = %to, "session id renewed (renew_after)");
+        }
+        Event::Revoked { .. } => {
+            tracing::info!(target: "sessionkit", session, "revoked cookie session presented (logged out); treated as anonymous");
+        }
         Event::ChangesDropped { status } => {
             tracing::info!(target: "sessionkit", session, status, "server error response: session changes dropped");
         }

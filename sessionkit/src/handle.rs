@@ -2,14 +2,15 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sessionkit_core::{SessionMachine, SessionName};
+use sessionkit_core::{Deadlines, SessionHandle, SessionLifetime, SessionMachine, SessionName, Timestamp};
 
 use crate::error::Error;
+use crate::sessions::Sessions;
 
 /// One named session of one request: cheap to clone, `Send + Sync`, and synchronous.
 ///
@@ -25,16 +26,31 @@ pub struct Session {
 struct Inner {
     name: SessionName,
     machine: Mutex<Option<SessionMachine>>,
+    /// The registry, for the calls that reach beyond this session (its user's
+    /// sessions).
+    sessions: Sessions,
 }
 
 impl Session {
-    pub(crate) fn new(name: SessionName, machine: SessionMachine) -> Self {
+    pub(crate) fn new(name: SessionName, machine: SessionMachine, sessions: Sessions) -> Self {
         Session {
             inner: Arc::new(Inner {
                 name,
                 machine: Mutex::new(Some(machine)),
+                sessions,
             }),
         }
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub(crate) fn with_machine<T>(
+        &self,
+        f: impl FnOnce(&mut SessionMachine) -> Result<T, sessionkit_core::SessionError>,
+    ) -> Result<T, Error> {
+        self.with(f)
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<SessionMachine>> {
@@ -80,10 +96,7 @@ impl Session {
     /// # Errors
     /// [`Error::AlreadySaved`] after the response was saved.
     pub fn expires_at(&self) -> Result<Option<SystemTime>, Error> {
-        self.with(|m| {
-            m.expires_at()
-                .map(|t| t.map(sessionkit_core::Timestamp::to_system_time))
-        })
+        self.with(|m| m.expires_at().map(|t| t.map(Timestamp::to_system_time)))
     }
 
     /// The value under `key`, decoded as `T`.
@@ -173,6 +186,113 @@ impl Session {
     /// After saving.
     pub fn destroy(&self) -> Result<(), Error> {
         self.with(SessionMachine::destroy)
+    }
+
+    /// Binds the session to a user, typically right after [`regenerate`](Self::regenerate)
+    /// at sign-in: it then appears in that user's [`user_sessions`](Self::user_sessions),
+    /// ends with [`end_all_sessions`](Self::end_all_sessions), and counts against the
+    /// session's per-user cap. The id is stored as given, inside the record; indexes
+    /// use a hash of it.
+    ///
+    /// # Errors
+    /// An empty or over-long id; after saving.
+    pub fn set_user(&self, user: &str) -> Result<(), Error> {
+        self.with(|m| m.set_user(user))
+    }
+
+    /// Labels the session in its user's list, e.g. a summary of the `User-Agent`.
+    ///
+    /// # Errors
+    /// Before [`set_user`](Self::set_user); after saving.
+    pub fn set_label(&self, label: &str) -> Result<(), Error> {
+        self.with(|m| m.set_label(label))
+    }
+
+    /// The user the session is bound to, if any.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn user(&self) -> Result<Option<String>, Error> {
+        self.with(|m| Ok(m.user()?.map(|b| b.id().to_owned())))
+    }
+
+    /// This session's public handle in its user's list (`None` for a session not yet
+    /// stored, and for cookie sessions).
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn handle(&self) -> Result<Option<SessionHandle>, Error> {
+        self.with(|m| m.handle())
+    }
+
+    /// Whether this request changed the session (data, flash messages, lifetimes, a
+    /// regenerate or a destroy); an idle refresh or a renewal does not count.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn is_modified(&self) -> Result<bool, Error> {
+        self.with(|m| m.is_modified())
+    }
+
+    /// The absolute and idle deadlines, with the session's own lifetimes: as loaded, or
+    /// for a new session as if saved now. `Deadlines::expires_at` is the earlier one.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn deadlines(&self) -> Result<Deadlines, Error> {
+        self.with(|m| m.deadlines())
+    }
+
+    /// The session's own lifetime choices.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn lifetime(&self) -> Result<SessionLifetime, Error> {
+        self.with(|m| m.lifetime())
+    }
+
+    /// Whether the cookie is persistent or a browser-session cookie.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn is_persistent(&self) -> Result<bool, Error> {
+        self.with(|m| m.is_persistent())
+    }
+
+    /// Remember-me: a persistent cookie (`true`, it survives a browser restart until the
+    /// session's absolute deadline) or a browser-session cookie (`false`) for this
+    /// session; the default is the session's `persistent` setting. Typically at sign-in,
+    /// after [`regenerate`](Self::regenerate). Server-side expiry applies either way.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn set_persistent(&self, persistent: bool) -> Result<(), Error> {
+        self.with(|m| m.set_persistent(persistent))
+    }
+
+    /// A shorter absolute lifetime for this session than configured (from its creation).
+    ///
+    /// # Errors
+    /// Zero or longer than the configured `ttl` ([`LifetimeError`]); after saving.
+    pub fn set_ttl(&self, ttl: Duration) -> Result<(), Error> {
+        self.with(|m| m.set_ttl(ttl))
+    }
+
+    /// A shorter idle timeout for this session than configured.
+    ///
+    /// # Errors
+    /// Zero or longer than the configured idle timeout ([`LifetimeError`]); after saving.
+    pub fn set_idle_timeout(&self, idle: Duration) -> Result<(), Error> {
+        self.with(|m| m.set_idle_timeout(idle))
+    }
+
+    /// Ends the session at `deadline` at the latest (e.g. when a federated login's
+    /// assertion expires); deadlines only ever come closer.
+    ///
+    /// # Errors
+    /// After saving.
+    pub fn set_deadline(&self, deadline: SystemTime) -> Result<(), Error> {
+        self.with(|m| m.set_deadline(Timestamp::from_system_time(deadline)))
     }
 }
 

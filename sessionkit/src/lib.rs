@@ -115,6 +115,7 @@ mod registry;
 mod secrets;
 mod sessions;
 pub mod timeouts;
+mod users;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use driver::{BoxError, Driver, DriverError, DynDriver, Lookup};
@@ -125,9 +126,11 @@ pub use memory::{DEFAULT_MAX_SESSIONS, DEFAULT_SHARDS, MemoryDriver, MemoryDrive
 pub use registry::{DEFAULT_NAMESPACE, MEMORY_DRIVER, Registry, SessionInfo};
 pub use secrets::{MIN_DISTINCT_SECRET_BYTES, SecretOrigin, env, is_development};
 pub use sessions::{EnabledSessions, HeaderLines, RequestSessions, SaveOutcome, Sessions};
+pub use users::UserSession;
 
 pub use sessionkit_core as core;
 pub use sessionkit_core::{
-    ClearSiteData, CookieSettings, DefError, DriverChoice, DriverName, ExpiryPolicy, LoadResult, Patch,
-    Record, SameSite, Secret, SessionDef, SessionName, StoreKey, Timestamp, WriteResult,
+    ClearSiteData, CookieSettings, Deadlines, DefError, DriverChoice, DriverName, ExpiryPolicy,
+    LifetimeError, LimitPolicy, LoadResult, Patch, Record, Rotation, SameSite, Secret, SessionDef,
+    SessionHandle, SessionLifetime, SessionLimit, SessionName, StoreKey, Timestamp, UserKey, WriteResult,
 };

@@ -39,6 +39,7 @@ pub(crate) fn event(name: &SessionName, spec: &SessionSpec, event: &Event) {
         Event::Unknown { .. } => (EXPIRED, Some("unknown")),
         Event::CookieRejected { reason } => (COOKIES_REJECTED, Some(reason.as_str())),
         Event::CorruptRecord { .. } => (RECORDS_CORRUPT, None),
+        Event::Revoked { .. } => (COOKIES_REJECTED, Some("revoked")),
         _ => return,
     };
     match reason {
@@ -59,6 +60,7 @@ pub(crate) fn store_error(
         DriverError::Duplicate => "duplicate",
         DriverError::Backend(_) => "backend",
         DriverError::Closed => "closed",
+        DriverError::Unsupported(_) => "unsupported",
     };
     count(
         STORE_ERRORS,

@@ -77,8 +77,8 @@ pub struct SessionInfo {
     pub driver: String,
     /// The cookie name.
     pub cookie_name: String,
-    /// The absolute lifetime.
-    pub ttl: Duration,
+    /// The absolute lifetime; `None` for an idle-only session (`ttl = "none"`).
+    pub ttl: Option<Duration>,
     /// The idle timeout.
     pub idle_timeout: Option<Duration>,
     /// Whether the session is shared between apps.
@@ -112,7 +112,7 @@ impl fmt::Display for SessionInfo {
             if self.default { " (default)" } else { "" },
             self.driver,
             self.cookie_name,
-            format_duration(self.ttl),
+            self.ttl.map_or_else(|| "none".to_owned(), format_duration),
             self.idle_timeout
                 .map_or_else(|| "none".to_owned(), format_duration),
             self.shared,
@@ -363,6 +363,15 @@ impl Registry {
                     driver: def.driver.clone(),
                 });
             }
+            if def.storage() == Storage::Cookie
+                && let Some(revocation) = &def.revocation
+                && !self.drivers.contains_key(revocation.as_str())
+            {
+                return Err(SetupError::UnknownDriver {
+                    session: def.name.clone(),
+                    driver: revocation.clone(),
+                });
+            }
             if let Some(first) = cookies.insert(def.cookie.name.as_str(), &def.name) {
                 return Err(SetupError::DuplicateCookieName {
                     first: first.clone(),
@@ -382,12 +391,24 @@ impl Registry {
         );
         let mut entries = Vec::with_capacity(self.sessions.len());
         for (session, def) in self.sessions {
-            let driver = match def.storage() {
-                Storage::Server => self.drivers.get(def.driver.as_str()).cloned(),
-                Storage::Cookie => None,
+            let (driver, revocation) = match def.storage() {
+                Storage::Server => (self.drivers.get(def.driver.as_str()).cloned(), None),
+                Storage::Cookie => (
+                    None,
+                    def.revocation
+                        .as_ref()
+                        .and_then(|choice| self.drivers.get(choice.as_str()).cloned()),
+                ),
             };
             let spec = Arc::new(SessionSpec::new(def, &self.namespace, &keys)?);
-            entries.push((session, SessionEntry { spec, driver }));
+            entries.push((
+                session,
+                SessionEntry {
+                    spec,
+                    driver,
+                    revocation,
+                },
+            ));
         }
         Ok(Sessions::new(
             entries,

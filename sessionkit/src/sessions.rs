@@ -6,7 +6,10 @@ use std::sync::{Arc, OnceLock};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use sessionkit_core::{Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult};
+use sessionkit_core::revocation::RevocationWrite;
+use sessionkit_core::{
+    LoadResult, Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult,
+};
 use tokio::sync::OnceCell;
 
 use crate::clock::SharedClock;
@@ -23,6 +26,16 @@ pub(crate) struct SessionEntry {
     pub(crate) spec: Arc<SessionSpec>,
     /// `None` for cookie sessions.
     pub(crate) driver: Option<Arc<dyn DynDriver>>,
+    /// Cookie sessions: where bound sessions' revocation records live (`None`: none).
+    pub(crate) revocation: Option<Arc<dyn DynDriver>>,
+}
+
+impl SessionEntry {
+    /// The driver the machine's load requests go to: the store for server sessions,
+    /// the revocation store for cookie sessions.
+    fn load_driver(&self) -> Option<&Arc<dyn DynDriver>> {
+        self.driver.as_ref().or(self.revocation.as_ref())
+    }
 }
 
 struct Inner {
@@ -86,6 +99,25 @@ impl Sessions {
     /// The name a session is registered under, if it is.
     pub fn session_name(&self, name: &str) -> Option<&SessionName> {
         self.entry(name).map(|(k, _)| k)
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn entry_or_error(&self, name: &str) -> Result<(&SessionName, &SessionEntry), Error> {
+        self.entry(name)
+            .map(|(name, entry)| (name, entry))
+            .ok_or_else(|| Error::UnknownSession {
+                name: name.to_owned(),
+                known: self
+                    .inner
+                    .entries
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     fn entry(&self, name: &str) -> Option<&(SessionName, SessionEntry)> {
@@ -414,31 +446,39 @@ impl RequestSessions {
             self.inner.cookies.as_slice().iter().map(HeaderValue::as_bytes),
             now,
         );
-        if let (Some(key), Some(driver)) = (machine.load_request(), &entry.driver) {
-            let found = match driver.lookup(key).await {
-                Ok(found) => found,
-                Err(source) => {
-                    metrics::store_error(name, &entry.spec, "load", &source);
-                    return Err(Error::Store {
-                        session: name.clone(),
-                        operation: "load",
-                        source,
-                    });
+        if let (Some(key), Some(driver)) = (machine.load_request(), entry.load_driver()) {
+            let store_error = |source| {
+                metrics::store_error(name, &entry.spec, "load", &source);
+                Error::Store {
+                    session: name.clone(),
+                    operation: "load",
+                    source,
                 }
             };
+            let found = driver.lookup(key).await.map_err(store_error)?;
             match found {
                 Lookup::Loaded(result) => machine.handle_load(result, now)?,
                 Lookup::Expired {
                     created_at,
                     last_seen,
                 } => machine.handle_expired(created_at, last_seen, now)?,
+                Lookup::Forwarded { to } => {
+                    // The id was renewed by a request of the same session a moment ago:
+                    // one more round trip, only within the grace window. One hop only:
+                    // a forward to a forward is not followed.
+                    let result = match driver.lookup(&to).await.map_err(store_error)? {
+                        Lookup::Loaded(result) => result,
+                        Lookup::Expired { .. } | Lookup::Forwarded { .. } => LoadResult::Missing,
+                    };
+                    machine.handle_forwarded(to, result, now)?;
+                }
             }
         }
         while let Some(event) = machine.poll_event() {
             events::emit(name, &event);
             metrics::event(name, &entry.spec, &event);
         }
-        Ok(Session::new(name.clone(), machine))
+        Ok(Session::new(name.clone(), machine, self.inner.sessions.clone()))
     }
 
     /// Whether a handler asked for (and so loaded) any session of this request.
@@ -463,6 +503,14 @@ impl RequestSessions {
             depends_on_session: !outcomes.is_empty(),
             ..SaveOutcome::default()
         };
+        // A refused sign-in (per-user cap) refuses the whole save, before any write.
+        for (index, outcome) in &outcomes {
+            let (name, entry) = &entries[*index];
+            self.inner
+                .sessions
+                .enforce_limit(name, entry, outcome, false)
+                .await?;
+        }
         for (index, outcome) in outcomes {
             let (name, entry) = &entries[index];
             for event in outcome.events() {
@@ -478,11 +526,20 @@ impl RequestSessions {
                         metrics::store_error(name, &entry.spec, operation, source);
                     }
                 })?;
+            if let Some(revocation) = &entry.revocation {
+                apply_revocations(name, revocation.as_ref(), outcome.revocation_writes()).await?;
+            }
+            if result.result == WriteResult::Applied {
+                self.inner
+                    .sessions
+                    .enforce_limit(name, entry, &outcome, true)
+                    .await?;
+            }
             // Counted once written: a create that failed created nothing.
             for event in outcome.events() {
                 metrics::event(name, &entry.spec, event);
             }
-            if outcome.changes_dropped(result) {
+            if result.dropped(&outcome) {
                 metrics::save_dropped(name, &entry.spec);
                 saved.dropped.push(name.clone());
             }
@@ -492,7 +549,7 @@ impl RequestSessions {
             {
                 saved.clear_site_data.push(value);
             }
-            if let Some(cookie) = outcome.into_set_cookie(result) {
+            if let Some(cookie) = outcome.into_set_cookie(result.result) {
                 // Rendered cookies are visible ASCII (validated names and attributes,
                 // base64 values), so this conversion takes the String without a copy
                 // and cannot fail.
@@ -576,9 +633,12 @@ async fn run_store_ops(
     name: &SessionName,
     driver: Option<&dyn DynDriver>,
     outcome: &Outcome,
-) -> Result<WriteResult, Error> {
+) -> Result<Stored, Error> {
     let Some(driver) = driver else {
-        return Ok(WriteResult::Applied);
+        return Ok(Stored {
+            result: WriteResult::Applied,
+            forwarded: false,
+        });
     };
     let store_err = |operation: &'static str| {
         move |source: DriverError| Error::Store {
@@ -615,22 +675,112 @@ async fn run_store_ops(
             .touch(key, *last_seen, *expires_at)
             .await
             .map_err(store_err("touch"))?,
+        Some(Write::Rotate(rotation)) => driver.rotate(rotation).await.map_err(store_err("rotate"))?,
         None => WriteResult::Applied,
     };
-    if outcome.changes_dropped(result) {
+    let mut stored = Stored {
+        result,
+        forwarded: false,
+    };
+    if let Some(write) = outcome.write().filter(|_| result == WriteResult::Gone) {
+        stored.forwarded = follow_forward(driver, write).await.map_err(store_err("patch"))?;
+    }
+    if outcome.changes_dropped(stored.result) && !stored.forwarded {
         tracing::warn!(
             target: "sessionkit",
             session = name.as_str(),
             "session ended or expired while this request ran (a concurrent logout, regenerate or expiry); \
              its changes were dropped rather than bring the session back"
         );
-    } else if result == WriteResult::Gone {
+    } else if stored.result == WriteResult::Gone && !stored.forwarded {
         tracing::debug!(target: "sessionkit", session = name.as_str(), "session ended before its idle refresh");
     }
     if let Some(key) = outcome.delete() {
         driver.delete(key).await.map_err(store_err("delete"))?;
     }
-    Ok(result)
+    Ok(stored)
+}
+
+/// Applies writes to revocation records: a patch, or a create when the record does not
+/// exist yet (and the patch again if a concurrent request created it first).
+pub(crate) async fn apply_revocations(
+    name: &SessionName,
+    driver: &dyn DynDriver,
+    writes: &[RevocationWrite],
+) -> Result<(), Error> {
+    let store_err = |source| Error::Store {
+        session: name.clone(),
+        operation: "revoke",
+        source,
+    };
+    for write in writes {
+        if driver
+            .patch(&write.key, &write.patch, write.expires_at)
+            .await
+            .map_err(store_err)?
+            == WriteResult::Applied
+        {
+            continue;
+        }
+        match driver
+            .create(&write.key, &write.initial_record(), write.expires_at)
+            .await
+        {
+            Ok(()) => {}
+            Err(DriverError::Duplicate) => {
+                driver
+                    .patch(&write.key, &write.patch, write.expires_at)
+                    .await
+                    .map_err(store_err)?;
+            }
+            Err(source) => return Err(store_err(source)),
+        }
+    }
+    Ok(())
+}
+
+/// What the store did with a finished request's write.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    /// The write's own result. `Gone` also when the write then went through a forward:
+    /// the request's cookie (the old id) must not be sent either way.
+    result: WriteResult,
+    /// The write found its session renewed by a concurrent request and was applied to
+    /// the renewed record instead: nothing was dropped.
+    forwarded: bool,
+}
+
+impl Stored {
+    fn dropped(self, outcome: &Outcome) -> bool {
+        !self.forwarded && outcome.changes_dropped(self.result)
+    }
+}
+
+/// A conditional write that found its record gone may have met a renewal's forward (the
+/// request loaded just before a concurrent request renewed the id): apply its changes
+/// at the renewed key instead, so they are not lost. Only a driver that keeps forwards
+/// answers one, and only within the grace window; costs nothing otherwise but this one
+/// lookup on an already rare path.
+async fn follow_forward(driver: &dyn DynDriver, write: &Write) -> Result<bool, DriverError> {
+    if !write.is_conditional() {
+        return Ok(false);
+    }
+    let Lookup::Forwarded { to } = driver.lookup(write.key()).await? else {
+        return Ok(false);
+    };
+    let result = match write {
+        Write::Patch {
+            patch, expires_at, ..
+        } => driver.patch(&to, patch, *expires_at).await?,
+        Write::Rotate(rotation) => driver.patch(&to, &rotation.patch, rotation.expires_at).await?,
+        Write::Touch {
+            last_seen,
+            expires_at,
+            ..
+        } => driver.touch(&to, *last_seen, *expires_at).await?,
+        Write::Create { .. } => WriteResult::Gone,
+    };
+    Ok(result == WriteResult::Applied)
 }
 
 impl fmt::Debug for RequestSessions {

@@ -23,10 +23,13 @@ fn info(registry: &Registry, name: &str) -> SessionInfo {
         .expect("registered")
 }
 
+/// name, default, driver, cookie, ttl, idle timeout
+type Row = (String, bool, String, String, Option<Duration>, Option<Duration>);
+
 #[test]
 fn new_registers_web_admin_api_with_host_prefixed_cookies() {
     let registry = Registry::new();
-    let rows: Vec<(String, bool, String, String, Duration, Option<Duration>)> = registry
+    let rows: Vec<Row> = registry
         .info()
         .into_iter()
         .map(|i| {
@@ -40,7 +43,7 @@ fn new_registers_web_admin_api_with_host_prefixed_cookies() {
             )
         })
         .collect();
-    let hours = |h: u64| Duration::from_secs(h * 3600);
+    let hours = |h: u64| Some(Duration::from_secs(h * 3600));
     let mins = |m: u64| Some(Duration::from_secs(m * 60));
     assert_eq!(
         rows,
@@ -104,7 +107,7 @@ fn toml_changes_registered_sessions_only() {
     let web = info(&registry, "web");
     assert_eq!(
         (web.cookie_name.as_str(), web.ttl, web.idle_timeout, web.shared),
-        ("sid", Duration::from_secs(43_200), None, true)
+        ("sid", Some(Duration::from_secs(43_200)), None, true)
     );
     assert_eq!(web.meta["area"], "frontend");
 
@@ -119,7 +122,7 @@ fn toml_changes_registered_sessions_only() {
     registry
         .apply_toml("[session.sessions.shop]\nttl = \"1h\"")
         .expect("now it applies");
-    assert_eq!(info(&registry, "shop").ttl, Duration::from_secs(3600));
+    assert_eq!(info(&registry, "shop").ttl, Some(Duration::from_secs(3600)));
 }
 
 #[test]

@@ -79,6 +79,16 @@ fn regenerate(s: Session) -> Result<Response, SessionRejection> {
 }
 
 #[handler]
+fn login_remember(s: Session) -> Result<Response, SessionRejection> {
+    web(&s, WebAction::Login { remember: true })
+}
+
+#[handler]
+fn login_forget(s: Session) -> Result<Response, SessionRejection> {
+    web(&s, WebAction::Login { remember: false })
+}
+
+#[handler]
 fn destroy(s: Session) -> Result<Response, SessionRejection> {
     web(&s, WebAction::Destroy)
 }
@@ -135,6 +145,8 @@ pub fn reference_app(sessions: Sessions) -> impl poem::Endpoint {
         .at("/web/:key", get(read).delete(remove))
         .at("/clear", post(clear))
         .at("/regenerate", post(regenerate))
+        .at("/login/remember", post(login_remember))
+        .at("/login/forget", post(login_forget))
         .at("/destroy", post(destroy))
         .at("/flash/:message", post(flash))
         .at("/flashes", get(flashes))

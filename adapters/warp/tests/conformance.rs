@@ -89,6 +89,16 @@ pub fn reference_app(sessions: Sessions) -> BoxedFilter<(Response,)> {
             .boxed(),
         web_route(post(), warp::path!("clear").boxed(), WebAction::Clear),
         web_route(post(), warp::path!("regenerate").boxed(), WebAction::Regenerate),
+        web_route(
+            post(),
+            warp::path!("login" / "remember").boxed(),
+            WebAction::Login { remember: true },
+        ),
+        web_route(
+            post(),
+            warp::path!("login" / "forget").boxed(),
+            WebAction::Login { remember: false },
+        ),
         web_route(post(), warp::path!("destroy").boxed(), WebAction::Destroy),
         warp::post()
             .and(warp::path!("flash" / String))

@@ -2,17 +2,20 @@
 //! is stored.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use rand_core::CryptoRng;
 
 use super::{Live, State};
 use crate::codec::{self, Rejection, SealedRecord};
 use crate::def::SessionSpec;
+use crate::expiry::SessionLifetime;
 use crate::keys::KeyUse;
 use crate::machine::output::{Event, FinishError, Outcome};
+use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::Record;
+use crate::revocation::{self, RevocationWrite, SignedIn, revocation_key};
 use crate::time::Timestamp;
+use crate::user::{SessionHandle, UserBinding};
 
 /// Opens one cookie value: a valid seal gives the session at once (a fresh one, with an
 /// event, when its authenticated timestamps say it expired).
@@ -28,7 +31,11 @@ pub(super) fn accept(
         last_seen,
         data,
     } = opened.record;
-    let live = match spec.def().expiry.check(created_at, last_seen, now) {
+    // Sealed, so only this app wrote it; a malformed one is refused all the same.
+    let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let user = UserBinding::from_value(data.get(USER_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let deadlines = spec.def().expiry.deadlines(created_at, last_seen, &life);
+    let live = match deadlines.check(now) {
         Some(by) => {
             events.push_back(Event::Expired { session: None, by });
             Live::new_session()
@@ -40,60 +47,151 @@ pub(super) fn accept(
                 last_seen,
                 data,
             },
+            (life, user),
             opened.key == KeyUse::Previous,
         ),
     };
+    // A bound session is checked against its user's revocation record first.
+    if spec.checks_revocation()
+        && let Some(user) = &live.user
+        && user.handle().is_some()
+    {
+        let key = revocation_key(&user.index_key(spec.store_namespace()));
+        return Ok(State::Checking {
+            live: Box::new(live),
+            key,
+        });
+    }
     Ok(State::Ready(live))
+}
+
+/// The revocation writes a finished cookie session needs: revoke the cookie of a bound
+/// session that was destroyed; list a session newly bound to a user.
+fn revocation_writes(
+    spec: &SessionSpec,
+    live: &Live,
+    now: Timestamp,
+    created: Timestamp,
+    outcome: &mut Outcome,
+) {
+    if !spec.checks_revocation() {
+        return;
+    }
+    let expiry = &spec.def().expiry;
+    let record_until = revocation::horizon(expiry, now);
+    if let Some((user, created_at, life)) = &live.revoke
+        && let Some(handle) = user.handle()
+    {
+        // A copy of the cookie lives at most until its absolute deadline, or an idle
+        // timeout from now.
+        let until = expiry.deadlines(*created_at, now, life).expires_at();
+        outcome.revocations.push(RevocationWrite {
+            key: revocation_key(&user.index_key(spec.store_namespace())),
+            patch: revocation::revoke(handle, until, now),
+            expires_at: record_until,
+        });
+    }
+    if live.user_changed
+        && let Some(user) = &live.user
+        && let Some(handle) = user.handle()
+    {
+        let until = expiry
+            .deadlines(created, now, &live.life)
+            .absolute
+            .unwrap_or(record_until);
+        let signed_in = SignedIn {
+            handle,
+            created,
+            label: user.label().map(str::to_owned),
+            until,
+        };
+        outcome.revocations.push(RevocationWrite {
+            key: revocation_key(&user.index_key(spec.store_namespace())),
+            patch: revocation::register(&signed_in, now),
+            expires_at: record_until,
+        });
+    }
 }
 
 /// Decides the cookie of a cookie session: reseal on a change, a regenerate, a due
 /// touch or a key rotation; remove it on destroy.
 pub(super) fn finish<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
-    live: &Live,
+    mut live: Live,
     cookie_present: bool,
     now: Timestamp,
     rng: &mut R,
     outcome: &mut Outcome,
 ) -> Result<(), FinishError> {
     let expiry = &spec.def().expiry;
-    let data_changed = live.delta.changes(&live.original.data);
     if live.destroyed {
         outcome.events.push(Event::Destroyed { session: None });
     }
+    // A newly bound session gets its own random handle: its name in the user's list
+    // and in revocations, kept in the sealed binding from then on.
+    if live.user_changed
+        && let Some(user) = &mut live.user
+        && user.handle().is_none()
+    {
+        user.set_handle(SessionHandle::random(rng));
+        let value = user.to_value();
+        live.delta.set(USER_KEY.to_owned(), value);
+    }
+    if live.user_changed {
+        outcome.bound_user.clone_from(&live.user);
+    }
+    let live = &live;
+    let mut live_life = live.life;
     let (created, reseal) = if live.is_new {
-        (now, !live.delta.view_is_empty(&live.original.data))
+        (now, super::server::has_content(live))
     } else {
-        let due = expiry.touch_due(live.original.last_seen, now);
+        let created = live.original.created_at;
+        let due = expiry.touch_due_for(live.original.last_seen, now, &live.life);
+        // A cookie session has no id to renew: renewal re-seals it (fresh salt and
+        // nonce, the primary key). The old cookie stays valid until it expires, as any
+        // sealed cookie does without a revocation store.
+        let renew = expiry.renew_due(live.life.id_issued().unwrap_or(created), now);
+        if renew || live.regenerate {
+            live_life.set_id_issued(now);
+        }
         (
-            live.original.created_at,
-            data_changed || live.regenerate || due || live.reissue,
+            created,
+            live.delta.changes(&live.original.data) || live.regenerate || due || live.reissue || renew,
         )
     };
     if !reseal {
         if live.destroyed && cookie_present {
             outcome.set_cookie = Some(spec.def().cookie.render_removal());
         }
+        revocation_writes(spec, live, now, created, outcome);
         return Ok(());
     }
-    let expires_at = expiry.expires_at(created, now);
+    let deadlines = expiry.deadlines(created, now, &live_life);
+    let expires_at = deadlines.expires_at();
     if expires_at <= now {
         return Ok(());
+    }
+    let mut data = live.delta.view(&live.original.data);
+    if !live_life.is_default() {
+        data.insert(LIFETIME_KEY.to_owned(), live_life.to_value());
     }
     let record = SealedRecord {
         created_at: created,
         last_seen: now,
-        data: live.delta.view(&live.original.data),
+        data,
     };
     let value = codec::seal(spec.seal_keys(), &record, rng).map_err(|source| FinishError::Seal {
         session: spec.name().clone(),
         source,
     })?;
-    let max_age: Duration = expires_at.saturating_since(now);
-    let cookie = spec
-        .def()
-        .cookie
-        .render(&value, max_age)
+    let settings = &spec.def().cookie;
+    // A sealed cookie is re-sealed whenever its idle deadline moves, so its Max-Age
+    // can be the session's next expiry (a signed id cookie's is the absolute one).
+    let max_age = live_life
+        .persistent_or(settings.persistent)
+        .then(|| expires_at.saturating_since(now));
+    let cookie = settings
+        .render_cookie(&value, max_age)
         .map_err(|source| FinishError::CookieTooLarge {
             session: spec.name().clone(),
             source,
@@ -105,6 +203,7 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         outcome.events.push(Event::Reissued { session: None });
     }
     outcome.set_cookie = Some(cookie);
+    revocation_writes(spec, live, now, created, outcome);
     Ok(())
 }
 

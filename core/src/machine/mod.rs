@@ -14,10 +14,13 @@ use serde_json::Value;
 use crate::cookies::visit_cookie_values;
 use crate::def::{SessionSpec, Storage};
 use crate::delta::Delta;
+use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
+use crate::revocation::Revocations;
 use crate::time::Timestamp;
+use crate::user::{SessionHandle, UserBinding, UserError};
 
 mod cookie;
 mod output;
@@ -29,6 +32,10 @@ pub use output::{Event, FinishError, LoadResult, Outcome, Write, WriteResult};
 pub const RESERVED_PREFIX: &str = "__sessionkit.";
 /// Where flash messages are kept.
 pub const FLASH_KEY: &str = "__sessionkit.flash";
+/// Where a session's own lifetime choices are kept ([`SessionLifetime`]).
+pub const LIFETIME_KEY: &str = "__sessionkit.life";
+/// Where a session's user binding is kept ([`UserBinding`]).
+pub const USER_KEY: &str = "__sessionkit.user";
 
 /// Errors from the session API.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +77,12 @@ pub enum SessionError {
         /// `deeply nested` or `large`.
         what: &'static str,
     },
+    /// A user id or label that cannot be bound.
+    #[error("session user binding refused: {0}")]
+    User(#[from] UserError),
+    /// A per-session lifetime outside what the session's configuration allows.
+    #[error("session lifetime refused: {0}")]
+    Lifetime(#[from] LifetimeError),
     /// A stored value does not have the requested type.
     #[error("the value of session key {key:?} does not have the requested type")]
     Deserialize {
@@ -88,6 +101,11 @@ enum State {
         key: StoreKey,
         key_use: KeyUse,
     },
+    /// A cookie session bound to a user, waiting for that user's revocation record.
+    Checking {
+        live: Box<Live>,
+        key: StoreKey,
+    },
     Ready(Live),
 }
 
@@ -95,6 +113,21 @@ enum State {
 struct Live {
     /// The live server session that was loaded (`None` for new and cookie sessions).
     loaded: Option<(SessionId, StoreKey)>,
+    /// The record was reached through the forward of a renewed id: the store key is
+    /// the new one, the cookie's id the old one, so no cookie is ever sent for it.
+    forwarded: bool,
+    /// The session's own lifetime choices, as they stand (also kept in the delta when
+    /// changed).
+    life: SessionLifetime,
+    /// The cookie's attributes changed (persistence, absolute deadline): re-send it.
+    cookie_refresh: bool,
+    /// Who the session belongs to, as it stands.
+    user: Option<UserBinding>,
+    /// This request bound the session to a (different) user.
+    user_changed: bool,
+    /// The bound session `destroy` ended (its binding, creation time and lifetimes),
+    /// whose cookie is to be revoked.
+    revoke: Option<(UserBinding, Timestamp, SessionLifetime)>,
     /// The data as loaded (empty for a new session).
     original: Record,
     is_new: bool,
@@ -110,6 +143,12 @@ impl Live {
     fn new_session() -> Self {
         Live {
             loaded: None,
+            forwarded: false,
+            life: SessionLifetime::default(),
+            cookie_refresh: false,
+            user: None,
+            user_changed: false,
+            revoke: None,
             original: Record::default(),
             is_new: true,
             delta: Delta::default(),
@@ -120,9 +159,16 @@ impl Live {
         }
     }
 
-    fn existing(loaded: Option<(SessionId, StoreKey)>, original: Record, reissue: bool) -> Self {
+    fn existing(
+        loaded: Option<(SessionId, StoreKey)>,
+        original: Record,
+        (life, user): (SessionLifetime, Option<UserBinding>),
+        reissue: bool,
+    ) -> Self {
         Live {
             loaded,
+            life,
+            user,
             original,
             is_new: false,
             reissue,
@@ -156,6 +202,8 @@ pub struct SessionMachine {
     state: State,
     cookie_present: bool,
     events: VecDeque<Event>,
+    /// The `now` of [`begin`](Self::begin): a new session's deadlines count from here.
+    began: Timestamp,
 }
 
 impl SessionMachine {
@@ -191,6 +239,7 @@ impl SessionMachine {
             state: state.unwrap_or_else(|| State::Ready(Live::new_session())),
             cookie_present: seen > 0,
             events,
+            began: now,
         }
     }
 
@@ -202,7 +251,7 @@ impl SessionMachine {
     /// The store key to load, while the machine waits for one.
     pub fn load_request(&self) -> Option<&StoreKey> {
         match &self.state {
-            State::Loading { key, .. } => Some(key),
+            State::Loading { key, .. } | State::Checking { key, .. } => Some(key),
             State::Ready(_) => None,
         }
     }
@@ -214,6 +263,9 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::UnexpectedLoad`] when no load was requested.
     pub fn handle_load(&mut self, result: LoadResult, now: Timestamp) -> Result<(), SessionError> {
+        if let State::Checking { .. } = &self.state {
+            return self.handle_revocations(&result);
+        }
         let State::Loading { .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
@@ -223,6 +275,55 @@ impl SessionMachine {
             return Err(SessionError::UnexpectedLoad);
         };
         let live = server::load(&self.spec, (id, key, key_use), result, now, &mut self.events);
+        self.state = State::Ready(live);
+        Ok(())
+    }
+
+    /// Hands over what the store returned for the key that
+    /// [`load_request`](Self::load_request)'s key forwards to: the presented id was
+    /// renewed by a concurrent request a moment ago and is within its grace window (the
+    /// driver answered a lookup with a forward). The session is the renewed one; this
+    /// request's changes go to `to`, and it never sends a cookie (the renewing response
+    /// carries the new id).
+    ///
+    /// # Errors
+    /// [`SessionError::UnexpectedLoad`] when no load was requested.
+    pub fn handle_forwarded(
+        &mut self,
+        to: StoreKey,
+        result: LoadResult,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
+        if let State::Checking { .. } = &self.state {
+            // A revocation record never moves; whatever a store says, it is not there.
+            return self.handle_revocations(&LoadResult::Missing);
+        }
+        let State::Loading { .. } = &self.state else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let State::Loading { id, key_use, key } =
+            std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
+        else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let from = key.fingerprint();
+        let mut live = server::load(&self.spec, (id, to, key_use), result, now, &mut self.events);
+        // The window is decided here too, by this clock: the renewed record says when
+        // its id was issued, and a store may keep a forward past the window it was
+        // given (its own clock, coarse expiry).
+        let grace = self.spec.def().expiry.renew_grace();
+        let in_window = live
+            .life
+            .id_issued()
+            .is_some_and(|issued| now < issued.saturating_add(grace));
+        if live.loaded.is_some() && !in_window {
+            self.events.push_back(Event::Unknown { session: from });
+            live = Live::new_session();
+        }
+        if live.loaded.is_some() {
+            live.forwarded = true;
+            live.reissue = false;
+        }
         self.state = State::Ready(live);
         Ok(())
     }
@@ -242,11 +343,39 @@ impl SessionMachine {
         last_seen: Timestamp,
         now: Timestamp,
     ) -> Result<(), SessionError> {
+        if let State::Checking { .. } = &self.state {
+            return self.handle_revocations(&LoadResult::Missing);
+        }
         let State::Loading { key, .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
         };
         let live = server::load_expired(&self.spec, key, (created_at, last_seen), now, &mut self.events);
         self.state = State::Ready(live);
+        Ok(())
+    }
+
+    /// A bound cookie session's revocation record (or its absence): a revoked session
+    /// is an anonymous request, with [`Event::Revoked`]. A record that does not decode
+    /// revokes too (fail closed: it is only ever written by sessionkit).
+    fn handle_revocations(&mut self, result: &LoadResult) -> Result<(), SessionError> {
+        let State::Checking { live, .. } =
+            std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
+        else {
+            return Err(SessionError::UnexpectedLoad);
+        };
+        let handle = live.user.as_ref().and_then(UserBinding::handle);
+        let revoked = match (result, handle) {
+            (LoadResult::Found(record), Some(handle)) => {
+                Revocations::from_record(record).is_revoked(handle, live.original.created_at)
+            }
+            (LoadResult::Missing, _) => false,
+            (LoadResult::Corrupt, _) | (LoadResult::Found(_), None) => true,
+        };
+        if revoked {
+            self.events.push_back(Event::Revoked { session: None });
+        } else {
+            self.state = State::Ready(*live);
+        }
         Ok(())
     }
 
@@ -258,14 +387,14 @@ impl SessionMachine {
     fn live(&self) -> Result<&Live, SessionError> {
         match &self.state {
             State::Ready(live) => Ok(live),
-            State::Loading { .. } => Err(SessionError::NotLoaded),
+            State::Loading { .. } | State::Checking { .. } => Err(SessionError::NotLoaded),
         }
     }
 
     fn live_mut(&mut self) -> Result<&mut Live, SessionError> {
         match &mut self.state {
             State::Ready(live) => Ok(live),
-            State::Loading { .. } => Err(SessionError::NotLoaded),
+            State::Loading { .. } | State::Checking { .. } => Err(SessionError::NotLoaded),
         }
     }
 
@@ -278,18 +407,120 @@ impl SessionMachine {
     }
 
     /// When the loaded session expires as things stand (before this request's save);
-    /// `None` for a new session.
+    /// `None` for a new session. See [`deadlines`](Self::deadlines) for both deadlines,
+    /// new sessions included.
     ///
     /// # Errors
     /// [`SessionError::NotLoaded`] before the load result is handed over.
     pub fn expires_at(&self) -> Result<Option<Timestamp>, SessionError> {
         let live = self.live()?;
-        Ok((!live.is_new).then(|| {
-            self.spec
-                .def()
-                .expiry
-                .expires_at(live.original.created_at, live.original.last_seen)
-        }))
+        Ok((!live.is_new).then(|| self.deadlines_of(live).expires_at()))
+    }
+
+    /// The session's absolute and idle deadlines, with its own lifetime choices: as
+    /// loaded (before this request's save), or for a new session as if it were saved at
+    /// the request's start.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn deadlines(&self) -> Result<Deadlines, SessionError> {
+        Ok(self.deadlines_of(self.live()?))
+    }
+
+    fn deadlines_of(&self, live: &Live) -> Deadlines {
+        let (created, seen) = if live.is_new {
+            (self.began, self.began)
+        } else {
+            (live.original.created_at, live.original.last_seen)
+        };
+        self.spec.def().expiry.deadlines(created, seen, &live.life)
+    }
+
+    /// The session's own lifetime choices (persistence, shorter lifetimes, deadline).
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn lifetime(&self) -> Result<SessionLifetime, SessionError> {
+        Ok(self.live()?.life)
+    }
+
+    /// Whether the cookie is persistent (`Max-Age`) or a browser-session cookie: the
+    /// session's own choice, else its configuration's `persistent`.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn is_persistent(&self) -> Result<bool, SessionError> {
+        Ok(self.live()?.life.persistent_or(self.spec.def().cookie.persistent))
+    }
+
+    /// Whether this request changed the session: data, flash messages, lifetimes, a
+    /// regenerate or a destroy. A due idle refresh or renewal does not count.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`] before the load result is handed over.
+    pub fn is_modified(&self) -> Result<bool, SessionError> {
+        let live = self.live()?;
+        Ok(live.regenerate || live.destroyed || live.delta.changes(&live.original.data))
+    }
+
+    fn change_life(
+        &mut self,
+        change: impl FnOnce(&mut SessionLifetime),
+        refresh_cookie: bool,
+    ) -> Result<(), SessionError> {
+        let live = self.live_mut()?;
+        let before = live.life;
+        change(&mut live.life);
+        if live.life != before {
+            live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
+            live.cookie_refresh |= refresh_cookie;
+        }
+        Ok(())
+    }
+
+    /// Chooses a persistent cookie (`true`: `Max-Age` until the absolute deadline, it
+    /// survives a browser restart) or a browser-session cookie (`false`: no `Max-Age`,
+    /// the browser drops it when it closes) for this session; typically at sign-in,
+    /// from a "remember me" box. The server-side lifetimes apply either way. The
+    /// default comes from the session's `persistent` setting. An existing session gets
+    /// its cookie re-sent with the new attributes.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn set_persistent(&mut self, persistent: bool) -> Result<(), SessionError> {
+        self.change_life(|life| life.set_persistent(persistent), true)
+    }
+
+    /// Gives this session a shorter absolute lifetime than configured, counted from its
+    /// creation. Kept in the record and enforced like the configured one.
+    ///
+    /// # Errors
+    /// [`SessionError::Lifetime`] for zero or more than the configured `ttl`;
+    /// [`SessionError::NotLoaded`].
+    pub fn set_ttl(&mut self, ttl: std::time::Duration) -> Result<(), SessionError> {
+        self.spec.def().expiry.check_ttl(ttl)?;
+        self.change_life(|life| life.set_ttl(ttl), true)
+    }
+
+    /// Gives this session a shorter idle timeout than configured (or one, when none is
+    /// configured).
+    ///
+    /// # Errors
+    /// [`SessionError::Lifetime`] for zero or more than the configured idle timeout;
+    /// [`SessionError::NotLoaded`].
+    pub fn set_idle_timeout(&mut self, idle: std::time::Duration) -> Result<(), SessionError> {
+        self.spec.def().expiry.check_idle_timeout(idle)?;
+        self.change_life(|life| life.set_idle_timeout(idle), false)
+    }
+
+    /// Ends this session at `deadline` at the latest (e.g. when a federated login's
+    /// assertion expires). A later deadline than one already set, or than the
+    /// configured `ttl` allows, changes nothing: deadlines only ever come closer.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn set_deadline(&mut self, deadline: Timestamp) -> Result<(), SessionError> {
+        self.change_life(|life| life.set_deadline(deadline), true)
     }
 
     /// The raw JSON value under `key`.
@@ -402,8 +633,75 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::NotLoaded`].
     pub fn clear(&mut self) -> Result<(), SessionError> {
-        self.live_mut()?.delta.clear();
+        let live = self.live_mut()?;
+        live.delta.clear();
+        // The lifetime choices and the user binding are the session's, not data: they
+        // survive a clear (a sign-out is `destroy`).
+        if !live.life.is_default() {
+            live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
+        }
+        if let Some(user) = &live.user {
+            live.delta.set(USER_KEY.to_owned(), user.to_value());
+        }
         Ok(())
+    }
+
+    /// Binds the session to a user (typically right after [`regenerate`](Self::regenerate)
+    /// at sign-in), so that it appears in that user's list of sessions and ends with
+    /// "log out everywhere". Binding another user drops the label. The id is stored as
+    /// given, inside the record; indexes use a hash of it ([`UserKey`](crate::UserKey)).
+    ///
+    /// # Errors
+    /// [`SessionError::User`] for an empty or over-long id; [`SessionError::NotLoaded`].
+    pub fn set_user(&mut self, user: &str) -> Result<(), SessionError> {
+        let binding = UserBinding::new(self.spec.store_namespace(), self.spec.name(), user)?;
+        let live = self.live_mut()?;
+        if live.user.as_ref().is_some_and(|b| b.id() == user) {
+            return Ok(());
+        }
+        live.delta.set(USER_KEY.to_owned(), binding.to_value());
+        live.user = Some(binding);
+        live.user_changed = true;
+        Ok(())
+    }
+
+    /// Labels the session in its user's list (e.g. "Firefox on Linux"); cut to
+    /// [`MAX_LABEL_LEN`](crate::MAX_LABEL_LEN) bytes.
+    ///
+    /// # Errors
+    /// [`SessionError::User`] ([`UserError::NoUser`]) before [`set_user`](Self::set_user);
+    /// [`SessionError::NotLoaded`].
+    pub fn set_label(&mut self, label: &str) -> Result<(), SessionError> {
+        let live = self.live_mut()?;
+        let binding = live.user.as_mut().ok_or(UserError::NoUser)?;
+        if binding.label() == Some(label) {
+            return Ok(());
+        }
+        binding.set_label(label);
+        let value = binding.to_value();
+        live.delta.set(USER_KEY.to_owned(), value);
+        Ok(())
+    }
+
+    /// The user the session is bound to, if any.
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn user(&self) -> Result<Option<&UserBinding>, SessionError> {
+        Ok(self.live()?.user.as_ref())
+    }
+
+    /// The public handle of this session in its user's list: for a stored session that
+    /// was loaded (a new one gets its handle when saved; cookie sessions have none).
+    ///
+    /// # Errors
+    /// [`SessionError::NotLoaded`].
+    pub fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        let live = self.live()?;
+        Ok(match &live.loaded {
+            Some((_, key)) => Some(SessionHandle::of(key)),
+            None => live.user.as_ref().and_then(UserBinding::handle),
+        })
     }
 
     /// Adds a flash message: kept in the session until [`take_flashes`](Self::take_flashes)
@@ -468,9 +766,18 @@ impl SessionMachine {
             .take()
             .map(|(_, key)| key)
             .or(live.destroyed_key.take());
+        // A bound cookie session's cookie is revoked when it is destroyed (logout).
+        let revoke = if live.is_new {
+            live.revoke.take()
+        } else {
+            live.user
+                .take()
+                .map(|user| (user, live.original.created_at, live.life))
+        };
         *live = Live::new_session();
         live.destroyed = true;
         live.destroyed_key = destroyed_key;
+        live.revoke = revoke;
         Ok(())
     }
 
@@ -507,7 +814,7 @@ impl SessionMachine {
         match self.spec.storage() {
             Storage::Server => server::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome),
             Storage::Cookie => {
-                cookie::finish(&self.spec, &live, self.cookie_present, now, rng, &mut outcome)?;
+                cookie::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome)?;
             }
         }
         Ok(outcome)

@@ -6,8 +6,10 @@ use crate::cookies::{SetCookie, SetCookieTooLarge};
 use crate::def::{ClearSiteData, SessionName};
 use crate::expiry::ExpiredBy;
 use crate::id::{Fingerprint, StoreKey};
-use crate::record::{Patch, Record};
+use crate::record::{Patch, Record, Rotation};
+use crate::revocation::RevocationWrite;
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// What the store returned for a load request.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,13 +62,33 @@ pub enum Write {
         /// The new expiry.
         expires_at: Timestamp,
     },
+    /// Renew the id: move the record to a new key with this request's changes, the
+    /// old key forwarding to it for a grace window; only if the old record still
+    /// exists. See [`Rotation`].
+    Rotate(Rotation),
 }
 
 impl Write {
-    /// The key written.
+    /// The key written (for a rotation, the old key, whose record must still exist).
     pub fn key(&self) -> &StoreKey {
         match self {
             Write::Create { key, .. } | Write::Patch { key, .. } | Write::Touch { key, .. } => key,
+            Write::Rotate(rotation) => &rotation.from,
+        }
+    }
+
+    /// Whether the write is conditional on the record still existing (patch, touch,
+    /// rotate), so that [`WriteResult::Gone`] can answer it.
+    pub fn is_conditional(&self) -> bool {
+        !matches!(self, Write::Create { .. })
+    }
+
+    /// The per-key changes this write carries, if any (a patch's, or a rotation's).
+    pub fn patch(&self) -> Option<&Patch> {
+        match self {
+            Write::Patch { patch, .. } => Some(patch),
+            Write::Rotate(rotation) => Some(&rotation.patch),
+            Write::Create { .. } | Write::Touch { .. } => None,
         }
     }
 }
@@ -123,6 +145,20 @@ pub enum Event {
         from: Fingerprint,
         /// The new id.
         to: Fingerprint,
+    },
+    /// The session id was renewed because it was older than `renew_after`; the old id
+    /// forwards to the new one for the grace window.
+    Renewed {
+        /// The old id.
+        from: Fingerprint,
+        /// The new id.
+        to: Fingerprint,
+    },
+    /// A bound cookie session was presented that its user's revocation record revokes
+    /// (it was logged out, ended from another device, or "logged out everywhere").
+    Revoked {
+        /// Always `None`: cookie sessions have no id.
+        session: Option<Fingerprint>,
     },
     /// The session was destroyed.
     Destroyed {
@@ -192,6 +228,8 @@ pub struct Outcome {
     pub(super) set_cookie: Option<SetCookie>,
     pub(super) clear_site_data: Option<ClearSiteData>,
     pub(super) events: Vec<Event>,
+    pub(super) bound_user: Option<UserBinding>,
+    pub(super) revocations: Vec<RevocationWrite>,
 }
 
 impl Outcome {
@@ -230,11 +268,11 @@ impl Outcome {
     /// meanwhile: a patch that found no record (the no-resurrection rule). A touch that
     /// found none drops nothing but the idle refresh.
     pub fn changes_dropped(&self, result: WriteResult) -> bool {
-        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. }))
+        result == WriteResult::Gone && self.write.as_ref().and_then(Write::patch).is_some()
     }
 
     fn write_gone(&self, result: WriteResult) -> bool {
-        result == WriteResult::Gone && matches!(self.write, Some(Write::Patch { .. } | Write::Touch { .. }))
+        result == WriteResult::Gone && self.write.as_ref().is_some_and(Write::is_conditional)
     }
 
     /// The `Cache-Control` value the response needs once the write returned `result`:
@@ -251,6 +289,29 @@ impl Outcome {
         self.clear_site_data.as_ref().map(ClearSiteData::as_str)
     }
 
+    /// The user this response newly binds its session to (the write stores a binding
+    /// it did not have), if any: the session layer then enforces the per-user cap.
+    pub fn bound_user(&self) -> Option<&UserBinding> {
+        self.bound_user.as_ref()
+    }
+
+    /// Writes to revocation records (cookie sessions: a logout revokes the cookie, a
+    /// sign-in lists the session), to apply with the session's revocation driver: a
+    /// patch, or a create from [`RevocationWrite::initial_record`] when there is no
+    /// record yet.
+    pub fn revocation_writes(&self) -> &[RevocationWrite] {
+        &self.revocations
+    }
+
+    /// The key the session lives under once the write is done (the created, patched or
+    /// renewed key), if there is a write.
+    pub fn session_key(&self) -> Option<&StoreKey> {
+        self.write.as_ref().map(|write| match write {
+            Write::Rotate(rotation) => &rotation.to,
+            other => other.key(),
+        })
+    }
+
     /// Events to log.
     pub fn events(&self) -> &[Event] {
         &self.events
@@ -258,7 +319,10 @@ impl Outcome {
 
     /// Whether the outcome does nothing at all.
     pub fn is_noop(&self) -> bool {
-        self.write.is_none() && self.delete.is_none() && self.set_cookie.is_none()
+        self.write.is_none()
+            && self.delete.is_none()
+            && self.set_cookie.is_none()
+            && self.revocations.is_empty()
     }
 }
 

@@ -8,12 +8,14 @@ use rand_core::CryptoRng;
 use super::{Live, State};
 use crate::codec::{self, Rejection};
 use crate::def::SessionSpec;
-use crate::expiry::ExpiredBy;
+use crate::expiry::{Deadlines, ExpiredBy, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::machine::output::{Event, LoadResult, Outcome, Write};
-use crate::record::Record;
+use crate::machine::{LIFETIME_KEY, USER_KEY};
+use crate::record::{Record, Rotation};
 use crate::time::Timestamp;
+use crate::user::UserBinding;
 
 /// Verifies one cookie value: a validly signed id makes the machine wait for its record.
 pub(super) fn accept(spec: &SessionSpec, value: &str) -> Result<State, Rejection> {
@@ -38,14 +40,25 @@ pub(super) fn load(
     let session = key.fingerprint();
     match result {
         LoadResult::Found(record) => {
-            match spec.def().expiry.check(record.created_at, record.last_seen, now) {
+            let (Ok(life), Ok(user)) = (
+                SessionLifetime::from_value(record.data.get(LIFETIME_KEY)),
+                UserBinding::from_value(record.data.get(USER_KEY)),
+            ) else {
+                events.push_back(Event::CorruptRecord { session });
+                return Live::new_session();
+            };
+            let deadlines = spec
+                .def()
+                .expiry
+                .deadlines(record.created_at, record.last_seen, &life);
+            match deadlines.check(now) {
                 Some(by) => events.push_back(Event::Expired {
                     session: Some(session),
                     by,
                 }),
                 None => {
                     let reissue = key_use == KeyUse::Previous;
-                    return Live::existing(Some((id, key)), record, reissue);
+                    return Live::existing(Some((id, key)), record, (life, user), reissue);
                 }
             }
         }
@@ -58,7 +71,8 @@ pub(super) fn load(
 /// What a store's tombstone for a verified id gives: a fresh session, reported as
 /// expired for the reason the session's policy gives for the kept timestamps, or as
 /// unknown when the policy says the session would still be live (the lifetimes were
-/// lengthened since it was stored).
+/// lengthened since it was stored, or the session had lifetimes of its own, which a
+/// tombstone does not keep).
 pub(super) fn load_expired(
     spec: &SessionSpec,
     key: &StoreKey,
@@ -80,50 +94,82 @@ pub(super) fn load_expired(
 /// Decides the store write and cookie of a server-side session.
 pub(super) fn finish<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
-    live: Live,
+    mut live: Live,
     cookie_present: bool,
     now: Timestamp,
     rng: &mut R,
     outcome: &mut Outcome,
 ) {
     let expiry = &spec.def().expiry;
-    let new_cookie = |id: &SessionId, created: Timestamp| {
+    let new_cookie = |id: &SessionId, deadlines: &Deadlines, life: &SessionLifetime| {
         let value = codec::sign_id(spec.id_keys(), id);
-        let max_age = created.saturating_add(expiry.ttl()).saturating_since(now);
+        let cookie = &spec.def().cookie;
+        let max_age = life
+            .persistent_or(cookie.persistent)
+            .then(|| deadlines.cookie_max_age(now));
         // A signed id is 92 characters; with the validated attributes the header is far
         // below 4096 bytes, so this cannot fail for any valid configuration.
-        spec.def().cookie.render(&value, max_age).ok()
+        cookie.render_cookie(&value, max_age).ok()
     };
-    match live.loaded {
+    if live.user_changed {
+        outcome.bound_user.clone_from(&live.user);
+    }
+    match live.loaded.take() {
         Some((id, key)) => {
             let created = live.original.created_at;
-            let expires_at = expiry.expires_at(created, now);
+            let deadlines = expiry.deadlines(created, now, &live.life);
+            let expires_at = deadlines.expires_at();
             if expires_at <= now {
-                // The absolute lifetime ran out during the request.
+                // The absolute lifetime ran out during the request, or the handler set
+                // a deadline that has passed: the session is over, so its record goes
+                // (the store would not know about a deadline set here).
                 outcome.events.push(Event::Expired {
                     session: Some(key.fingerprint()),
                     by: ExpiredBy::Absolute,
                 });
+                outcome.delete = Some(key);
                 return;
             }
-            if live.regenerate {
+            let issued = live.life.id_issued().unwrap_or(created);
+            let renew = !live.regenerate && !live.forwarded && expiry.renew_due(issued, now);
+            if live.regenerate || renew {
+                live.life.set_id_issued(now);
+                live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
                 let new_id = SessionId::generate(rng);
                 let new_key = new_id.store_key(spec.store_namespace());
-                outcome.events.push(Event::Regenerated {
-                    from: key.fingerprint(),
-                    to: new_key.fingerprint(),
-                });
-                outcome.write = Some(Write::Create {
-                    key: new_key,
-                    record: Record {
-                        created_at: created,
-                        last_seen: now,
-                        data: live.delta.view(&live.original.data),
-                    },
-                    expires_at,
-                });
-                outcome.delete = Some(key);
-                outcome.set_cookie = new_cookie(&new_id, created);
+                let record = Record {
+                    created_at: created,
+                    last_seen: now,
+                    data: live.delta.view(&live.original.data),
+                };
+                if live.regenerate {
+                    outcome.events.push(Event::Regenerated {
+                        from: key.fingerprint(),
+                        to: new_key.fingerprint(),
+                    });
+                    outcome.write = Some(Write::Create {
+                        key: new_key,
+                        record,
+                        expires_at,
+                    });
+                    outcome.delete = Some(key);
+                } else {
+                    outcome.events.push(Event::Renewed {
+                        from: key.fingerprint(),
+                        to: new_key.fingerprint(),
+                    });
+                    // The lifetime key always changed, so there is a patch.
+                    let patch = live.delta.patch(&live.original.data, now).unwrap_or_default();
+                    outcome.write = Some(Write::Rotate(Rotation {
+                        from: key,
+                        to: new_key,
+                        record,
+                        patch,
+                        expires_at,
+                        grace_until: now.saturating_add(expiry.renew_grace()),
+                    }));
+                }
+                outcome.set_cookie = new_cookie(&new_id, &deadlines, &live.life);
                 return;
             }
             if let Some(patch) = live.delta.patch(&live.original.data, now) {
@@ -132,18 +178,25 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                     patch,
                     expires_at,
                 });
-            } else if expiry.touch_due(live.original.last_seen, now) {
+            } else if expiry.touch_due_for(live.original.last_seen, now, &live.life) {
                 outcome.write = Some(Write::Touch {
                     key: key.clone(),
                     last_seen: now,
                     expires_at,
                 });
             }
+            if live.forwarded {
+                // The cookie's id is the renewed one; the renewing response sent the
+                // new cookie, and this one must not overwrite it.
+                return;
+            }
             if live.reissue {
                 outcome.events.push(Event::Reissued {
                     session: Some(key.fingerprint()),
                 });
-                outcome.set_cookie = new_cookie(&id, created);
+            }
+            if live.reissue || live.cookie_refresh {
+                outcome.set_cookie = new_cookie(&id, &deadlines, &live.life);
             }
         }
         None => {
@@ -151,9 +204,10 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                 outcome.events.push(Event::Destroyed {
                     session: live.destroyed_key.as_ref().map(StoreKey::fingerprint),
                 });
-                outcome.delete = live.destroyed_key;
+                outcome.delete = live.destroyed_key.take();
             }
-            if !live.delta.view_is_empty(&live.original.data) {
+            let deadlines = expiry.deadlines(now, now, &live.life);
+            if has_content(&live) && deadlines.expires_at() > now {
                 let id = SessionId::generate(rng);
                 let key = id.store_key(spec.store_namespace());
                 outcome.events.push(Event::Created {
@@ -162,14 +216,22 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                 outcome.write = Some(Write::Create {
                     key,
                     record: Record::new(now, live.delta.view(&live.original.data)),
-                    expires_at: expiry.expires_at(now, now),
+                    expires_at: deadlines.expires_at(),
                 });
-                outcome.set_cookie = new_cookie(&id, now);
+                outcome.set_cookie = new_cookie(&id, &deadlines, &live.life);
             } else if live.destroyed && cookie_present {
                 outcome.set_cookie = Some(spec.def().cookie.render_removal());
             }
         }
     }
+}
+
+/// Whether a new session has anything to store: lifetime choices alone do not create
+/// one (a handler may choose them for every visitor).
+pub(super) fn has_content(live: &Live) -> bool {
+    live.delta
+        .keys(&live.original.data)
+        .any(|key| key != LIFETIME_KEY)
 }
 
 #[cfg(test)]
@@ -228,7 +290,7 @@ mod tests {
             .expiry
             .idle_timeout()
             .expect("web has an idle timeout");
-        let ttl = spec(false).def().expiry.ttl();
+        let ttl = spec(false).def().expiry.ttl().expect("web has a ttl");
         let expect = |created: Timestamp, seen: Timestamp, now: Timestamp| {
             let mut next = SessionMachine::begin(spec(false), [cookie.as_bytes()], now);
             let key = next.load_request().expect("a load").fingerprint();

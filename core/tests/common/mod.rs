@@ -39,6 +39,8 @@ pub fn cookie_def() -> SessionDef {
 #[derive(Default)]
 pub struct Store {
     pub records: HashMap<StoreKey, (Record, Timestamp)>,
+    /// Renewed ids' forwards: old key → (new key, end of the grace window).
+    pub forwards: HashMap<StoreKey, (StoreKey, Timestamp)>,
     pub writes: usize,
 }
 
@@ -47,6 +49,14 @@ impl Store {
         match self.records.get(key) {
             Some((record, expires)) if *expires > now => LoadResult::Found(record.clone()),
             _ => LoadResult::Missing,
+        }
+    }
+
+    /// Where `key` forwards to at `now`, if it was renewed within its grace window.
+    pub fn forward(&self, key: &StoreKey, now: Timestamp) -> Option<StoreKey> {
+        match self.forwards.get(key) {
+            Some((to, until)) if *until > now => Some(to.clone()),
+            _ => None,
         }
     }
 
@@ -82,6 +92,17 @@ impl Store {
                     Some((record, exp)) => {
                         record.last_seen = *last_seen;
                         *exp = *expires_at;
+                    }
+                    None => result = WriteResult::Gone,
+                },
+                Write::Rotate(rotation) => match self.records.remove(&rotation.from) {
+                    Some((mut record, _)) => {
+                        rotation.patch.apply_to(&mut record);
+                        assert!(!self.records.contains_key(&rotation.to), "a fresh key");
+                        self.records
+                            .insert(rotation.to.clone(), (record, rotation.expires_at));
+                        self.forwards
+                            .insert(rotation.from.clone(), (rotation.to.clone(), rotation.grace_until));
                     }
                     None => result = WriteResult::Gone,
                 },
@@ -136,9 +157,14 @@ impl World {
         let headers: Vec<&[u8]> = cookie_header.map(str::as_bytes).into_iter().collect();
         let mut machine = SessionMachine::begin(self.spec.clone(), headers, self.now);
         if let Some(key) = machine.load_request().cloned() {
-            machine
-                .handle_load(self.store.load(&key, self.now), self.now)
-                .expect("load was requested");
+            match self.store.forward(&key, self.now) {
+                Some(to) => machine
+                    .handle_forwarded(to.clone(), self.store.load(&to, self.now), self.now)
+                    .expect("load was requested"),
+                None => machine
+                    .handle_load(self.store.load(&key, self.now), self.now)
+                    .expect("load was requested"),
+            }
         }
         machine
     }

@@ -6,6 +6,15 @@
 //! | `data` | `jsonb` | the session data, a JSON object, its strings [escaped](crate::escape) |
 //! | `created_at` | `timestamptz` | creation time |
 //! | `last_seen` | `timestamptz` | last-seen time |
+//! | `forward_to` | `bytea` | NULL for a record; in a forward, the new store key |
+//!
+//! A *forward* is the row a renewal ([`Driver::rotate`](sessionkit::Driver::rotate))
+//! leaves under the old key for the grace window: `forward_to` holds the 32-byte
+//! digest of the store key the record moved to (in the same namespace), `data` is `[]`
+//! (which no record has), and `expires_at` is the end of the grace window. Loads,
+//! patches and touches never take a forward for a record; a lookup answers it with
+//! the new key ([`decode_forward`]). A `forward_to` that is not 32 bytes makes the row
+//! undecodable.
 //!
 //! Timestamps are written with millisecond precision (sessionkit's unit) and clamped to
 //! 1970..=9999; a stored timestamp with finer precision is truncated to the
@@ -64,6 +73,9 @@ pub enum DecodeError {
     /// end of time (`infinity`).
     #[error("the stored `{0}` column is not a usable timestamp")]
     Timestamp(&'static str),
+    /// The `forward_to` column of a forward is not a 32-byte store key digest.
+    #[error("the stored `forward_to` column is not a store key")]
+    Forward,
 }
 
 /// A `timestamptz` parameter at millisecond precision.
@@ -127,6 +139,15 @@ pub fn decode_row(
         last_seen,
         data: decode_data(data)?,
     })
+}
+
+/// Decodes the `forward_to` column of a forward row (its raw `bytea` bytes): the digest
+/// of the store key the record moved to.
+///
+/// # Errors
+/// [`DecodeError::Forward`] when it is not 32 bytes.
+pub fn decode_forward(raw: &[u8]) -> Result<[u8; 32], DecodeError> {
+    raw.try_into().map_err(|_| DecodeError::Forward)
 }
 
 fn decode_data(raw: &[u8]) -> Result<Map<String, Value>, DecodeError> {
@@ -335,6 +356,18 @@ mod tests {
             .zip(numbers.as_array().into_iter().flatten())
         {
             assert_eq!(got.is_f64(), sent.is_f64(), "{sent}");
+        }
+    }
+
+    #[test]
+    fn forwards_hold_a_32_byte_digest() {
+        let digest: [u8; 32] = core::array::from_fn(|i| u8::try_from(i).unwrap_or(0));
+        assert_eq!(decode_forward(&digest).expect("a digest"), digest);
+        for bad in [&[][..], &[0; 31], &[0; 33], &[0xff; 64]] {
+            assert!(
+                matches!(decode_forward(bad), Err(DecodeError::Forward)),
+                "{bad:?}"
+            );
         }
     }
 

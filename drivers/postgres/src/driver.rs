@@ -1,4 +1,4 @@
-//! The driver: pool, settings, migration, and the five contract calls.
+//! The driver: pool, settings, migration, and the contract calls.
 
 use std::fmt;
 use std::future::Future;
@@ -8,7 +8,9 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
 use sessionkit::timeouts;
-use sessionkit::{Driver, DriverError, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+use sessionkit::{
+    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult,
+};
 use tokio_postgres::error::Severity;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Statement};
@@ -394,6 +396,17 @@ fn object_text<'a>(
     codec::data_text(entries).map_err(DriverError::backend)
 }
 
+/// A patch's removed keys (in their stored form, as `set` writes them) and the JSON
+/// text of its set keys.
+fn patch_params(patch: &Patch) -> Result<(Vec<String>, String), DriverError> {
+    let remove = patch
+        .remove
+        .iter()
+        .map(|k| escape::escape(k).into_owned())
+        .collect();
+    Ok((remove, object_text(&patch.set)?))
+}
+
 fn applied(rows: u64) -> WriteResult {
     if rows == 0 {
         WriteResult::Gone
@@ -404,6 +417,15 @@ fn applied(rows: u64) -> WriteResult {
 
 impl Driver for PostgresDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
+        Ok(match self.lookup(key).await? {
+            Lookup::Loaded(loaded) => loaded,
+            // A forward is not a record.
+            _ => LoadResult::Missing,
+        })
+    }
+
+    /// `load`, with the forward left by a renewal: the same single `SELECT`.
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
         let (namespace, digest) = (key.namespace().as_str(), &key.digest()[..]);
         let sql = &self.inner.sql.load;
         let row = self
@@ -412,15 +434,26 @@ impl Driver for PostgresDriver {
             })
             .await?;
         let Some(row) = row else {
-            return Ok(LoadResult::Missing);
+            return Ok(Lookup::Loaded(LoadResult::Missing));
         };
+        // The table's columns have other types than ours: a schema problem.
+        let forward = row.try_get::<_, Option<&[u8]>>(3).map_err(driver_error)?;
+        if let Some(forward) = forward {
+            return Ok(match codec::decode_forward(forward) {
+                Ok(to) => Lookup::Forwarded {
+                    to: StoreKey::from_digest(key.namespace().clone(), to),
+                },
+                Err(_) => Lookup::Loaded(LoadResult::Corrupt),
+            });
+        }
         let column = |i: usize| row.try_get::<_, Option<Raw<'_>>>(i).map(|raw| raw.map(|r| r.0));
         let (data, created, seen) = match (column(0), column(1), column(2)) {
             (Ok(data), Ok(created), Ok(seen)) => (data, created, seen),
-            // The table's columns have other types than ours: a schema problem.
             (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(driver_error(err)),
         };
-        Ok(codec::load_result(codec::decode_row(data, created, seen)))
+        Ok(Lookup::Loaded(codec::load_result(codec::decode_row(
+            data, created, seen,
+        ))))
     }
 
     async fn create(
@@ -453,13 +486,7 @@ impl Driver for PostgresDriver {
         patch: &Patch,
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
-        // Keys are removed by their stored form, as `set` writes them.
-        let remove: Vec<String> = patch
-            .remove
-            .iter()
-            .map(|k| escape::escape(k).into_owned())
-            .collect();
-        let set = object_text(&patch.set)?;
+        let (remove, set) = patch_params(patch)?;
         let params: [&(dyn ToSql + Sync); 7] = [
             &key.namespace().as_str(),
             &&key.digest()[..],
@@ -497,6 +524,46 @@ impl Driver for PostgresDriver {
         self.execute(&self.inner.sql.delete, Retry::Idempotent, &params)
             .await
             .map(drop)
+    }
+
+    /// One statement: moves the record to the new key with the patch applied and
+    /// turns the old row into a forward until the end of the grace window. See the
+    /// [crate documentation](crate).
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        let (from, to) = (&rotation.from, &rotation.to);
+        if from.namespace() != to.namespace() {
+            // A forward keeps only the digest, in the old key's namespace.
+            return Err(DriverError::backend(StoreError::CrossNamespaceRotation));
+        }
+        let (remove, set) = patch_params(&rotation.patch)?;
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &from.namespace().as_str(),
+            &&from.digest()[..],
+            &&to.digest()[..],
+            &rotation.patch.clear,
+            &remove,
+            &set.as_str(),
+            &PgTime::new(rotation.patch.last_seen),
+            &PgTime::new(rotation.expires_at),
+            &PgTime::new(rotation.grace_until),
+        ];
+        let sql = &self.inner.sql.rotate;
+        let params = &params;
+        // Not idempotent (a second run finds the forward): retried only when surely
+        // never sent.
+        let row = self
+            .run(sql, Retry::IfNotSent, move |client, statement| async move {
+                client.query_one(&statement, params).await
+            })
+            .await?;
+        let found = row.try_get::<_, bool>(0).map_err(driver_error)?;
+        let moved = row.try_get::<_, bool>(1).map_err(driver_error)?;
+        match (found, moved) {
+            (false, _) => Ok(WriteResult::Gone),
+            (true, true) => Ok(WriteResult::Applied),
+            // The new key holds a live row: as for a create, never overwritten.
+            (true, false) => Err(DriverError::Duplicate),
+        }
     }
 
     async fn close(&self) -> Result<(), DriverError> {

@@ -40,6 +40,11 @@ pub enum StoreError {
     /// ([`DriverError::Backend`], from `migrate`).
     #[error("the database encoding is {0}, but sessionkit needs UTF8")]
     Encoding(String),
+    /// A [`rotate`](sessionkit::Driver::rotate) whose two keys are in different
+    /// namespaces ([`DriverError::Backend`]): a forward keeps only the new key's
+    /// digest, in the old key's namespace. The session layer never asks for one.
+    #[error("a rotation must keep its namespace")]
+    CrossNamespaceRotation,
 }
 
 /// Whether a SQLSTATE means "the server cannot serve us right now".

@@ -13,7 +13,7 @@ mod escape;
 mod sql;
 
 pub use cleanup::{CleanupConfig, CleanupHandle, DEFAULT_CLEANUP_BATCH, DEFAULT_CLEANUP_INTERVAL};
-pub use codec::{DecodeError, MAX_MILLIS, decode_row};
+pub use codec::{DecodeError, MAX_MILLIS, decode_forward, decode_row};
 #[cfg(feature = "internal")]
 pub use codec::{decode_stored, encode_data};
 /// The pool crate, re-exported so [`PostgresDriver::from_pool`] gets a matching version.

@@ -15,12 +15,24 @@ pub(crate) struct Statements {
     /// The table as written (for `Debug` and logs).
     pub(crate) table: String,
     pub(crate) migrate: String,
+    /// Load and lookup: one statement that also returns `forward_to`.
     pub(crate) load: String,
     pub(crate) create: String,
     pub(crate) patch: String,
     pub(crate) touch: String,
     pub(crate) delete: String,
+    pub(crate) rotate: String,
     pub(crate) delete_expired: String,
+}
+
+/// The SQL of `column` with a patch applied: clear (if the boolean parameter `$first`
+/// says so), then remove the keys of `$first+1` (`text[]`), then set the object of
+/// `$first+2` (JSON text), as `Patch::apply_to`.
+fn patched_data(column: &str, first: usize) -> String {
+    let (clear, remove, set) = (first, first + 1, first + 2);
+    format!(
+        "((CASE WHEN ${clear}::boolean THEN '{{}}'::jsonb ELSE {column} END) - ${remove}::text[]) || ${set}::text::jsonb"
+    )
 }
 
 /// Checks one part of a table name.
@@ -78,37 +90,73 @@ impl Statements {
     created_at timestamptz NOT NULL,
     last_seen  timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
+    forward_to bytea,
     PRIMARY KEY (namespace, store_key)
 );
+ALTER TABLE {t} ADD COLUMN IF NOT EXISTS forward_to bytea;
 CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at);
 "
             ),
             load: format!(
-                "SELECT data, created_at, last_seen FROM {t} \
+                "SELECT data, created_at, last_seen, forward_to FROM {t} \
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now()"
             ),
-            // Insert-if-absent; an expired row under the key is replaced.
+            // Insert-if-absent; an expired row (record or forward) under the key is
+            // replaced.
             create: format!(
                 "INSERT INTO {t} AS s (namespace, store_key, data, created_at, last_seen, expires_at) \
                  VALUES ($1, $2, $3::text::jsonb, $4, $5, $6) \
                  ON CONFLICT (namespace, store_key) DO UPDATE SET \
                  data = EXCLUDED.data, created_at = EXCLUDED.created_at, \
-                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at \
+                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at, forward_to = NULL \
                  WHERE s.expires_at <= now()"
             ),
             // Clear, then remove, then set, as `Patch::apply_to`: in one statement that
-            // touches no row when the session is gone or expired.
+            // touches no row when the session is gone, expired or a forward.
             patch: format!(
                 "UPDATE {t} SET \
-                 data = ((CASE WHEN $3 THEN '{{}}'::jsonb ELSE data END) - $4::text[]) || $5::text::jsonb, \
+                 data = {patched}, \
                  last_seen = $6, expires_at = $7 \
-                 WHERE namespace = $1 AND store_key = $2 AND expires_at > now()"
+                 WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL",
+                patched = patched_data("data", 3)
             ),
             touch: format!(
                 "UPDATE {t} SET last_seen = $3, expires_at = $4 \
-                 WHERE namespace = $1 AND store_key = $2 AND expires_at > now()"
+                 WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL"
             ),
             delete: format!("DELETE FROM {t} WHERE namespace = $1 AND store_key = $2"),
+            // One statement: lock the live record under the old key ($2), insert it
+            // under the new key ($3) with the patch ($4 to $6, applied as `patch`
+            // applies it), last-seen time ($7) and expiry ($8), then turn the old row
+            // into a forward to $3 that expires at the end of the grace window ($9),
+            // or delete it when that end has passed. The forward's `data` is `[]`,
+            // which no record has. The old row changes only when the insert happened;
+            // the answer says whether a record was found and whether it moved (the
+            // new key was free).
+            rotate: format!(
+                "WITH old AS (\
+                 SELECT data, created_at FROM {t} \
+                 WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL \
+                 FOR UPDATE), \
+                 moved AS (\
+                 INSERT INTO {t} AS s (namespace, store_key, data, created_at, last_seen, expires_at) \
+                 SELECT $1::text, $3::bytea, {patched}, old.created_at, $7::timestamptz, $8::timestamptz FROM old \
+                 ON CONFLICT (namespace, store_key) DO UPDATE SET \
+                 data = EXCLUDED.data, created_at = EXCLUDED.created_at, \
+                 last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at, forward_to = NULL \
+                 WHERE s.expires_at <= now() \
+                 RETURNING 1), \
+                 forwarded AS (\
+                 UPDATE {t} SET data = '[]'::jsonb, forward_to = $3, expires_at = $9 \
+                 WHERE namespace = $1 AND store_key = $2 AND $9::timestamptz > now() AND EXISTS (SELECT 1 FROM moved) \
+                 RETURNING 1), \
+                 dropped AS (\
+                 DELETE FROM {t} \
+                 WHERE namespace = $1 AND store_key = $2 AND $9::timestamptz <= now() AND EXISTS (SELECT 1 FROM moved) \
+                 RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM old), EXISTS (SELECT 1 FROM moved)",
+                patched = patched_data("old.data", 4)
+            ),
             // A bounded batch, oldest first, skipping rows a request holds: row locks
             // only, never the whole table.
             delete_expired: format!(
@@ -162,10 +210,24 @@ mod tests {
             &s.patch,
             &s.touch,
             &s.delete,
+            &s.rotate,
             &s.delete_expired,
         ] {
             assert!(sql.contains("\"app\".\"sessions\""), "{sql}");
         }
         assert!(s.patch.contains("'{}'::jsonb"));
+        assert!(
+            s.migrate
+                .contains("ALTER TABLE \"app\".\"sessions\" ADD COLUMN IF NOT EXISTS forward_to bytea;")
+        );
+        // Forwards are never loaded, patched or touched as records.
+        for sql in [&s.patch, &s.touch] {
+            assert!(sql.contains("AND forward_to IS NULL"), "{sql}");
+        }
+        assert!(s.load.contains("forward_to"));
+        assert!(s.create.contains("forward_to = NULL"));
+        // Rotate applies the patch as `patch` does.
+        assert!(s.rotate.contains(&patched_data("old.data", 4)));
+        assert!(s.patch.contains(&patched_data("data", 3)));
     }
 }

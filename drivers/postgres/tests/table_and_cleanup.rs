@@ -75,18 +75,19 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         .map(|row| (row.get(0), row.get(1), row.get(2)))
         .collect();
     let expected = [
-        ("namespace", "text"),
-        ("store_key", "bytea"),
-        ("data", "jsonb"),
-        ("created_at", "timestamp with time zone"),
-        ("last_seen", "timestamp with time zone"),
-        ("expires_at", "timestamp with time zone"),
+        ("namespace", "text", "NO"),
+        ("store_key", "bytea", "NO"),
+        ("data", "jsonb", "NO"),
+        ("created_at", "timestamp with time zone", "NO"),
+        ("last_seen", "timestamp with time zone", "NO"),
+        ("expires_at", "timestamp with time zone", "NO"),
+        ("forward_to", "bytea", "YES"),
     ];
     assert_eq!(
         columns,
         expected
             .iter()
-            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned(), "NO".to_owned()))
+            .map(|(n, t, nullable)| ((*n).to_owned(), (*t).to_owned(), (*nullable).to_owned()))
             .collect::<Vec<_>>()
     );
     let indexes: Vec<String> = raw

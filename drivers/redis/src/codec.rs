@@ -15,10 +15,26 @@
 //! not UTF-8) makes the record undecodable: the driver reports it as
 //! [`LoadResult::Corrupt`], and the session layer logs
 //! it and treats it as missing.
+//!
+//! # Forwards
+//!
+//! When an id is renewed ([`Driver::rotate`](sessionkit::Driver::rotate)), the old key
+//! holds a *forward* for the grace window instead of a record: a hash with exactly one
+//! field,
+//!
+//! | field | value |
+//! |---|---|
+//! | `fwd` | the store key the record moved to: its 64 lowercase hex digits (the same namespace) |
+//!
+//! and the key expires at the end of the grace window. A record never has a `fwd`
+//! field (data fields all start with `d:`), so the same `HGETALL` that loads a record
+//! tells a forward apart ([`decode_entry`]). A forward holds a store key, never a
+//! session id. A hash with a `fwd` field and anything else, or whose `fwd` is not 64
+//! lowercase hex digits, is undecodable ([`DecodeError::Forward`]).
 
 use redis::Value as Reply;
 use serde_json::{Map, Value};
-use sessionkit::{LoadResult, Record, Timestamp};
+use sessionkit::{LoadResult, Record, StoreKey, Timestamp};
 
 /// The layout version written into field [`VERSION_FIELD`].
 pub const LAYOUT_VERSION: &str = "1";
@@ -30,6 +46,19 @@ pub const CREATED_FIELD: &str = "created";
 pub const SEEN_FIELD: &str = "seen";
 /// The prefix of every data field.
 pub const DATA_PREFIX: &str = "d:";
+/// The only field of a forward (see [Forwards](self#forwards)).
+pub const FORWARD_FIELD: &str = "fwd";
+
+/// What a session hash holds: a record, or a forward left by a renewal.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Entry {
+    /// A session record.
+    Record(Record),
+    /// A forward to the record's new store key, given by its digest (the namespace is
+    /// the forward's own).
+    Forward([u8; 32]),
+}
 
 /// Why a stored hash is not a record. The messages never include stored bytes.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +88,10 @@ pub enum DecodeError {
     /// A data value is not JSON.
     #[error("a stored data value is not JSON")]
     Json(#[source] serde_json::Error),
+    /// A hash with a `fwd` field that is not a forward: it has other fields too, or its
+    /// target is not 64 lowercase hex digits.
+    #[error("the stored hash is not a valid forward")]
+    Forward,
 }
 
 /// The hash fields `record` is stored as, in the layout described in the
@@ -93,7 +126,56 @@ pub(crate) fn millis(at: Timestamp) -> String {
     at.as_millis().to_string()
 }
 
-/// Decodes the fields of a stored hash.
+/// The value of the [`FORWARD_FIELD`] of a forward to `to`: its digest in lowercase
+/// hex.
+pub fn forward_value(to: &StoreKey) -> Vec<u8> {
+    to.to_hex().into_bytes()
+}
+
+/// The digest written by [`forward_value`]: exactly 64 lowercase hex digits.
+fn parse_forward(value: &[u8]) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if value.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(value.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(digest)
+}
+
+/// Decodes the fields of a stored hash: a record or a forward.
+///
+/// # Errors
+/// [`DecodeError`] when the fields are neither a record in the layout of the
+/// [module documentation](self) nor a [forward](self#forwards).
+pub fn decode_entry_fields<F, V>(fields: impl IntoIterator<Item = (F, V)>) -> Result<Entry, DecodeError>
+where
+    F: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let fields: Vec<(F, V)> = fields.into_iter().collect();
+    let is_forward = |(field, _): &(F, V)| field.as_ref() == FORWARD_FIELD.as_bytes();
+    if !fields.iter().any(is_forward) {
+        return decode_fields(fields).map(Entry::Record);
+    }
+    match fields.as_slice() {
+        [(_, value)] => parse_forward(value.as_ref())
+            .map(Entry::Forward)
+            .ok_or(DecodeError::Forward),
+        _ => Err(DecodeError::Forward),
+    }
+}
+
+/// Decodes the fields of a stored hash that holds a record (a forward is an
+/// [`UnknownField`](DecodeError::UnknownField) here; see [`decode_entry_fields`]).
 ///
 /// # Errors
 /// [`DecodeError`] when the fields are not a record in the layout of the
@@ -152,11 +234,11 @@ fn parse_millis(bytes: &[u8]) -> Option<Timestamp> {
 }
 
 /// Decodes a `HGETALL` reply (RESP2 array or RESP3 map): `Ok(None)` for an empty reply
-/// (no such key), the record, or why the reply is not one.
+/// (no such key), the record or forward, or why the reply is neither.
 ///
 /// # Errors
-/// [`DecodeError`] when the reply is not a record.
-pub fn decode_reply(reply: &Reply) -> Result<Option<Record>, DecodeError> {
+/// [`DecodeError`] when the reply is neither a record nor a forward.
+pub fn decode_entry(reply: &Reply) -> Result<Option<Entry>, DecodeError> {
     let mut reply = reply;
     // RESP3 may wrap a reply in attributes; unwrap a few levels, no more.
     for _ in 0..4 {
@@ -176,17 +258,29 @@ pub fn decode_reply(reply: &Reply) -> Result<Option<Record>, DecodeError> {
                 .chunks_exact(2)
                 .map(|pair| Ok((bytes_of(&pair[0])?, bytes_of(&pair[1])?)))
                 .collect::<Result<Vec<_>, DecodeError>>()?;
-            decode_fields(pairs).map(Some)
+            decode_entry_fields(pairs).map(Some)
         }
         Reply::Map(pairs) => {
             let pairs = pairs
                 .iter()
                 .map(|(field, value)| Ok((bytes_of(field)?, bytes_of(value)?)))
                 .collect::<Result<Vec<_>, DecodeError>>()?;
-            decode_fields(pairs).map(Some)
+            decode_entry_fields(pairs).map(Some)
         }
         _ => Err(DecodeError::NotAHash),
     }
+}
+
+/// Decodes a `HGETALL` reply as [`decode_entry`], keeping only a record: `Ok(None)`
+/// for an empty reply (no such key) and for a forward, which is not a record.
+///
+/// # Errors
+/// [`DecodeError`] when the reply is neither a record nor a forward.
+pub fn decode_reply(reply: &Reply) -> Result<Option<Record>, DecodeError> {
+    Ok(match decode_entry(reply)? {
+        Some(Entry::Record(record)) => Some(record),
+        Some(Entry::Forward(_)) | None => None,
+    })
 }
 
 fn bytes_of(reply: &Reply) -> Result<&[u8], DecodeError> {
@@ -197,11 +291,12 @@ fn bytes_of(reply: &Reply) -> Result<&[u8], DecodeError> {
     }
 }
 
-/// Maps a decoded reply to what a load returns.
-pub(crate) fn load_result(decoded: Result<Option<Record>, DecodeError>) -> LoadResult {
+/// Maps a decoded reply to what a load returns: a forward is not a record, so it loads
+/// as missing.
+pub(crate) fn load_result(decoded: Result<Option<Entry>, DecodeError>) -> LoadResult {
     match decoded {
-        Ok(Some(record)) => LoadResult::Found(record),
-        Ok(None) => LoadResult::Missing,
+        Ok(Some(Entry::Record(record))) => LoadResult::Found(record),
+        Ok(Some(Entry::Forward(_)) | None) => LoadResult::Missing,
         Err(_) => LoadResult::Corrupt,
     }
 }
@@ -213,6 +308,7 @@ pub(crate) fn load_result(decoded: Result<Option<Record>, DecodeError>) -> LoadR
 /// is parsed as a RESP reply and decoded like a `HGETALL` reply. Any other input is
 /// split on NUL bytes into alternating field names and values and decoded as hash
 /// fields, which lets a fuzzer reach the field decoder without building RESP framing.
+/// A [forward](self#forwards) decodes as [`LoadResult::Missing`], as `load` reports it.
 ///
 /// **Unstable**: only with the `internal` feature, which is not covered by semver; for
 /// the fuzz targets and the corpus replay tests, not for applications.
@@ -223,7 +319,7 @@ pub fn decode_stored(bytes: &[u8]) -> LoadResult {
             b'*' | b'%' | b'|' | b'_' | b'$' | b'+' | b'-' | b':' | b'~' | b'>' | b'#' | b',' | b'(' | b'!'
             | b'=',
         ) => match redis::parse_redis_value(bytes) {
-            Ok(reply) => load_result(decode_reply(&reply)),
+            Ok(reply) => load_result(decode_entry(&reply)),
             Err(_) => LoadResult::Corrupt,
         },
         _ => {
@@ -232,7 +328,7 @@ pub fn decode_stored(bytes: &[u8]) -> LoadResult {
                 return LoadResult::Corrupt;
             }
             let pairs = parts.chunks_exact(2).map(|pair| (pair[0], pair[1]));
-            load_result(decode_fields(pairs).map(Some))
+            load_result(decode_entry_fields(pairs).map(Some))
         }
     }
 }
@@ -333,6 +429,71 @@ mod tests {
             Reply::Array(vec![Reply::BulkString(b"v".to_vec())]),
         ] {
             assert!(decode_reply(&reply).is_err(), "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn forwards_decode_and_are_never_records() {
+        let to = sessionkit::StoreKey::from_digest(sessionkit::core::Namespace::shared(), [0xa5; 32]);
+        let value = forward_value(&to);
+        assert_eq!(value, "a5".repeat(32).into_bytes());
+        let fields = [(FORWARD_FIELD.as_bytes().to_vec(), value.clone())];
+        assert_eq!(
+            decode_entry_fields(fields.clone()).expect("a forward"),
+            Entry::Forward([0xa5; 32])
+        );
+        assert!(matches!(
+            decode_fields(fields.clone()),
+            Err(DecodeError::UnknownField)
+        ));
+        let reply = Reply::Array(vec![
+            Reply::BulkString(FORWARD_FIELD.into()),
+            Reply::BulkString(value.clone()),
+        ]);
+        assert_eq!(
+            decode_entry(&reply).expect("forward"),
+            Some(Entry::Forward([0xa5; 32]))
+        );
+        assert_eq!(decode_reply(&reply).expect("not a record"), None);
+        assert_eq!(load_result(decode_entry(&reply)), LoadResult::Missing);
+        let mut framed = b"fwd\x00".to_vec();
+        framed.extend_from_slice(&value);
+        assert_eq!(decode_stored(&framed), LoadResult::Missing);
+
+        // Records keep decoding as records.
+        let rec = record();
+        assert_eq!(
+            decode_entry_fields(encode_fields(&rec)).expect("a record"),
+            Entry::Record(rec)
+        );
+
+        let mut upper = value.clone();
+        upper.make_ascii_uppercase();
+        let bad: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
+            vec![(b"fwd".to_vec(), upper)],
+            vec![(b"fwd".to_vec(), value[..63].to_vec())],
+            vec![(b"fwd".to_vec(), [value.clone(), b"0".to_vec()].concat())],
+            vec![(b"fwd".to_vec(), b"g".repeat(64))],
+            vec![(b"fwd".to_vec(), "\u{e9}".repeat(32).into_bytes())],
+            vec![(b"fwd".to_vec(), value.clone()), (b"fwd".to_vec(), value.clone())],
+            vec![(b"fwd".to_vec(), value.clone()), (b"v".to_vec(), b"1".to_vec())],
+            [encode_fields(&record()), vec![(b"fwd".to_vec(), value.clone())]].concat(),
+        ];
+        for case in bad {
+            assert!(
+                matches!(decode_entry_fields(case.clone()), Err(DecodeError::Forward)),
+                "{case:?}"
+            );
+            let mut framed = Vec::new();
+            for (i, (field, value)) in case.iter().enumerate() {
+                if i > 0 {
+                    framed.push(0);
+                }
+                framed.extend_from_slice(field);
+                framed.push(0);
+                framed.extend_from_slice(value);
+            }
+            assert_eq!(decode_stored(&framed), LoadResult::Corrupt, "{case:?}");
         }
     }
 

@@ -1,4 +1,4 @@
-//! The driver: connection, key layout, and the five contract calls.
+//! The driver: connection, key layout, and the contract calls.
 
 use std::fmt;
 use std::future::Future;
@@ -8,10 +8,12 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 use sessionkit::timeouts;
-use sessionkit::{Driver, DriverError, LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+use sessionkit::{
+    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, WriteResult,
+};
 
-use crate::codec;
-use crate::error::{SetupError, driver_error, is_unavailable};
+use crate::codec::{self, DecodeError, Entry};
+use crate::error::{SetupError, StoreError, driver_error, is_unavailable};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "sessionkit:";
@@ -227,17 +229,72 @@ impl RedisDriver {
     }
 
     async fn save(&self, key: &StoreKey, retry: Retry, args: Vec<Vec<u8>>) -> Result<bool, DriverError> {
+        self.run_script(&[self.redis_key(key)], retry, args)
+            .await
+            .map(|applied| applied == 1)
+    }
+
+    /// Runs the save script (`save.lua`) on `keys` with `args`; returns its answer.
+    async fn run_script(
+        &self,
+        keys: &[String],
+        retry: Retry,
+        args: Vec<Vec<u8>>,
+    ) -> Result<i64, DriverError> {
+        self.run(retry, |mut manager| {
+            let mut invocation = self.script.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in &args {
+                invocation.arg(arg.as_slice());
+            }
+            async move { invocation.invoke_async(&mut manager).await }
+        })
+        .await
+    }
+
+    /// One `HGETALL` of `key`, decoded: a record, a forward, nothing, or why the
+    /// stored value is neither.
+    async fn fetch(&self, key: &StoreKey) -> Result<Result<Option<Entry>, DecodeError>, DriverError> {
         let redis_key = self.redis_key(key);
-        let applied: i64 = self
-            .run(retry, |mut manager| {
-                let mut invocation = self.script.key(&redis_key);
-                for arg in &args {
-                    invocation.arg(arg.as_slice());
-                }
-                async move { invocation.invoke_async(&mut manager).await }
+        let reply = self
+            .run(Retry::Idempotent, |mut manager| {
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(&redis_key);
+                async move { cmd.query_async::<redis::Value>(&mut manager).await }
             })
-            .await?;
-        Ok(applied == 1)
+            .await;
+        match reply {
+            Ok(redis::Value::ServerError(err)) => {
+                if err.code() == "WRONGTYPE" {
+                    Ok(Err(DecodeError::NotAHash))
+                } else {
+                    Err(driver_error(err.into()))
+                }
+            }
+            Ok(reply) => Ok(codec::decode_entry(&reply)),
+            Err(DriverError::Backend(source))
+                if source
+                    .downcast_ref::<RedisError>()
+                    .is_some_and(|err| err.code() == Some("WRONGTYPE")) =>
+            {
+                // A key of another type under our name: a foreign record.
+                Ok(Err(DecodeError::NotAHash))
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// The patch arguments of the save script: clear flag, removed fields, set pairs.
+fn push_patch_args(args: &mut Vec<Vec<u8>>, patch: &Patch) {
+    args.push(if patch.clear { b"1".to_vec() } else { b"0".to_vec() });
+    args.push(patch.remove.len().to_string().into_bytes());
+    args.extend(patch.remove.iter().map(|name| codec::data_field(name)));
+    for (name, value) in &patch.set {
+        args.push(codec::data_field(name));
+        args.push(codec::json(value));
     }
 }
 
@@ -266,33 +323,17 @@ fn wrap(result: bool) -> WriteResult {
 
 impl Driver for RedisDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
-        let redis_key = self.redis_key(key);
-        let reply = self
-            .run(Retry::Idempotent, |mut manager| {
-                let mut cmd = redis::cmd("HGETALL");
-                cmd.arg(&redis_key);
-                async move { cmd.query_async::<redis::Value>(&mut manager).await }
-            })
-            .await;
-        match reply {
-            Ok(redis::Value::ServerError(err)) => {
-                if err.code() == "WRONGTYPE" {
-                    Ok(LoadResult::Corrupt)
-                } else {
-                    Err(driver_error(err.into()))
-                }
-            }
-            Ok(reply) => Ok(codec::load_result(codec::decode_reply(&reply))),
-            Err(DriverError::Backend(source))
-                if source
-                    .downcast_ref::<RedisError>()
-                    .is_some_and(|err| err.code() == Some("WRONGTYPE")) =>
-            {
-                // A key of another type under our name: a foreign record.
-                Ok(LoadResult::Corrupt)
-            }
-            Err(err) => Err(err),
-        }
+        self.fetch(key).await.map(codec::load_result)
+    }
+
+    /// `load`, with the forward left by a renewal: the same single `HGETALL`.
+    async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
+        Ok(match self.fetch(key).await? {
+            Ok(Some(Entry::Forward(digest))) => Lookup::Forwarded {
+                to: StoreKey::from_digest(key.namespace().clone(), digest),
+            },
+            decoded => Lookup::Loaded(codec::load_result(decoded)),
+        })
     }
 
     async fn create(
@@ -327,13 +368,7 @@ impl Driver for RedisDriver {
         args.push(b"patch".to_vec());
         args.push(expiry_arg(expires_at));
         args.push(codec::millis(patch.last_seen).into_bytes());
-        args.push(if patch.clear { b"1".to_vec() } else { b"0".to_vec() });
-        args.push(patch.remove.len().to_string().into_bytes());
-        args.extend(patch.remove.iter().map(|name| codec::data_field(name)));
-        for (name, value) in &patch.set {
-            args.push(codec::data_field(name));
-            args.push(codec::json(value));
-        }
+        push_patch_args(&mut args, patch);
         // Applying the same patch twice gives the same record, so a retry is safe.
         self.save(key, Retry::Idempotent, args).await.map(wrap)
     }
@@ -361,6 +396,33 @@ impl Driver for RedisDriver {
         })
         .await
         .map(drop)
+    }
+
+    /// One `EVALSHA` of the save script: atomically renames the record to the new key,
+    /// applies the patch there, and leaves a forward under the old key that expires at
+    /// the end of the grace window. See the [crate documentation](crate).
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        if rotation.from.namespace() != rotation.to.namespace() {
+            // A forward keeps only the digest, in the old key's namespace.
+            return Err(DriverError::backend(StoreError::CrossNamespaceRotation));
+        }
+        let patch = &rotation.patch;
+        let mut args = Vec::with_capacity(7 + patch.remove.len() + 2 * patch.set.len());
+        args.push(b"rotate".to_vec());
+        args.push(expiry_arg(rotation.expires_at));
+        args.push(codec::millis(patch.last_seen).into_bytes());
+        args.push(expiry_arg(rotation.grace_until));
+        args.push(codec::forward_value(&rotation.to));
+        push_patch_args(&mut args, patch);
+        let keys = [self.redis_key(&rotation.from), self.redis_key(&rotation.to)];
+        // Not idempotent (a second run finds the forward): retried only when surely
+        // never sent.
+        match self.run_script(&keys, Retry::IfNotSent, args).await? {
+            1 => Ok(WriteResult::Applied),
+            // The new key is taken: as for a create, never overwritten.
+            2 => Err(DriverError::Duplicate),
+            _ => Ok(WriteResult::Gone),
+        }
     }
 
     async fn close(&self) -> Result<(), DriverError> {

@@ -25,6 +25,17 @@ pub enum SetupError {
     Connect(#[source] DriverError),
 }
 
+/// Errors of this driver's own, found as the source of a [`DriverError`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A [`rotate`](sessionkit::Driver::rotate) whose two keys are in different
+    /// namespaces ([`DriverError::Backend`]): a forward keeps only the new key's
+    /// digest, in the old key's namespace. The session layer never asks for one.
+    #[error("a rotation must keep its namespace")]
+    CrossNamespaceRotation,
+}
+
 /// Whether `err` means "the store cannot be reached right now" rather than "the store
 /// refused this request".
 pub(crate) fn is_unavailable(err: &RedisError) -> bool {

@@ -15,4 +15,4 @@ pub use driver::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
     RedisDriver, RedisDriverBuilder,
 };
-pub use error::SetupError;
+pub use error::{SetupError, StoreError};

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
 use actix_web::web::{self, Bytes, Path};
-use actix_web::{App, HttpResponse, HttpServer};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use sessionkit::Sessions;
 use sessionkit_actix::{NamedSessions, Session, SessionMiddleware, SessionRejection};
 use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult};
@@ -32,16 +32,28 @@ fn to_response(reply: DemoResponse) -> HttpResponse {
     response.body(reply.body)
 }
 
+fn user_agent(request: &HttpRequest) -> Option<&str> {
+    request.headers().get(USER_AGENT).and_then(|v| v.to_str().ok())
+}
+
 async fn admin(named: &NamedSessions) -> Result<sessionkit::Session, SessionRejection> {
     named.get("admin").await
 }
 
 async fn page(web: Session, named: NamedSessions) -> Reply {
-    respond(demo::page(&web, &admin(&named).await?))
+    respond(demo::page(&web, &admin(&named).await?).await)
 }
 
-async fn form_login(web: Session, body: Bytes) -> Reply {
-    respond(demo::form_login(&web, &body))
+async fn form_login(web: Session, request: HttpRequest, body: Bytes) -> Reply {
+    respond(demo::form_login(&web, &body, user_agent(&request)))
+}
+
+async fn form_end_device(web: Session, handle: Path<String>) -> Reply {
+    respond(demo::form_end_device(&web, &handle).await)
+}
+
+async fn form_logout_everywhere(web: Session) -> Reply {
+    respond(demo::form_logout_everywhere(&web).await)
 }
 
 async fn form_logout(web: Session) -> Reply {
@@ -64,8 +76,24 @@ async fn api_visit(web: Session) -> Reply {
     respond(demo::api_visit(&web))
 }
 
-async fn api_login(web: Session, body: Bytes) -> Reply {
-    respond(demo::api_login(&web, &body))
+async fn api_login(web: Session, request: HttpRequest, body: Bytes) -> Reply {
+    respond(demo::api_login(&web, &body, user_agent(&request)))
+}
+
+async fn api_sessions(web: Session) -> Reply {
+    respond(demo::api_sessions(&web).await)
+}
+
+async fn api_revoke_others(web: Session) -> Reply {
+    respond(demo::api_revoke_others(&web).await)
+}
+
+async fn api_end_session(web: Session, handle: Path<String>) -> Reply {
+    respond(demo::api_end_session(&web, &handle).await)
+}
+
+async fn api_logout_everywhere(web: Session) -> Reply {
+    respond(demo::api_logout_everywhere(&web).await)
 }
 
 async fn api_logout(web: Session) -> Reply {
@@ -121,12 +149,18 @@ fn app(
         .app_data(web::PayloadConfig::new(demo::MAX_BODY))
         .service(web::resource("/").route(web::get().to(page)))
         .service(web::resource("/login").route(web::post().to(form_login)))
+        .service(web::resource("/devices/{handle}/end").route(web::post().to(form_end_device)))
+        .service(web::resource("/logout-everywhere").route(web::post().to(form_logout_everywhere)))
         .service(web::resource("/logout").route(web::post().to(form_logout)))
         .service(web::resource("/admin/enter").route(web::post().to(form_admin_enter)))
         .service(web::resource("/admin/leave").route(web::post().to(form_admin_leave)))
         .service(web::resource("/api/session").route(web::get().to(api_session)))
         .service(web::resource("/api/visit").route(web::post().to(api_visit)))
         .service(web::resource("/api/login").route(web::post().to(api_login)))
+        .service(web::resource("/api/sessions").route(web::get().to(api_sessions)))
+        .service(web::resource("/api/sessions/revoke-others").route(web::post().to(api_revoke_others)))
+        .service(web::resource("/api/sessions/{handle}").route(web::delete().to(api_end_session)))
+        .service(web::resource("/api/logout-everywhere").route(web::post().to(api_logout_everywhere)))
         .service(web::resource("/api/logout").route(web::post().to(api_logout)))
         .service(web::resource("/api/admin/enter").route(web::post().to(api_admin_enter)))
         .service(web::resource("/api/admin/leave").route(web::post().to(api_admin_leave)))

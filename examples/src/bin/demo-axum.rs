@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use sessionkit::Sessions;
 use sessionkit_axum::{NamedSessions, Session, SessionLayer, SessionRejection};
 use sessionkit_examples::demo::{self, DemoError, DemoResponse, DemoResult};
@@ -32,6 +32,10 @@ fn to_response(reply: DemoResponse) -> Response {
     response
 }
 
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
+}
+
 async fn admin(sessions: &NamedSessions) -> Result<sessionkit::Session, Response> {
     sessions.get("admin").await.map_err(IntoResponse::into_response)
 }
@@ -42,12 +46,27 @@ fn app(sessions: Sessions) -> Router {
             "/",
             get(|web: Session, named: NamedSessions| async move {
                 match admin(&named).await {
-                    Ok(admin) => respond(demo::page(&web, &admin)),
+                    Ok(admin) => respond(demo::page(&web, &admin).await),
                     Err(response) => response,
                 }
             }),
         )
-        .route("/login", post(|web: Session, body: Bytes| async move { respond(demo::form_login(&web, &body)) }))
+        .route(
+            "/login",
+            post(|web: Session, headers: HeaderMap, body: Bytes| async move {
+                respond(demo::form_login(&web, &body, user_agent(&headers)))
+            }),
+        )
+        .route(
+            "/devices/{handle}/end",
+            post(|web: Session, Path(handle): Path<String>| async move {
+                respond(demo::form_end_device(&web, &handle).await)
+            }),
+        )
+        .route(
+            "/logout-everywhere",
+            post(|web: Session| async move { respond(demo::form_logout_everywhere(&web).await) }),
+        )
         .route("/logout", post(|web: Session| async move { respond(demo::form_logout(&web)) }))
         .route(
             "/admin/enter",
@@ -77,7 +96,27 @@ fn app(sessions: Sessions) -> Router {
             }),
         )
         .route("/api/visit", post(|web: Session| async move { respond(demo::api_visit(&web)) }))
-        .route("/api/login", post(|web: Session, body: Bytes| async move { respond(demo::api_login(&web, &body)) }))
+        .route(
+            "/api/login",
+            post(|web: Session, headers: HeaderMap, body: Bytes| async move {
+                respond(demo::api_login(&web, &body, user_agent(&headers)))
+            }),
+        )
+        .route("/api/sessions", get(|web: Session| async move { respond(demo::api_sessions(&web).await) }))
+        .route(
+            "/api/sessions/revoke-others",
+            post(|web: Session| async move { respond(demo::api_revoke_others(&web).await) }),
+        )
+        .route(
+            "/api/sessions/{handle}",
+            delete(|web: Session, Path(handle): Path<String>| async move {
+                respond(demo::api_end_session(&web, &handle).await)
+            }),
+        )
+        .route(
+            "/api/logout-everywhere",
+            post(|web: Session| async move { respond(demo::api_logout_everywhere(&web).await) }),
+        )
         .route("/api/logout", post(|web: Session| async move { respond(demo::api_logout(&web)) }))
         .route(
             "/api/admin/enter",

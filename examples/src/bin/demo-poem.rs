@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use poem::error::{NotFoundError, ReadBodyError};
-use poem::http::{StatusCode, header};
+use poem::http::{HeaderMap, StatusCode, header};
 use poem::listener::TcpAcceptor;
 use poem::web::Path;
 use poem::{Body, Endpoint, EndpointExt, Response, Route, Server, get, handler, post};
@@ -57,12 +57,50 @@ async fn admin(named: &NamedSessions) -> Result<sessionkit::Session, SessionReje
 
 #[handler]
 async fn page(web: Session, named: NamedSessions) -> poem::Result<Response> {
-    respond(demo::page(&web, &admin(&named).await?))
+    respond(demo::page(&web, &admin(&named).await?).await)
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
 }
 
 #[handler]
-async fn form_login(web: Session, body: Body) -> poem::Result<Response> {
-    respond(read(body).await.and_then(|form| demo::form_login(&web, &form)))
+async fn form_login(web: Session, headers: &HeaderMap, body: Body) -> poem::Result<Response> {
+    respond(
+        read(body)
+            .await
+            .and_then(|form| demo::form_login(&web, &form, user_agent(headers))),
+    )
+}
+
+#[handler]
+async fn form_end_device(web: Session, Path(handle): Path<String>) -> poem::Result<Response> {
+    respond(demo::form_end_device(&web, &handle).await)
+}
+
+#[handler]
+async fn form_logout_everywhere(web: Session) -> poem::Result<Response> {
+    respond(demo::form_logout_everywhere(&web).await)
+}
+
+#[handler]
+async fn api_sessions(web: Session) -> poem::Result<Response> {
+    respond(demo::api_sessions(&web).await)
+}
+
+#[handler]
+async fn api_end_session(web: Session, Path(handle): Path<String>) -> poem::Result<Response> {
+    respond(demo::api_end_session(&web, &handle).await)
+}
+
+#[handler]
+async fn api_revoke_others(web: Session) -> poem::Result<Response> {
+    respond(demo::api_revoke_others(&web).await)
+}
+
+#[handler]
+async fn api_logout_everywhere(web: Session) -> poem::Result<Response> {
+    respond(demo::api_logout_everywhere(&web).await)
 }
 
 #[handler]
@@ -91,8 +129,12 @@ fn api_visit(web: Session) -> poem::Result<Response> {
 }
 
 #[handler]
-async fn api_login(web: Session, body: Body) -> poem::Result<Response> {
-    respond(read(body).await.and_then(|body| demo::api_login(&web, &body)))
+async fn api_login(web: Session, headers: &HeaderMap, body: Body) -> poem::Result<Response> {
+    respond(
+        read(body)
+            .await
+            .and_then(|body| demo::api_login(&web, &body, user_agent(headers))),
+    )
 }
 
 #[handler]
@@ -143,6 +185,8 @@ fn app(sessions: Sessions) -> impl Endpoint {
     Route::new()
         .at("/", get(page))
         .at("/login", post(form_login))
+        .at("/devices/:handle/end", post(form_end_device))
+        .at("/logout-everywhere", post(form_logout_everywhere))
         .at("/logout", post(form_logout))
         .at("/admin/enter", post(form_admin_enter))
         .at("/admin/leave", post(form_admin_leave))
@@ -150,6 +194,10 @@ fn app(sessions: Sessions) -> impl Endpoint {
         .at("/api/visit", post(api_visit))
         .at("/api/login", post(api_login))
         .at("/api/logout", post(api_logout))
+        .at("/api/sessions", get(api_sessions))
+        .at("/api/sessions/revoke-others", post(api_revoke_others))
+        .at("/api/sessions/:handle", poem::delete(api_end_session))
+        .at("/api/logout-everywhere", post(api_logout_everywhere))
         .at("/api/admin/enter", post(api_admin_enter))
         .at("/api/admin/leave", post(api_admin_leave))
         .at(

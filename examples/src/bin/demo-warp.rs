@@ -77,6 +77,11 @@ impl BodyRejection {
 /// `content_length_limit`, which refuses chunked (and HTTP/2) bodies without a
 /// `Content-Length`; so the body is read as a stream and refused as soon as it is too
 /// large, whatever the headers say.
+/// The request's `User-Agent`, if it has one.
+fn user_agent() -> BoxedFilter<(Option<String>,)> {
+    warp::header::optional::<String>("user-agent").boxed()
+}
+
 fn body() -> BoxedFilter<(Bytes,)> {
     warp::body::stream().and_then(collect).boxed()
 }
@@ -123,13 +128,40 @@ fn app(sessions: Sessions) -> BoxedFilter<(Response,)> {
         warp::path::end()
             .and(get())
             .and(web.clone())
-            .and_then(|c: SessionContext, web: Session| with_admin(c, move |admin| demo::page(&web, admin)))
+            .and_then(|c: SessionContext, web: Session| async move {
+                let result = match c.named("admin").await {
+                    Ok(admin) => demo::page(&web, &admin).await,
+                    Err(error) => Err(DemoError::Session(error)),
+                };
+                finish(c, result).await
+            })
             .boxed(),
         warp::path!("login")
             .and(warp::post())
             .and(body())
+            .and(user_agent())
             .and(web.clone())
-            .and_then(|form: Bytes, c: SessionContext, web: Session| finish(c, demo::form_login(&web, &form)))
+            .and_then(
+                |form: Bytes, ua: Option<String>, c: SessionContext, web: Session| {
+                    finish(c, demo::form_login(&web, &form, ua.as_deref()))
+                },
+            )
+            .boxed(),
+        warp::path!("devices" / String / "end")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|handle: String, c: SessionContext, web: Session| async move {
+                let result = demo::form_end_device(&web, &handle).await;
+                finish(c, result).await
+            })
+            .boxed(),
+        warp::path!("logout-everywhere")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| async move {
+                let result = demo::form_logout_everywhere(&web).await;
+                finish(c, result).await
+            })
             .boxed(),
         warp::path!("logout")
             .and(warp::post())
@@ -165,8 +197,45 @@ fn app(sessions: Sessions) -> BoxedFilter<(Response,)> {
         warp::path!("api" / "login")
             .and(warp::post())
             .and(body())
+            .and(user_agent())
             .and(web.clone())
-            .and_then(|body: Bytes, c: SessionContext, web: Session| finish(c, demo::api_login(&web, &body)))
+            .and_then(
+                |body: Bytes, ua: Option<String>, c: SessionContext, web: Session| {
+                    finish(c, demo::api_login(&web, &body, ua.as_deref()))
+                },
+            )
+            .boxed(),
+        warp::path!("api" / "sessions")
+            .and(get())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| async move {
+                let result = demo::api_sessions(&web).await;
+                finish(c, result).await
+            })
+            .boxed(),
+        warp::path!("api" / "sessions" / "revoke-others")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| async move {
+                let result = demo::api_revoke_others(&web).await;
+                finish(c, result).await
+            })
+            .boxed(),
+        warp::path!("api" / "sessions" / String)
+            .and(warp::delete())
+            .and(web.clone())
+            .and_then(|handle: String, c: SessionContext, web: Session| async move {
+                let result = demo::api_end_session(&web, &handle).await;
+                finish(c, result).await
+            })
+            .boxed(),
+        warp::path!("api" / "logout-everywhere")
+            .and(warp::post())
+            .and(web.clone())
+            .and_then(|c: SessionContext, web: Session| async move {
+                let result = demo::api_logout_everywhere(&web).await;
+                finish(c, result).await
+            })
             .boxed(),
         warp::path!("api" / "logout")
             .and(warp::post())

@@ -5,10 +5,11 @@ use std::error::Error;
 use std::fmt;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use sessionkit::{Registry, Sessions};
+use sessionkit::{LimitPolicy, Registry, SessionLimit, Sessions};
 use tokio::net::TcpListener;
 
 /// The demo's command line.
@@ -78,6 +79,9 @@ impl StartupError {
     }
 }
 
+/// How many `web` sessions one user may have in the demo.
+pub const WEB_SESSIONS_PER_USER: u32 = 5;
+
 /// Builds the demo's registry on `driver`: the built-in `web` and `admin` sessions,
 /// moved to that driver.
 ///
@@ -111,6 +115,13 @@ pub async fn build_sessions(driver: Driver) -> Result<Sessions, Box<dyn Error>> 
     for name in ["web", "admin"] {
         if let Some(def) = registry.session_mut(name) {
             def.driver = sessionkit::DriverChoice::named(driver.name())?;
+            if name == "web" {
+                // At most 5 signed-in devices per user; a sixth sign-in ends the oldest.
+                def.user_limit = Some(SessionLimit::new(
+                    NonZeroU32::new(WEB_SESSIONS_PER_USER).unwrap_or(NonZeroU32::MIN),
+                    LimitPolicy::EvictOldest,
+                ));
+            }
         }
     }
     Ok(registry.build()?)

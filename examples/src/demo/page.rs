@@ -1,10 +1,44 @@
 //! The demo's one HTML page.
 
-use html_escape::{encode_text, encode_text_to_string};
+use html_escape::{encode_double_quoted_attribute, encode_text, encode_text_to_string};
+
+use super::Device;
+
+/// The "your devices" list: one row per session of the user, with a sign-out button
+/// for every other one, and "sign out everywhere".
+fn devices_html(devices: &[Device]) -> String {
+    if devices.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from(r#"<h2>Your devices</h2><ul class="devices">"#);
+    for device in devices {
+        html.push_str("<li><span>");
+        encode_text_to_string(device.label.as_deref().unwrap_or("unknown device"), &mut html);
+        html.push_str("</span>");
+        if device.current {
+            html.push_str(r#" <span class="badge on">this device</span>"#);
+        } else {
+            html.push_str(r#" <form method="post" action="/devices/"#);
+            html.push_str(&encode_double_quoted_attribute(&device.handle));
+            html.push_str(r#"/end"><button class="secondary">Sign out</button></form>"#);
+        }
+        html.push_str("</li>");
+    }
+    html.push_str(
+        r#"</ul><form method="post" action="/logout-everywhere"><button class="secondary">Sign out everywhere</button></form>"#,
+    );
+    html
+}
 
 /// The page for a visitor: who is signed in, the visit count, admin mode and the
 /// flash messages taken on this request. User text is escaped.
-pub fn render(user: Option<&str>, visits: u64, admin: bool, flashes: &[String]) -> String {
+pub fn render(
+    user: Option<&str>,
+    visits: u64,
+    admin: bool,
+    flashes: &[String],
+    devices: &[Device],
+) -> String {
     let mut flash_html = String::new();
     for message in flashes {
         flash_html.push_str(r#"<p class="flash">"#);
@@ -14,11 +48,14 @@ pub fn render(user: Option<&str>, visits: u64, admin: bool, flashes: &[String]) 
     let account = match user {
         Some(user) => format!(
             r#"<p>Signed in as <strong>{}</strong>.</p>
-      <form method="post" action="/logout"><button>Sign out</button></form>"#,
-            encode_text(user)
+      <form method="post" action="/logout"><button>Sign out</button></form>
+      {}"#,
+            encode_text(user),
+            devices_html(devices)
         ),
         None => r#"<form method="post" action="/login" class="row">
         <input name="user" placeholder="Your name" maxlength="64" required autofocus>
+        <label><input type="checkbox" name="remember"> Remember me</label>
         <button>Sign in</button>
       </form>"#
             .to_owned(),
@@ -78,6 +115,7 @@ const STYLE: &str = r"
     .badge { display: inline-block; padding: .1rem .6rem; border-radius: 999px; background: rgba(127,127,127,.2);
              font-size: .85rem; }
     .badge.on { background: #fef3c7; color: #92400e; }
+    .devices { padding-left: 1.2rem; } .devices li { margin: .3rem 0; } .devices form { display: inline; }
     footer { font-size: .8rem; opacity: .6; margin-top: 1.5rem; }
   ";
 
@@ -87,7 +125,29 @@ mod tests {
 
     #[test]
     fn user_text_is_escaped() {
-        let html = render(Some("<script>"), 3, true, &["a & b".to_owned()]);
+        let devices = [
+            Device {
+                handle: "h1".into(),
+                label: Some("<b>Firefox</b>".into()),
+                created: 0,
+                last_seen: 0,
+                current: true,
+            },
+            Device {
+                handle: "h2".into(),
+                label: None,
+                created: 0,
+                last_seen: 0,
+                current: false,
+            },
+        ];
+        let html = render(Some("<script>"), 3, true, &["a & b".to_owned()], &devices);
+        assert!(
+            html.contains("&lt;b&gt;Firefox&lt;/b&gt;") && html.contains("this device"),
+            "{html}"
+        );
+        assert!(html.contains(r#"action="/devices/h2/end""#) && !html.contains("/devices/h1/end"));
+        assert!(html.contains(r#"action="/logout-everywhere""#));
         assert!(
             html.contains("Signed in as <strong>&lt;script&gt;</strong>"),
             "{html}"
@@ -98,8 +158,9 @@ mod tests {
 
     #[test]
     fn signed_out_page_offers_sign_in() {
-        let html = render(None, 1, false, &[]);
+        let html = render(None, 1, false, &[], &[]);
         assert!(html.contains(r#"action="/login""#) && html.contains("/admin/enter"));
+        assert!(html.contains(r#"type="checkbox" name="remember""#));
         assert!(!html.contains("Signed in as") && !html.contains(r#"class="flash""#));
     }
 }

@@ -1,6 +1,7 @@
 //! The embedded default store: sharded, bounded, expiring, flood-resistant, in process
 //! memory.
 
+mod forwards;
 mod hash;
 mod shard;
 mod tombstones;
@@ -8,7 +9,9 @@ mod tombstones;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use sessionkit_core::{LoadResult, Patch, Record, StoreKey, Timestamp, WriteResult};
+use std::collections::{HashMap, HashSet};
+
+use sessionkit_core::{LoadResult, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult};
 
 use self::shard::{Limits, Segment, Shard};
 use crate::clock::{SharedClock, SystemClock};
@@ -84,7 +87,15 @@ pub struct MemoryDriver {
     per_shard: usize,
     clock: SharedClock,
     closed: AtomicBool,
+    /// Per-user indexes: the keys of the records bound to each user. Entries are
+    /// checked against the record when listed (a key whose record is gone or bound to
+    /// someone else is dropped then), so a delete or an expiry needs no index work.
+    users: Mutex<HashMap<UserKey, HashSet<StoreKey>>>,
 }
+
+/// Past this many keys in one user's index, adding one first drops the keys whose
+/// records are gone, so a user who never lists cannot grow it without bound.
+const USER_INDEX_PRUNE_AT: usize = 64;
 
 /// Builds a [`MemoryDriver`].
 #[derive(Debug)]
@@ -122,6 +133,7 @@ impl MemoryDriverBuilder {
             shards,
             clock: self.clock,
             closed: AtomicBool::new(false),
+            users: Mutex::default(),
         }
     }
 }
@@ -160,15 +172,35 @@ impl MemoryDriver {
         if self.closed.load(Ordering::Acquire) {
             return Err(DriverError::Closed);
         }
+        let mut shard = lock(&self.shards[self.index(key)]);
+        shard.purge(now);
+        Ok(shard)
+    }
+
+    /// Adds `key` to the index of `user`.
+    fn index_user(&self, user: UserKey, key: &StoreKey) {
+        let now = self.clock.now();
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = users.entry(user).or_default();
+        if keys.len() >= USER_INDEX_PRUNE_AT {
+            keys.retain(|k| {
+                self.shard(k, now)
+                    .is_ok_and(|mut shard| shard.live(k, now).is_some())
+            });
+        }
+        keys.insert(key.clone());
+    }
+
+    fn index(&self, key: &StoreKey) -> usize {
         let digest = key.digest();
         let bits = u64::from_le_bytes([
             digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
         ]);
         // The digest is uniformly distributed, so its low bits pick a shard evenly.
-        let index = usize::try_from(bits % self.shards.len() as u64).unwrap_or(0);
-        let mut shard = lock(&self.shards[index]);
-        shard.purge(now);
-        Ok(shard)
+        usize::try_from(bits % self.shards.len() as u64).unwrap_or(0)
     }
 }
 
@@ -189,7 +221,7 @@ impl Driver for MemoryDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         Ok(match self.lookup(key).await? {
             Lookup::Loaded(loaded) => loaded,
-            Lookup::Expired { .. } => LoadResult::Missing,
+            Lookup::Expired { .. } | Lookup::Forwarded { .. } => LoadResult::Missing,
         })
     }
 
@@ -199,6 +231,9 @@ impl Driver for MemoryDriver {
         let now = self.clock.now();
         let mut shard = self.shard(key, now)?;
         let Some(entry) = shard.live(key, now) else {
+            if let Some(to) = shard.forwards.get(key, now) {
+                return Ok(Lookup::Forwarded { to: to.clone() });
+            }
             return Ok(match shard.tombstone(key) {
                 Some(tombstone) => Lookup::Expired {
                     created_at: tombstone.created_at,
@@ -237,6 +272,10 @@ impl Driver for MemoryDriver {
             Segment::Probation
         };
         shard.insert(key, record.clone(), expires_at, segment, now);
+        drop(shard);
+        if let Some(user) = UserKey::of_record(key, record) {
+            self.index_user(user, key);
+        }
         Ok(())
     }
 
@@ -253,6 +292,10 @@ impl Driver for MemoryDriver {
         };
         patch.apply_to(&mut entry.record);
         shard.used(key, expires_at);
+        drop(shard);
+        if let Some(Some(user)) = UserKey::of_patch(key, patch) {
+            self.index_user(user, key);
+        }
         Ok(WriteResult::Applied)
     }
 
@@ -277,11 +320,110 @@ impl Driver for MemoryDriver {
         Ok(())
     }
 
+    /// Atomic: both shards are locked (in index order, so two renewals cannot
+    /// deadlock) while the record moves and the forward is written.
+    async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
+        let now = self.clock.now();
+        let (from, to) = (self.index(&rotation.from), self.index(&rotation.to));
+        let moved = if from == to {
+            let mut shard = self.shard(&rotation.from, now)?;
+            move_record(&mut shard, None, rotation, now)
+        } else {
+            let (mut first, mut second) = if from < to {
+                let first = self.shard(&rotation.from, now)?;
+                (first, self.shard(&rotation.to, now)?)
+            } else {
+                let second = self.shard(&rotation.to, now)?;
+                (self.shard(&rotation.from, now)?, second)
+            };
+            move_record(&mut first, Some(&mut second), rotation, now)
+        };
+        let Some(user) = moved else {
+            return Ok(WriteResult::Gone);
+        };
+        if let Some(user) = user {
+            self.index_user(user, &rotation.to);
+        }
+        Ok(WriteResult::Applied)
+    }
+
+    async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
+        let now = self.clock.now();
+        let keys: Vec<StoreKey> = {
+            let users = self
+                .users
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            users
+                .get(user)
+                .map(|keys| keys.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let mut found = Vec::with_capacity(keys.len());
+        let mut dead = Vec::new();
+        for key in keys {
+            let mut shard = self.shard(&key, now)?;
+            match shard.live(&key, now) {
+                Some(entry) if UserKey::of_record(&key, &entry.record).as_ref() == Some(user) => {
+                    found.push((key, entry.record.clone()));
+                }
+                _ => dead.push(key),
+            }
+        }
+        if !dead.is_empty() {
+            let mut users = self
+                .users
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(keys) = users.get_mut(user) {
+                for key in &dead {
+                    keys.remove(key);
+                }
+                if keys.is_empty() {
+                    users.remove(user);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn close(&self) -> Result<(), DriverError> {
         self.closed.store(true, Ordering::Release);
         for shard in &self.shards {
             lock(shard).clear();
         }
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         Ok(())
     }
+}
+
+/// Moves a rotation's record from the `from` shard to the `to` shard (`None`: the same
+/// one), applying its patch and leaving a forward for the grace window. `None` when
+/// there was no record to move; otherwise the user the moved record is bound to.
+fn move_record(
+    from: &mut Shard,
+    to: Option<&mut Shard>,
+    rotation: &Rotation,
+    now: Timestamp,
+) -> Option<Option<UserKey>> {
+    from.live(&rotation.from, now)?;
+    let mut record = from.take(&rotation.from)?;
+    rotation.patch.apply_to(&mut record);
+    if rotation.grace_until > now {
+        from.forwards
+            .add(rotation.from.clone(), rotation.to.clone(), rotation.grace_until);
+    }
+    let target = match to {
+        Some(to) => to,
+        None => from,
+    };
+    let user = UserKey::of_record(&rotation.to, &record);
+    if rotation.expires_at > now && target.live(&rotation.to, now).is_none() {
+        // A renewed session is in use: it starts protected from eviction.
+        target.insert(&rotation.to, record, rotation.expires_at, Segment::Protected, now);
+    }
+    Some(user)
 }

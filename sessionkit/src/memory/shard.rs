@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sessionkit_core::{Record, StoreKey, Timestamp};
 
+use super::forwards::Forwards;
 use super::hash::DigestHash;
 use super::tombstones::{Tombstone, Tombstones};
 
@@ -64,6 +65,8 @@ pub(super) struct Shard {
     /// Entries that expired (purged, found expired, or evicted as expired); as many as
     /// the shard holds entries. An entry evicted alive, or deleted, leaves none.
     tombstones: Tombstones,
+    /// Renewed ids' forwards (bounded like the tombstones).
+    pub(super) forwards: Forwards,
 }
 
 impl Shard {
@@ -74,6 +77,7 @@ impl Shard {
             probation: BTreeSet::new(),
             protected: BTreeSet::new(),
             tombstones: Tombstones::new(limits.capacity),
+            forwards: Forwards::new(limits.capacity),
         }
     }
 
@@ -87,6 +91,7 @@ impl Shard {
         self.probation = BTreeSet::new();
         self.protected = BTreeSet::new();
         self.tombstones.clear();
+        self.forwards.clear();
     }
 
     /// The tombstone of an expired entry under `key`, if one is kept.
@@ -124,6 +129,7 @@ impl Shard {
 
     /// Removes up to [`PURGE_BATCH`] expired entries from the fronts of the two orders.
     pub(super) fn purge(&mut self, now: Timestamp) {
+        self.forwards.purge(now);
         for _ in 0..PURGE_BATCH {
             let Some(segment) = self.expired_front(now) else {
                 break;
@@ -146,13 +152,19 @@ impl Shard {
         self.entries.get_mut(key)
     }
 
-    /// Removes the entry under `key` and its tombstone (a delete: the session ended,
-    /// it did not expire).
+    /// Removes the entry under `key`, its tombstone and its forward (a delete: the
+    /// session ended, it did not expire).
     pub(super) fn remove(&mut self, key: &StoreKey) {
-        if let Some(entry) = self.entries.remove(key) {
-            self.order(entry.segment).remove(&(entry.expires_at, key.clone()));
-        }
+        self.take(key);
         self.tombstones.remove(key);
+        self.forwards.remove(key);
+    }
+
+    /// Removes the entry under `key` and returns its record (a renewal moves it).
+    pub(super) fn take(&mut self, key: &StoreKey) -> Option<Record> {
+        let entry = self.entries.remove(key)?;
+        self.order(entry.segment).remove(&(entry.expires_at, key.clone()));
+        Some(entry.record)
     }
 
     /// Stores a new entry, evicting first if the shard is full, and drops the key's

@@ -186,6 +186,10 @@ enum Op {
     Take,
     Regenerate,
     Destroy,
+    Persist(bool),
+    Ttl(u16),
+    Idle(u16),
+    Deadline(u16),
 }
 
 impl Op {
@@ -262,9 +266,17 @@ pub fn state_machine(data: &[u8]) {
                 Op::Take => drop(machine.take_flashes::<u8>().expect("take")),
                 Op::Regenerate => machine.regenerate().expect("regenerate"),
                 Op::Destroy => machine.destroy().expect("destroy"),
+                Op::Persist(on) => machine.set_persistent(*on).expect("persist"),
+                // Out-of-bounds lifetimes are typed errors, never a panic.
+                Op::Ttl(mins) => drop(machine.set_ttl(Duration::from_secs(u64::from(*mins) * 60))),
+                Op::Idle(secs) => drop(machine.set_idle_timeout(Duration::from_secs(u64::from(*secs)))),
+                Op::Deadline(secs) => machine
+                    .set_deadline(now.saturating_add(Duration::from_secs(u64::from(*secs))))
+                    .expect("deadline"),
             }
         }
         let read_only = !request.ops.iter().any(Op::mutates);
+        let life = machine.lifetime().expect("ready");
         let status = if request.server_error { 500 } else { 200 };
         let Ok(outcome) = machine.finish(status, now, &mut rng) else {
             // Only an oversize cookie session may fail, and it writes nothing.
@@ -283,7 +295,7 @@ pub fn state_machine(data: &[u8]) {
                     .get(presented.as_ref())
                     .expect("only cookies we issued open");
                 assert!(
-                    !was_new && expiry.touch_due(last, now),
+                    !was_new && expiry.touch_due_for(last, now, &life),
                     "an unchanged cookie session was resealed"
                 );
             }
@@ -331,6 +343,14 @@ pub fn state_machine(data: &[u8]) {
                 Some((record, exp)) => {
                     record.last_seen = *last_seen;
                     *exp = *expires_at;
+                }
+                None => result = WriteResult::Gone,
+            },
+            Some(Write::Rotate(rotation)) => match store.remove(&rotation.from) {
+                Some((mut record, _)) => {
+                    rotation.patch.apply_to(&mut record);
+                    assert!(rotation.expires_at > now);
+                    store.insert(rotation.to.clone(), (record, rotation.expires_at));
                 }
                 None => result = WriteResult::Gone,
             },

@@ -305,6 +305,11 @@ impl DriverFactory for Factory {
         TimeSource::Real
     }
 
+    /// The driver's `rotate` leaves forwards for the grace window.
+    fn grace_window(&self) -> bool {
+        true
+    }
+
     async fn corrupt(&self, driver: &PostgresDriver, key: &StoreKey) -> bool {
         let client = raw(&self.url).await;
         let sql = format!(

@@ -256,6 +256,11 @@ impl DriverFactory for Factory {
         TimeSource::Real
     }
 
+    /// The driver's `rotate` leaves forwards for the grace window.
+    fn grace_window(&self) -> bool {
+        true
+    }
+
     async fn corrupt(&self, driver: &RedisDriver, key: &StoreKey) -> bool {
         let mut raw = self.raw().await;
         redis::cmd("HSET")

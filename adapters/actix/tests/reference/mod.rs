@@ -79,6 +79,14 @@ pub(crate) fn reference_app(
             web::post().to(|s: Session| session(s, WebAction::Regenerate)),
         )
         .route(
+            "/login/remember",
+            web::post().to(|s: Session| session(s, WebAction::Login { remember: true })),
+        )
+        .route(
+            "/login/forget",
+            web::post().to(|s: Session| session(s, WebAction::Login { remember: false })),
+        )
+        .route(
             "/destroy",
             web::post().to(|s: Session| session(s, WebAction::Destroy)),
         )

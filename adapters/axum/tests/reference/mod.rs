@@ -64,6 +64,14 @@ pub(crate) fn reference_app(sessions: Sessions) -> Router {
         )
         .route("/clear", post(|s: Session| web(s, WebAction::Clear)))
         .route("/regenerate", post(|s: Session| web(s, WebAction::Regenerate)))
+        .route(
+            "/login/remember",
+            post(|s: Session| web(s, WebAction::Login { remember: true })),
+        )
+        .route(
+            "/login/forget",
+            post(|s: Session| web(s, WebAction::Login { remember: false })),
+        )
         .route("/destroy", post(|s: Session| web(s, WebAction::Destroy)))
         .route(
             "/flash/{message}",
