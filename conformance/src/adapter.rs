@@ -269,7 +269,17 @@ pub struct Client {
 impl Client {
     /// Starts the reference app of `adapter` over a fresh `backend`.
     pub async fn start<A: AdapterUnderTest, B: SessionBackend>(adapter: &A, backend: &B) -> Self {
-        let harness = Arc::new(Harness::new(backend).await);
+        Self::start_with_config(adapter, backend, "").await
+    }
+
+    /// [`start`](Self::start) with the sessions changed by `toml` (see
+    /// [`Harness::with_config`]).
+    pub async fn start_with_config<A: AdapterUnderTest, B: SessionBackend>(
+        adapter: &A,
+        backend: &B,
+        toml: &str,
+    ) -> Self {
+        let harness = Arc::new(Harness::with_config(backend, toml).await);
         let server = adapter.serve(harness.sessions.clone()).await;
         Client {
             harness,
@@ -649,6 +659,69 @@ fn vary(r: &Response) -> Vec<String> {
         .map(|n| n.trim().to_ascii_lowercase())
         .filter(|n| !n.is_empty())
         .collect()
+}
+
+/// With `cookie_chunks = 4` on `web`, a sealed session that outgrows one cookie is sent
+/// as chunk cookies (`__Host-web`, `__Host-web.1`, ...), each `Set-Cookie` line at most
+/// 4096 bytes; all of them come back in the request's `Cookie` header and read back
+/// whole; a set missing a chunk is a fresh session; shrinking removes the stale chunks
+/// and destroy removes every one. (Sessions kept in a store have one short cookie.)
+pub async fn large_cookie_sessions_span_chunk_cookies<A: AdapterUnderTest, B: SessionBackend>(a: &A, b: &B) {
+    const CHUNK_1: &str = "__Host-web.1";
+    let mut c = Client::start_with_config(a, b, "[session.sessions.web]\ncookie_chunks = 4").await;
+    let mut longest = 0;
+    for key in ["a", "b", "c"] {
+        let value = key.repeat(2_000);
+        let r = c.send("POST", &format!("/web/{key}/{value}")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        for line in r.set_cookies() {
+            assert!(line.len() <= 4096, "a {} byte Set-Cookie line", line.len());
+            assert!(line.contains("; Path=/") && line.contains("; Secure"), "{line}");
+        }
+        longest = longest.max(r.set_cookies().len());
+    }
+    if c.harness.server_side() {
+        assert_eq!(longest, 1, "a store's session has one short cookie");
+        return;
+    }
+    assert!(longest >= 2, "6000 bytes of data take more than one cookie");
+    assert!(c.jar.get(CHUNK_1).is_some(), "the jar holds a chunk cookie");
+    for key in ["a", "b", "c"] {
+        let r = c.send("GET", &format!("/web/{key}")).await;
+        assert_eq!((r.status, r.body.len()), (200, 2_000), "{key}");
+        assert!(r.set_cookies().is_empty(), "a read sets no cookie: {r:?}");
+    }
+    let mut partial = c.jar.clone();
+    partial.remove(CHUNK_1);
+    let r = c.send_with(&partial, "GET", "/state").await;
+    assert_eq!(
+        state(&r),
+        (true, Vec::new()),
+        "a partial set is a fresh session: {r:?}"
+    );
+    // Shrink to one cookie: the chunks are removed on the same response.
+    c.send("DELETE", "/web/b").await;
+    let r = c.send("DELETE", "/web/c").await;
+    let removed: Vec<&str> = r
+        .set_cookies()
+        .into_iter()
+        .filter(|line| line.contains("Max-Age=0"))
+        .collect();
+    assert!(!removed.is_empty(), "{r:?}");
+    for line in &removed {
+        assert!(
+            line.starts_with("__Host-web.") && line.contains("; Path=/"),
+            "{line}"
+        );
+    }
+    assert!(c.jar.get(CHUNK_1).is_none(), "the chunk cookie was removed");
+    assert_eq!(c.send("GET", "/web/a").await.body.len(), 2_000);
+    // Grow again and log out: every cookie of the set is removed.
+    c.send("POST", &format!("/web/b/{}", "b".repeat(2_000))).await;
+    c.send("POST", &format!("/web/c/{}", "c".repeat(2_000))).await;
+    assert!(c.jar.get(CHUNK_1).is_some());
+    c.send("POST", "/destroy").await;
+    assert_eq!(c.jar.header(), "", "destroy removes every chunk");
 }
 
 /// A failing handler's response passes through and its session changes are dropped.

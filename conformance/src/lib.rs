@@ -131,6 +131,7 @@ macro_rules! session_suite {
             logout_holds_for_copied_cookies_and_across_machines,
             stateless_cookie_sessions_opt_out_of_revocation,
             large_sessions,
+            large_cookie_sessions_are_chunked_when_allowed,
             misuse_is_a_clear_error
         );
     };
@@ -164,6 +165,7 @@ macro_rules! adapter_suite {
             store_error_gives_500,
             cache_control_respects_the_handler,
             failing_handler_persists_nothing,
+            large_cookie_sessions_span_chunk_cookies,
             misconfigured_routes_say_how_to_fix_them
         );
     };

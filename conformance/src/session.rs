@@ -91,6 +91,10 @@ impl Jar {
     pub fn set(&mut self, name: &str, value: &str) {
         self.0.insert(name.to_owned(), value.to_owned());
     }
+    /// Removes a cookie by hand.
+    pub fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
     /// Applies one Set-Cookie header value (removals delete).
     pub fn apply(&mut self, set_cookie: &str) {
         let pair = set_cookie.split(';').next().unwrap_or_default();
@@ -122,6 +126,7 @@ pub struct Harness {
     /// The revocation store of cookie sessions, shared with [`sibling`](Self::sibling)s
     /// (another machine of the same app).
     revocations: Arc<MemoryDriver>,
+    config: String,
 }
 
 /// The name of the shared revocation store of cookie sessions in the suite.
@@ -142,6 +147,13 @@ pub const RENEW_GRACE: Duration = Duration::from_secs(5);
 impl Harness {
     /// A harness over a fresh store from `backend`.
     pub async fn new<B: SessionBackend>(backend: &B) -> Self {
+        Self::with_config(backend, "").await
+    }
+
+    /// A harness over a fresh store from `backend`, with the suite's sessions changed by
+    /// `toml` (sessionkit's configuration format, e.g.
+    /// `"[session.sessions.web]\ncookie_chunks = 3"`).
+    pub async fn with_config<B: SessionBackend>(backend: &B, toml: &str) -> Self {
         let clock = ManualClock::starting_now();
         let store = backend.store(&clock).await;
         let revocations = Arc::new(MemoryDriver::builder().clock(clock.shared()).build());
@@ -152,7 +164,9 @@ impl Harness {
             Secret::new(*SECRET).expect("32 bytes"),
             &[],
             "conformance",
+            toml,
         );
+        harness.config = toml.to_owned();
         harness.grace_window = backend.grace_window();
         harness.user_index = backend.user_index();
         harness
@@ -168,7 +182,9 @@ impl Harness {
             Secret::new(primary.to_vec()).expect("long secret"),
             previous,
             namespace,
+            &self.config,
         );
+        harness.config.clone_from(&self.config);
         harness.grace_window = self.grace_window;
         harness.user_index = self.user_index;
         harness
@@ -181,6 +197,7 @@ impl Harness {
         primary: Secret,
         previous: &[&[u8]],
         namespace: &str,
+        toml: &str,
     ) -> Self {
         let mut registry = Registry::with_clock(clock.shared());
         registry.set_secret(primary);
@@ -229,6 +246,9 @@ impl Harness {
                     .expect("valid renewal");
             }
         }
+        registry
+            .apply_toml(toml)
+            .expect("the case's configuration applies");
         let sessions = registry.build_with_env(&|_| None).expect("registry builds");
         Harness {
             revocations,
@@ -239,6 +259,7 @@ impl Harness {
             counts,
             switch,
             store,
+            config: String::new(),
         }
     }
 
@@ -294,6 +315,20 @@ impl Harness {
     }
 }
 
+/// The attributes every `Set-Cookie` line of the suite's `web` session carries.
+fn assert_web_attributes(cookie: &str) {
+    for attr in [
+        "; HttpOnly",
+        "; SameSite=Lax",
+        "; Secure",
+        "; Path=/",
+        "; Max-Age=",
+    ] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+}
+
 /// A request that never asks for a session causes no store call and no Set-Cookie;
 /// asking without a cookie and changing nothing causes none either.
 pub async fn untouched_request_costs_nothing<B: SessionBackend>(b: &B) {
@@ -319,16 +354,7 @@ pub async fn write_sets_one_cookie_that_round_trips<B: SessionBackend>(b: &B) {
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     let cookie = cookies[0];
     assert!(cookie.starts_with("__Host-web="), "{cookie}");
-    for attr in [
-        "; HttpOnly",
-        "; SameSite=Lax",
-        "; Secure",
-        "; Path=/",
-        "; Max-Age=",
-    ] {
-        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
-    }
-    assert!(!cookie.contains("Domain="), "{cookie}");
+    assert_web_attributes(cookie);
     assert_eq!(out.cache_control(), Some("no-store"));
     let writes = h.writes();
     let out = h
@@ -854,6 +880,127 @@ pub async fn large_sessions<B: SessionBackend>(b: &B) {
         assert!(text.contains("`web`") && text.contains("4096"), "{text}");
         assert!(jar.get(WEB_COOKIE).is_none(), "no broken cookie is sent");
     }
+}
+
+/// With `cookie_chunks = 3`, a sealed cookie session over 4096 bytes is split over the
+/// cookies `__Host-web`, `__Host-web.1`, `__Host-web.2`: every line at most 4096 bytes
+/// with the session's attributes, read back whole, stale chunks removed when it
+/// shrinks, a partial or mixed set anonymous, past the cap a clear error, and destroy
+/// removing every chunk. Sessions kept in a store ignore the setting: one signed id.
+pub async fn large_cookie_sessions_are_chunked_when_allowed<B: SessionBackend>(b: &B) {
+    const CHUNK_1: &str = "__Host-web.1";
+    const CHUNK_2: &str = "__Host-web.2";
+    let h = Harness::with_config(b, "[session.sessions.web]\ncookie_chunks = 3").await;
+    let mut jar = Jar::default();
+    let blob = |c: char, len: usize| c.to_string().repeat(len);
+    let out = h
+        .with_session(&mut jar, "web", |s| {
+            s.insert("blob", &blob('a', 5_000)).expect("insert");
+        })
+        .await;
+    let lines: Vec<&str> = out.set_cookies().collect();
+    if h.server_side() {
+        assert_eq!(
+            lines.len(),
+            1,
+            "a store's session has one short cookie: {lines:?}"
+        );
+        return;
+    }
+    assert_eq!(lines.len(), 2, "5000 bytes take two cookies");
+    let attributes = |line: &str| line.split_once(';').map(|(_, a)| a.to_owned());
+    for (line, name) in lines.iter().zip([WEB_COOKIE, CHUNK_1]) {
+        assert!(line.len() <= 4096, "{} bytes", line.len());
+        assert!(line.starts_with(&format!("{name}=")), "{line}");
+        assert_eq!(attributes(line), attributes(lines[0]), "the same attributes");
+        assert_web_attributes(line);
+    }
+    let out = h
+        .with_session(&mut jar, "web", |s| {
+            assert_eq!(s.get::<String>("blob").expect("get"), Some(blob('a', 5_000)));
+        })
+        .await;
+    assert_eq!(out.set_cookies().count(), 0, "a read sets no cookie");
+    // Grow to three chunks, then keep a copy of that set.
+    h.with_session(&mut jar, "web", |s| {
+        s.insert("blob", &blob('b', 8_000)).expect("insert");
+    })
+    .await;
+    assert!(jar.get(CHUNK_2).is_some(), "8000 bytes take three cookies");
+    let three = jar.clone();
+    // Partial and mixed sets are anonymous.
+    let mut other = Jar::default();
+    h.with_session(&mut other, "web", |s| {
+        s.insert("blob", &blob('c', 8_000)).expect("insert");
+    })
+    .await;
+    let mut partial = three.clone();
+    partial.remove(CHUNK_1);
+    let mut mixed = three.clone();
+    mixed.set(CHUNK_1, other.get(CHUNK_1).expect("chunk"));
+    let mut swapped = three.clone();
+    swapped.set(CHUNK_1, three.get(CHUNK_2).expect("chunk"));
+    swapped.set(CHUNK_2, three.get(CHUNK_1).expect("chunk"));
+    for (what, mut bad) in [("partial", partial), ("mixed", mixed), ("reordered", swapped)] {
+        let out = h
+            .with_session(&mut bad, "web", |s| {
+                assert!(
+                    s.is_new().expect("ready"),
+                    "a {what} set must give a fresh session"
+                );
+                assert_eq!(s.get::<String>("blob").expect("get"), None, "{what}");
+            })
+            .await;
+        assert_eq!(
+            out.set_cookies().count(),
+            0,
+            "{what}: refused cookies are not cleared"
+        );
+    }
+    // Past the cap: an error naming the session, and no cookie at all.
+    let request = h.request(&jar);
+    request
+        .session("web")
+        .await
+        .expect("load")
+        .insert("blob", &blob('d', 12_000))
+        .expect("insert");
+    let err = h.save(&request, &mut jar, 200).await.expect_err("over the cap");
+    let text = err.to_string();
+    assert!(
+        text.contains("`web`") && text.contains("4096") && text.contains("cookie_chunks = 3"),
+        "{text}"
+    );
+    assert_eq!(jar.header(), three.header(), "nothing was sent");
+    // Shrinking removes the chunks the new value does not use, with the same Path.
+    let out = h
+        .with_session(&mut jar, "web", |s| s.insert("blob", "small").expect("insert"))
+        .await;
+    let lines: Vec<&str> = out.set_cookies().collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, name) in lines[1..].iter().zip([CHUNK_1, CHUNK_2]) {
+        assert!(
+            line.starts_with(&format!("{name}=;")) && line.contains("Max-Age=0") && line.contains("; Path=/"),
+            "{line}"
+        );
+    }
+    assert!(jar.get(CHUNK_1).is_none() && jar.get(CHUNK_2).is_none());
+    h.with_session(&mut jar, "web", |s| {
+        assert_eq!(s.get::<String>("blob").expect("get").as_deref(), Some("small"));
+    })
+    .await;
+    // Destroy removes every cookie of the set.
+    let mut big = three;
+    let out = h
+        .with_session(&mut big, "web", |s| s.destroy().expect("destroy"))
+        .await;
+    let removed: Vec<&str> = out
+        .set_cookies()
+        .filter(|line| line.contains("Max-Age=0"))
+        .map(|line| line.split('=').next().unwrap_or_default())
+        .collect();
+    assert_eq!(removed, [WEB_COOKIE, CHUNK_1, CHUNK_2]);
+    assert_eq!(big.header(), "");
 }
 
 /// Using a session after the response was saved, or asking for a session that does not

@@ -10,8 +10,29 @@
 //!            nonce = 12 zero bytes (every message key seals exactly one record)
 //! sealed v1: version=1 | key id (4) | nonce (12) | AES-256-GCM(ciphertext | tag 16)
 //!            under one fixed key per secret; opened, never made any more
-//!            plaintext (both) = created-at ms (u64 BE) | last-seen ms (u64 BE) | JSON object
+//!            plaintext (all) = created-at ms (u64 BE) | last-seen ms (u64 BE) | JSON object
+//! chunk:     version=3 | generation (12) | index (1) | count (1) | piece
+//!            the pieces of chunks 0 .. count-1, in index order, are one chunked envelope:
+//!            key id (4) | salt (24) | AES-256-GCM(ciphertext | tag 16), message key and
+//!            nonce as in format 2
 //! ```
+//!
+//! # Chunked envelopes
+//!
+//! A session that opts in (`cookie_chunks` above 1) and whose sealed record does not fit
+//! one 4096-byte `Set-Cookie` line is sealed once into a chunked envelope, which is cut
+//! into pieces sent as the cookies `name`, `name.1`, ... Each cookie value is the base64
+//! of one chunk: a header naming the set (a 96-bit random generation id drawn per seal,
+//! the chunk's index and the set's chunk count) and a piece of the envelope. The
+//! generation id and the count are part of the envelope's associated data, so the one
+//! GCM tag authenticates them together with every piece in order. Reassembly checks the
+//! headers before anything is decrypted: chunk `k` must come from the cookie `name.k`,
+//! every chunk of the set must be present exactly once with the same generation id and
+//! count, and no chunk of that generation may sit outside the set; then the tag decides.
+//! A partial, mixed (two generations), reordered or duplicated set, or one with a chunk
+//! moved, cut or edited, fails with [`Rejection::ChunkSet`] or the tag. Chunk cookies of
+//! another generation beyond the set's count (left over from an earlier, larger
+//! session) are ignored: they are outside what the tag covers.
 //!
 //! Both bind the format version, the key id, the app namespace (absent for shared
 //! sessions), the session name and the cookie name, so an envelope made for one cookie
@@ -66,6 +87,7 @@ use rand_core::CryptoRng;
 use serde_json::{Map, Value};
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
+use crate::cookies::{ChunkSlot, MAX_SET_COOKIE_LEN};
 use crate::id::SessionId;
 use crate::keys::{DerivedKeys, KeyId, KeyRing, KeyUse, MacKey};
 use crate::time::Timestamp;
@@ -105,6 +127,16 @@ const MESSAGE_NONCE: [u8; 12] = [0; 12];
 /// The longest sealed cookie value sessionkit will open, in characters. Anything longer
 /// could not have come from a conforming Set-Cookie header.
 pub const MAX_SEALED_COOKIE_LEN: usize = 8192;
+/// The format version of the chunks of a sealed record split over several cookies (see
+/// the [module docs](self)).
+pub const CHUNKED_FORMAT_VERSION: u8 = 3;
+/// A chunk: version, generation id, index and count; then its piece of the envelope.
+const CHUNK_GENERATION: std::ops::Range<usize> = 1..13;
+const CHUNK_INDEX_AT: usize = CHUNK_GENERATION.end;
+const CHUNK_COUNT_AT: usize = CHUNK_INDEX_AT + 1;
+const CHUNK_HEADER: usize = CHUNK_COUNT_AT + 1;
+/// The random id that ties the chunks of one seal together.
+type Generation = [u8; CHUNK_GENERATION.end - CHUNK_GENERATION.start];
 
 /// What an envelope is bound to: the app, the named session and the cookie name.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +203,11 @@ pub enum Rejection {
     /// holding our key).
     #[error("authenticated cookie holds an invalid record")]
     Corrupt,
+    /// The chunk cookies of a chunked session do not form one whole set: a chunk is
+    /// missing, duplicated, out of place or of another generation, the set has more
+    /// chunks than the session allows, or a chunk of the set's generation is outside it.
+    #[error("chunked cookie set is incomplete, mixed or out of order")]
+    ChunkSet,
 }
 
 /// A verified session id and which key verified it.
@@ -290,6 +327,8 @@ struct SealKey {
     kdf: MacKey,
     /// Format 2's associated data.
     ad: Vec<u8>,
+    /// The chunked format's associated data, before the generation id and the count.
+    chunked_ad: Vec<u8>,
     /// Format 1's fixed AES-256-GCM key, to open cookies sealed before the upgrade.
     v1: Aes256Gcm,
     /// Format 1's associated data.
@@ -297,6 +336,16 @@ struct SealKey {
 }
 
 impl SealKey {
+    /// The associated data of a chunked envelope of generation `generation` split into
+    /// `count` chunks.
+    fn chunked_ad(&self, generation: &Generation, count: u8) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(self.chunked_ad.len() + generation.len() + 1);
+        ad.extend_from_slice(&self.chunked_ad);
+        ad.extend_from_slice(generation);
+        ad.push(count);
+        ad
+    }
+
     /// The one-time cipher of the format-2 record sealed with `salt`.
     fn message_cipher(&self, salt: &[u8; SALT_LEN]) -> Aes256Gcm {
         // HKDF-Expand (RFC 5869) for one output block: T(1) = HMAC(PRK, info | 0x01).
@@ -326,6 +375,7 @@ impl SealKeys {
             key_use,
             kdf: derived.sealing_kdf.clone(),
             ad: binding.associated_data(SEALED_FORMAT_VERSION, derived.id.0),
+            chunked_ad: binding.associated_data(CHUNKED_FORMAT_VERSION, derived.id.0),
             v1: derived.sealing_v1.clone(),
             v1_ad: binding.associated_data(FORMAT_VERSION, derived.id.0),
         };
@@ -448,6 +498,88 @@ pub(crate) fn seal_v1<R: CryptoRng + ?Sized>(
     Ok(B64.encode(&buf))
 }
 
+/// Why a record could not be sealed into chunks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkedSealError {
+    /// The record could not be sealed at all.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The chunks would need more cookies than allowed.
+    #[error("the sealed record is {size} characters long, more than the allowed chunks hold")]
+    TooLarge {
+        /// The length of the whole chunked envelope in base64 characters.
+        size: usize,
+    },
+}
+
+/// Seals a record with the primary key into a chunked envelope and cuts it into at most
+/// `max_chunks` chunks, filling them in index order. `capacity(k)` is the longest value
+/// the cookie of chunk `k` can carry, in characters. Returns the cookie values, chunk 0
+/// first.
+///
+/// # Errors
+/// [`ChunkedSealError::TooLarge`] when `max_chunks` chunks cannot hold the envelope;
+/// [`ChunkedSealError::Seal`] when the data cannot be encoded.
+pub(crate) fn seal_chunked<R: CryptoRng + ?Sized>(
+    keys: &SealKeys,
+    record: &SealedRecord,
+    rng: &mut R,
+    max_chunks: u8,
+    capacity: impl Fn(usize) -> usize,
+) -> Result<Vec<String>, ChunkedSealError> {
+    let key = keys.primary();
+    let mut salt = [0u8; SALT_LEN];
+    rng.fill_bytes(&mut salt);
+    let mut generation = Generation::default();
+    rng.fill_bytes(&mut generation);
+    // The envelope is `buf[1..]`: the leading version byte keeps format 2's offsets.
+    let mut buf = plaintext_after(CHUNKED_FORMAT_VERSION, key.id, &salt, record)?;
+    let envelope_len = buf.len() - 1 + TAG_LEN;
+    let mut pieces = Vec::with_capacity(usize::from(max_chunks));
+    let mut left = envelope_len;
+    for index in 0..usize::from(max_chunks) {
+        // The most bytes whose unpadded base64 fits `capacity` characters.
+        let room = (capacity(index).saturating_mul(3) / 4).saturating_sub(CHUNK_HEADER);
+        if left == 0 || room == 0 {
+            break;
+        }
+        let piece = room.min(left);
+        pieces.push(piece);
+        left -= piece;
+    }
+    let count = match u8::try_from(pieces.len()) {
+        Ok(count) if left == 0 && count > 0 => count,
+        _ => {
+            return Err(ChunkedSealError::TooLarge {
+                size: envelope_len.div_ceil(3) * 4 - (3 - envelope_len % 3) % 3,
+            });
+        }
+    };
+    let tag = key
+        .message_cipher(&salt)
+        .encrypt_inout_detached(
+            &Nonce::<Aes256Gcm>::from(MESSAGE_NONCE),
+            &key.chunked_ad(&generation, count),
+            buf[SEALED_HEADER..].as_mut().into(),
+        )
+        .map_err(|_| SealError::Aead)?;
+    buf.extend_from_slice(&tag);
+    let mut at = 1;
+    let mut chunk = Vec::with_capacity(CHUNK_HEADER + pieces.first().copied().unwrap_or(0));
+    let mut values = Vec::with_capacity(pieces.len());
+    for (index, len) in (0u8..).zip(pieces) {
+        chunk.clear();
+        chunk.push(CHUNKED_FORMAT_VERSION);
+        chunk.extend_from_slice(&generation);
+        chunk.extend_from_slice(&[index, count]);
+        chunk.extend_from_slice(&buf[at..at + len]);
+        at += len;
+        values.push(B64.encode(&chunk));
+    }
+    Ok(values)
+}
+
 /// The envelope header (version, key id, salt or nonce) followed by the plaintext.
 fn plaintext_after(
     version: u8,
@@ -465,21 +597,98 @@ fn plaintext_after(
     Ok(buf)
 }
 
-/// Opens a sealed cookie value of either format.
+/// Opens a sealed cookie value of format 1 or 2 (never a chunk).
 ///
 /// # Errors
 /// A [`Rejection`] saying why the value is not an authentic record for this binding.
 pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
-    if value.len() > MAX_SEALED_COOKIE_LEN {
+    open_envelope(keys, decode(value, MAX_SEALED_COOKIE_LEN)?, None)
+}
+
+/// Opens the cookie of a chunked session: a sealed value of format 1 or 2 like
+/// [`open`], or chunk 0 of a chunked envelope whose other chunks are in `chunks`
+/// (`chunks[k - 1]` is what the request carried as `name.k`). The set may have at most
+/// `max_chunks` chunks. See the [module docs](self) for what reassembly checks.
+///
+/// # Errors
+/// A [`Rejection`] saying why the cookies are not an authentic record for this binding;
+/// [`Rejection::ChunkSet`] when the chunk headers do not describe one whole set.
+pub(crate) fn open_chunked(
+    keys: &SealKeys,
+    value: &str,
+    chunks: &[ChunkSlot],
+    max_chunks: u8,
+) -> Result<Opened, Rejection> {
+    let first = decode(value, MAX_SEALED_COOKIE_LEN)?;
+    if first.first() != Some(&CHUNKED_FORMAT_VERSION) {
+        return open_envelope(keys, first, None);
+    }
+    if value.len() > MAX_SET_COOKIE_LEN {
         return Err(Rejection::Malformed);
     }
-    let mut buf = B64.decode(value).map_err(|_| Rejection::Malformed)?;
+    let (generation, index, count) = chunk_header(&first).ok_or(Rejection::Malformed)?;
+    if index != 0 || count == 0 || count > max_chunks || usize::from(count) > chunks.len() + 1 {
+        return Err(Rejection::ChunkSet);
+    }
+    // The version byte, then the pieces in order: format 2's offsets.
+    let mut envelope = first;
+    envelope.drain(1..CHUNK_HEADER);
+    for index in 1..count {
+        let Some(ChunkSlot::One(value)) = chunks.get(usize::from(index) - 1) else {
+            return Err(Rejection::ChunkSet);
+        };
+        let chunk = decode(value, MAX_SET_COOKIE_LEN).map_err(|_| Rejection::ChunkSet)?;
+        if chunk_header(&chunk) != Some((generation, index, count)) {
+            return Err(Rejection::ChunkSet);
+        }
+        envelope.extend_from_slice(&chunk[CHUNK_HEADER..]);
+    }
+    // A chunk of this generation outside the set was moved or made by someone else.
+    let outside = chunks.iter().skip(usize::from(count) - 1).any(|slot| match slot {
+        ChunkSlot::One(value) => decode(value, MAX_SET_COOKIE_LEN)
+            .ok()
+            .and_then(|chunk| chunk_header(&chunk))
+            .is_some_and(|(other, _, _)| other == generation),
+        ChunkSlot::Absent | ChunkSlot::Duplicate => false,
+    });
+    if outside {
+        return Err(Rejection::ChunkSet);
+    }
+    open_envelope(keys, envelope, Some((generation, count)))
+}
+
+/// The base64 decoding of a cookie value of at most `max_len` characters.
+fn decode(value: &str, max_len: usize) -> Result<Vec<u8>, Rejection> {
+    if value.len() > max_len {
+        return Err(Rejection::Malformed);
+    }
+    B64.decode(value).map_err(|_| Rejection::Malformed)
+}
+
+/// The generation id, index and count of a decoded chunk.
+fn chunk_header(chunk: &[u8]) -> Option<(Generation, u8, u8)> {
+    if chunk.len() < CHUNK_HEADER || chunk[VERSION_AT] != CHUNKED_FORMAT_VERSION {
+        return None;
+    }
+    let mut generation = Generation::default();
+    generation.copy_from_slice(&chunk[CHUNK_GENERATION]);
+    Some((generation, chunk[CHUNK_INDEX_AT], chunk[CHUNK_COUNT_AT]))
+}
+
+/// Opens a decoded envelope: format 1 or 2 when `chunked` is `None`, a reassembled
+/// chunked envelope (its version byte, then the pieces) of the given generation and
+/// count otherwise.
+fn open_envelope(
+    keys: &SealKeys,
+    mut buf: Vec<u8>,
+    chunked: Option<(Generation, u8)>,
+) -> Result<Opened, Rejection> {
     if buf.len() < SEALED_HEADER_V1 + 16 + TAG_LEN {
         return Err(Rejection::Malformed);
     }
-    let header = match buf[VERSION_AT] {
-        SEALED_FORMAT_VERSION => SEALED_HEADER,
-        FORMAT_VERSION => SEALED_HEADER_V1,
+    let header = match (buf[VERSION_AT], chunked) {
+        (SEALED_FORMAT_VERSION, None) | (CHUNKED_FORMAT_VERSION, Some(_)) => SEALED_HEADER,
+        (FORMAT_VERSION, None) => SEALED_HEADER_V1,
         _ => return Err(Rejection::UnsupportedVersion),
     };
     if buf.len() < header + 16 + TAG_LEN {
@@ -499,9 +708,17 @@ pub(crate) fn open(keys: &SealKeys, value: &str) -> Result<Opened, Rejection> {
         let opened = if header == SEALED_HEADER {
             let mut salt = [0u8; SALT_LEN];
             salt.copy_from_slice(&head[KEY_ID.end..]);
+            let chunked_ad;
+            let ad = match &chunked {
+                Some((generation, count)) => {
+                    chunked_ad = key.chunked_ad(generation, *count);
+                    &chunked_ad
+                }
+                None => &key.ad,
+            };
             key.message_cipher(&salt).decrypt_inout_detached(
                 &Nonce::<Aes256Gcm>::from(MESSAGE_NONCE),
-                &key.ad,
+                ad,
                 (&mut *body).into(),
                 &tag,
             )
@@ -810,6 +1027,186 @@ mod tests {
         assert_eq!(
             open(&seals(&keys, &BIND), &B64.encode(&bytes)).err(),
             Some(Rejection::Malformed)
+        );
+    }
+
+    fn big_record(len: usize) -> SealedRecord {
+        let mut data = Map::new();
+        data.insert("blob".into(), json!("x".repeat(len)));
+        SealedRecord::new(Timestamp::from_millis(1), Timestamp::from_millis(2), data)
+    }
+
+    fn slots(values: &[String]) -> Vec<ChunkSlot> {
+        let mut slots: Vec<ChunkSlot> = values.iter().skip(1).cloned().map(ChunkSlot::One).collect();
+        slots.resize(7, ChunkSlot::Absent);
+        slots
+    }
+
+    #[test]
+    fn chunks_fill_their_capacity_in_order_and_reassemble() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let keys = seals(&ring(4), &BIND);
+        let record = big_record(5_000);
+        let values = seal_chunked(&keys, &record, &mut rng, 8, |i| 1_000 + i).expect("fits");
+        let json_len = br#"{"blob":""}"#.len() + 5_000;
+        let envelope = 4 + SALT_LEN + 16 + json_len + TAG_LEN;
+        assert_eq!(values.len(), envelope.div_ceil(1_000 * 3 / 4 - CHUNK_HEADER));
+        let generation = chunk_header(&B64.decode(&values[0]).expect("b64"))
+            .expect("chunk")
+            .0;
+        for (i, value) in values.iter().enumerate() {
+            assert!(value.len() <= 1_000 + i, "chunk {i} is {} long", value.len());
+            let chunk = B64.decode(value).expect("b64");
+            assert_eq!(
+                chunk_header(&chunk),
+                Some((
+                    generation,
+                    u8::try_from(i).expect("small"),
+                    u8::try_from(values.len()).expect("small")
+                ))
+            );
+        }
+        let opened = open_chunked(&keys, &values[0], &slots(&values), 8).expect("opens");
+        assert_eq!((opened.record, opened.key), (record.clone(), KeyUse::Primary));
+        // A fresh seal draws a fresh generation.
+        let again = seal_chunked(&keys, &record, &mut rng, 8, |i| 1_000 + i).expect("fits");
+        assert_ne!(
+            chunk_header(&B64.decode(&again[0]).expect("b64"))
+                .expect("chunk")
+                .0,
+            generation
+        );
+        // Too few chunks, or no room at all, is a typed error with the whole size.
+        for (max, room) in [(3, 1_000), (8, 20)] {
+            match seal_chunked(&keys, &record, &mut rng, max, |_| room) {
+                Err(ChunkedSealError::TooLarge { size }) => {
+                    assert_eq!(size, envelope.div_ceil(3) * 4 - (3 - envelope % 3) % 3);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunk_set_must_be_whole_and_in_place() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let keys = seals(&ring(4), &BIND);
+        let values = seal_chunked(&keys, &big_record(3_000), &mut rng, 8, |_| 1_500).expect("fits");
+        assert_eq!(values.len(), 3);
+        let other = seal_chunked(&keys, &big_record(3_000), &mut rng, 8, |_| 1_500).expect("fits");
+        let open = |first: &str, slots: &[ChunkSlot], max: u8| open_chunked(&keys, first, slots, max).err();
+        let whole = slots(&values);
+        assert_eq!(open(&values[0], &whole, 8), None);
+        assert_eq!(open(&values[0], &whole, 3), None, "a cap equal to the count");
+        assert_eq!(
+            open(&values[0], &whole, 2),
+            Some(Rejection::ChunkSet),
+            "more chunks than the cap"
+        );
+        let edit = |index: usize, slot: ChunkSlot| {
+            let mut slots = whole.clone();
+            slots[index] = slot;
+            slots
+        };
+        let cases = [
+            ("missing", edit(1, ChunkSlot::Absent)),
+            ("duplicated", edit(0, ChunkSlot::Duplicate)),
+            ("mixed", edit(1, ChunkSlot::One(other[2].clone()))),
+            ("reordered", {
+                let mut slots = whole.clone();
+                slots.swap(0, 1);
+                slots
+            }),
+            (
+                "extra of the same generation",
+                edit(2, ChunkSlot::One(values[2].clone())),
+            ),
+            ("garbage", edit(0, ChunkSlot::One("%%".into()))),
+            (
+                "too long",
+                edit(0, ChunkSlot::One("A".repeat(MAX_SET_COOKIE_LEN + 1))),
+            ),
+            (
+                "a single envelope",
+                edit(
+                    0,
+                    ChunkSlot::One(seal(&keys, &record(), &mut rng).expect("seals")),
+                ),
+            ),
+        ];
+        for (what, slots) in cases {
+            assert_eq!(open(&values[0], &slots, 8), Some(Rejection::ChunkSet), "{what}");
+        }
+        // Chunk 0 must come first, and be chunk 0.
+        assert_eq!(open(&values[1], &whole, 8), Some(Rejection::ChunkSet));
+        // Leftovers of another generation beyond the set are outside it.
+        assert_eq!(
+            open(&values[0], &edit(3, ChunkSlot::One(other[1].clone())), 8),
+            None
+        );
+        assert_eq!(open(&values[0], &edit(3, ChunkSlot::Duplicate), 8), None);
+        // A single envelope still opens on a chunked session, whatever the chunk slots.
+        let single = seal(&keys, &record(), &mut rng).expect("seals");
+        assert!(open_chunked(&keys, &single, &whole, 8).is_ok());
+        // And a chunk never opens as a single envelope.
+        assert_eq!(
+            super::open(&keys, &values[0]).err(),
+            Some(Rejection::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn the_generation_and_the_count_are_authenticated() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let keys = seals(&ring(4), &BIND);
+        let values = seal_chunked(&keys, &big_record(3_000), &mut rng, 8, |_| 1_500).expect("fits");
+        let rewrite = |values: &[String], change: &dyn Fn(&mut Vec<u8>)| -> Vec<String> {
+            values
+                .iter()
+                .map(|v| {
+                    let mut chunk = B64.decode(v).expect("b64");
+                    change(&mut chunk);
+                    B64.encode(chunk)
+                })
+                .collect()
+        };
+        // The same new generation in every header: consistent, but not what was sealed.
+        let regenerated = rewrite(&values, &|chunk| chunk[CHUNK_GENERATION.start] ^= 1);
+        assert_eq!(
+            open_chunked(&keys, &regenerated[0], &slots(&regenerated), 8).err(),
+            Some(Rejection::BadTag)
+        );
+        // Two chunks claiming to be the whole set: the pieces are all there...
+        let mut merged = B64.decode(&values[1]).expect("b64")[CHUNK_HEADER..].to_vec();
+        merged.extend_from_slice(&B64.decode(&values[2]).expect("b64")[CHUNK_HEADER..]);
+        let mut second = B64.decode(&values[1]).expect("b64")[..CHUNK_HEADER].to_vec();
+        second.extend_from_slice(&merged);
+        let recounted = rewrite(&[values[0].clone(), B64.encode(second)], &|chunk| {
+            chunk[CHUNK_COUNT_AT] = 2;
+        });
+        // ...but the count is part of the associated data.
+        assert_eq!(
+            open_chunked(&keys, &recounted[0], &slots(&recounted), 8).err(),
+            Some(Rejection::BadTag)
+        );
+        // A piece moved across a boundary changes nothing that matters: same envelope.
+        let mut first = B64.decode(&values[0]).expect("b64");
+        let mut next = B64.decode(&values[1]).expect("b64");
+        let moved = first.pop().expect("non-empty");
+        next.insert(CHUNK_HEADER, moved);
+        let shifted = [B64.encode(first), B64.encode(next), values[2].clone()];
+        assert!(open_chunked(&keys, &shifted[0], &slots(&shifted), 8).is_ok());
+        // Another binding's keys do not open it.
+        let other = seals(
+            &ring(4),
+            &Binding {
+                cookie: "__Host-other",
+                ..BIND
+            },
+        );
+        assert_eq!(
+            open_chunked(&other, &values[0], &slots(&values), 8).err(),
+            Some(Rejection::BadTag)
         );
     }
 

@@ -27,6 +27,8 @@
 //! on_session_limit = "evict_oldest" # or "refuse"
 //! clear_site_data = false          # true: logout sends Clear-Site-Data: "cookies";
 //!                                  # or a list, e.g. ["cookies", "storage"]
+//! cookie_chunks = 1                # cookie driver: split a sealed session over up to
+//!                                  # this many cookies (1 to 8; 1: over 4 KB is an error)
 //! [session.sessions.web.meta]
 //! area = "frontend"
 //! ```
@@ -38,7 +40,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::cookies::SameSite;
+use crate::cookies::{MAX_COOKIE_CHUNKS, SameSite};
 use crate::def::{ClearSiteData, DefError, DriverChoice, LimitPolicy, SessionDef, SessionLimit};
 use crate::duration::parse_duration;
 use crate::expiry::{ExpiryError, ExpiryPolicy};
@@ -153,6 +155,11 @@ pub struct SessionOverrides {
     pub meta: Option<Map<String, Value>>,
     /// `clear_site_data` (`Some(None)` for `false`).
     pub clear_site_data: Option<Option<ClearSiteData>>,
+    /// `cookie_chunks`: how many cookies a sealed cookie session may be split over, 1
+    /// (the default: one cookie, a session over 4096 bytes fails to save) to
+    /// [`MAX_COOKIE_CHUNKS`]. See [`SessionDef::cookie_chunks`] for the format and the
+    /// limits.
+    pub cookie_chunks: Option<u8>,
     table: String,
 }
 
@@ -209,6 +216,9 @@ impl SessionOverrides {
         }
         if let Some(revocation) = &self.revocation {
             def.revocation.clone_from(revocation);
+        }
+        if let Some(chunks) = self.cookie_chunks {
+            def.cookie_chunks = chunks;
         }
         let max = match self.max_sessions_per_user {
             Some(max) => max,
@@ -414,6 +424,20 @@ fn parse_session(body: &toml::Table, table: String) -> Result<SessionOverrides, 
                     _ => return Err(invalid(t, k, "expected true, false or a list of directives")),
                 });
             }
+            "cookie_chunks" => {
+                let chunks = value
+                    .as_integer()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .filter(|n| (1..=MAX_COOKIE_CHUNKS).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            t,
+                            k,
+                            format!("expected a whole number from 1 to {MAX_COOKIE_CHUNKS}"),
+                        )
+                    })?;
+                out.cookie_chunks = Some(chunks);
+            }
             "meta" => {
                 let meta = as_table(value, t, k)?;
                 let json = serde_json::to_value(meta).map_err(|err| invalid(t, k, err.to_string()))?;
@@ -527,6 +551,7 @@ mod tests {
         touch_share = 0.5
         persistent = false
         clear_site_data = ["cookies", "storage"]
+        cookie_chunks = 2
         [session.sessions.web.meta]
         area = "frontend"
         level = 3
@@ -547,6 +572,7 @@ mod tests {
         assert!(!def.cookie.secure && !def.cookie.persistent);
         assert_eq!(def.expiry.idle_timeout(), Some(Duration::from_secs(1800)));
         assert!((def.expiry.touch_share() - 0.5).abs() < f64::EPSILON);
+        assert_eq!(def.cookie_chunks, 2);
         assert_eq!(def.meta["area"], "frontend");
         assert_eq!(def.meta["level"], 3);
         assert_eq!(
@@ -575,6 +601,25 @@ mod tests {
             assert!(
                 err.contains("clear_site_data") && err.contains("session.sessions.web"),
                 "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn cookie_chunks_is_a_small_whole_number() {
+        let config = parse("[session.sessions.web]\ncookie_chunks = 4").expect("valid");
+        let mut def = SessionDef::new(SessionName::new("web").expect("valid"));
+        assert_eq!(def.cookie_chunks, 1, "one cookie by default");
+        config.sessions[0].1.apply_to(&mut def).expect("applies");
+        assert_eq!(def.cookie_chunks, 4);
+        let max = format!("[session.sessions.web]\ncookie_chunks = {MAX_COOKIE_CHUNKS}");
+        assert!(parse(&max).is_ok());
+        for bad in ["0", "9", "-1", "256", "\"2\"", "2.5", "true"] {
+            let message = error_of(&format!("[session.sessions.web]\ncookie_chunks = {bad}"));
+            assert!(
+                message.contains("invalid value for `cookie_chunks` in [session.sessions.web]")
+                    && message.contains("from 1 to 8"),
+                "{bad}: {message}"
             );
         }
     }

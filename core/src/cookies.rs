@@ -20,6 +20,18 @@ pub const MAX_SET_COOKIE_LEN: usize = 4096;
 /// verification work a request can cause.
 pub const MAX_CANDIDATES: usize = 4;
 
+/// The most cookies one sealed cookie session may be split over: the hard upper bound
+/// of a session's `cookie_chunks` ([`SessionDef::cookie_chunks`]). Eight chunks carry
+/// about 23 KiB of sealed data and make a `Cookie` request header of up to 32 KiB,
+/// four times what many proxies and servers accept by default (nginx and Apache: 8 KiB
+/// per header line).
+///
+/// [`SessionDef::cookie_chunks`]: crate::SessionDef::cookie_chunks
+pub const MAX_COOKIE_CHUNKS: u8 = 8;
+
+// The machine records which chunk names a request carried in a `u8` bit set.
+const _: () = assert!(MAX_COOKIE_CHUNKS >= 1 && MAX_COOKIE_CHUNKS <= 8);
+
 /// The `SameSite` attribute. Always written explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[allow(
@@ -303,6 +315,29 @@ pub struct SetCookieTooLarge {
     pub size: usize,
 }
 
+impl CookieSettings {
+    /// The name of chunk `index` of a chunked cookie session: the cookie name itself
+    /// for chunk 0, `<name>.<index>` for the others.
+    pub fn chunk_name(&self, index: usize) -> Cow<'_, str> {
+        if index == 0 {
+            Cow::Borrowed(&self.name)
+        } else {
+            Cow::Owned(format!("{}.{index}", self.name))
+        }
+    }
+
+    /// These settings for chunk `index` of a chunked cookie session: every attribute
+    /// the same, only the name is [`chunk_name`](Self::chunk_name). Every chunk cookie
+    /// is rendered and removed through this, so all share `Path`, `Domain` and the
+    /// other attributes.
+    pub fn for_chunk(&self, index: usize) -> Cow<'_, CookieSettings> {
+        match self.chunk_name(index) {
+            Cow::Borrowed(_) => Cow::Borrowed(self),
+            Cow::Owned(name) => Cow::Owned(CookieSettings { name, ..self.clone() }),
+        }
+    }
+}
+
 /// RFC 6265 `token` characters (cookie names).
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
@@ -334,6 +369,92 @@ where
     I: IntoIterator<Item = &'h [u8]>,
 {
     let mut seen = 0;
+    visit_pairs(headers, name, 0, |_, value| {
+        seen += 1;
+        visit(value) || seen == MAX_CANDIDATES
+    });
+    seen
+}
+
+/// What a request carried under one chunk name (`name.1`, `name.2`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed by nature: a name is absent, present once, or present more than once"
+)]
+pub enum ChunkSlot {
+    /// No cookie with this name.
+    #[default]
+    Absent,
+    /// Exactly one cookie with this name, and its value.
+    One(String),
+    /// Several cookies with this name: which one belongs to the set is ambiguous.
+    Duplicate,
+}
+
+/// The cookies of a chunked cookie session in one request (see
+/// [`SessionDef::cookie_chunks`](crate::SessionDef::cookie_chunks)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ChunkedValues {
+    /// The values of the cookie called `name` itself, in order, at most
+    /// [`MAX_CANDIDATES`].
+    pub(crate) base: Vec<String>,
+    /// `name.1` to `name.7` (index `k - 1` for `name.k`), whatever the session's own
+    /// cap, so stale chunks are found after the cap was lowered.
+    pub(crate) chunks: [ChunkSlot; MAX_COOKIE_CHUNKS as usize - 1],
+}
+
+impl ChunkedValues {
+    /// Which chunk names were present: bit `k` for `name.k`.
+    pub(crate) fn present(&self) -> u8 {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| **slot != ChunkSlot::Absent)
+            .fold(0, |bits, (i, _)| bits | 1 << (i + 1))
+    }
+}
+
+/// Finds the values of the cookie called `name` and of its chunk cookies `name.1` to
+/// `name.7` in one pass over the request's `Cookie` headers, with the parsing rules of
+/// [`visit_cookie_values`]. A chunk name present more than once is kept as
+/// [`ChunkSlot::Duplicate`], without its values.
+pub(crate) fn chunked_values<'h, I>(headers: I, name: &str) -> ChunkedValues
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
+    let mut found = ChunkedValues::default();
+    visit_pairs(
+        headers,
+        name,
+        usize::from(MAX_COOKIE_CHUNKS) - 1,
+        |index, value| {
+            match index.checked_sub(1).and_then(|i| found.chunks.get_mut(i)) {
+                None => {
+                    if found.base.len() < MAX_CANDIDATES {
+                        found.base.push(value.to_owned());
+                    }
+                }
+                Some(slot) => {
+                    *slot = match slot {
+                        ChunkSlot::Absent => ChunkSlot::One(value.to_owned()),
+                        ChunkSlot::One(_) | ChunkSlot::Duplicate => ChunkSlot::Duplicate,
+                    };
+                }
+            }
+            false
+        },
+    );
+    found
+}
+
+/// Calls `visit(index, value)` for each cookie called `name` (index 0) or, when
+/// `max_index > 0`, `name.<index>` for `index` in `1..=max_index` (decimal, no leading
+/// zero), in order, until it returns `true`.
+fn visit_pairs<'h, I>(headers: I, name: &str, max_index: usize, mut visit: impl FnMut(usize, &str) -> bool)
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
     for header in headers {
         // Pairs are separated by ';' (RFC 6265 section 4.2.1). Only the pairs that
         // start with the name go to the cookie crate's parser, so a header with thirty
@@ -343,6 +464,9 @@ where
         for piece in header.split(|b| *b == b';') {
             let trimmed = trim_whitespace_start(piece);
             let Some(rest) = trimmed.strip_prefix(name.as_bytes()) else {
+                continue;
+            };
+            let Some((index, rest)) = chunk_suffix(rest, max_index) else {
                 continue;
             };
             if !trim_whitespace_start(rest).starts_with(b"=") {
@@ -355,15 +479,34 @@ where
             let Ok(cookie) = Cookie::parse(text.as_ref()) else {
                 continue;
             };
-            if cookie.name() == name {
-                seen += 1;
-                if visit(cookie.value_trimmed()) || seen == MAX_CANDIDATES {
-                    return seen;
-                }
+            let named = cookie
+                .name()
+                .strip_prefix(name)
+                .and_then(|suffix| chunk_suffix(suffix.as_bytes(), max_index))
+                .is_some_and(|(parsed, after)| parsed == index && after.is_empty());
+            if named && visit(index, cookie.value_trimmed()) {
+                return;
             }
         }
     }
-    seen
+}
+
+/// Splits what follows a cookie name into the chunk index it names and the rest:
+/// `(0, rest)` when `rest` does not start with `.`, `(k, after)` for `.k` with `k` in
+/// `1..=max_index` written in decimal without a leading zero, `None` otherwise.
+fn chunk_suffix(rest: &[u8], max_index: usize) -> Option<(usize, &[u8])> {
+    let Some(after_dot) = rest.strip_prefix(b".") else {
+        return Some((0, rest));
+    };
+    let digits = after_dot.iter().take_while(|b| b.is_ascii_digit()).count();
+    // Three digits are enough for any index (the cap is 8) and keep the sum bounded.
+    if max_index == 0 || digits == 0 || digits > 3 || after_dot[0] == b'0' {
+        return None;
+    }
+    let index = after_dot[..digits]
+        .iter()
+        .fold(0, |n, d| n * 10 + usize::from(d - b'0'));
+    (index <= max_index).then_some((index, &after_dot[digits..]))
 }
 
 /// `bytes` without the leading whitespace that `str::trim_start` removes: Unicode
@@ -430,6 +573,84 @@ mod tests {
         for (headers, name, expected) in table {
             assert_eq!(&values(headers, name), expected, "headers {headers:?}");
         }
+    }
+
+    #[test]
+    fn chunk_names_are_found_in_one_pass() {
+        let headers = [
+            "sid=zero; sid.1=one; sid.01=leading-zero; sid.8=past-the-cap; sid.1x=junk",
+            " sid.2 = two ;sid.3=three; sid.3=again; sid.10=ten; sidx.1=other; sid.=dot",
+            "sid.7=seven; sid=second; sid=3; sid=4; sid=5",
+        ];
+        let found = chunked_values(headers.iter().map(|h| h.as_bytes()), "sid");
+        assert_eq!(found.base, ["zero", "second", "3", "4"]);
+        let one = |v: &str| ChunkSlot::One(v.to_owned());
+        assert_eq!(
+            found.chunks,
+            [
+                one("one"),
+                one("two"),
+                ChunkSlot::Duplicate,
+                ChunkSlot::Absent,
+                ChunkSlot::Absent,
+                ChunkSlot::Absent,
+                one("seven"),
+            ]
+        );
+        assert_eq!(found.present(), 0b1000_1110);
+        // The plain visitor never sees chunk names.
+        assert_eq!(
+            values(&headers, "sid"),
+            ["zero", "second", "3", "4"],
+            "at most four candidates, no chunks"
+        );
+        assert_eq!(chunked_values([&b""[..]], "sid"), ChunkedValues::default());
+    }
+
+    #[test]
+    fn chunk_suffixes_parse_strictly() {
+        assert_eq!(chunk_suffix(b"=v", 7), Some((0, &b"=v"[..])));
+        assert_eq!(chunk_suffix(b".3=v", 7), Some((3, &b"=v"[..])));
+        assert_eq!(chunk_suffix(b".3=v", 0), None, "no chunks asked for");
+        for refused in [
+            &b".0="[..],
+            b".03=",
+            b".8=",
+            b".=",
+            b".1000=",
+            b".99999999999999999999=",
+        ] {
+            assert_eq!(chunk_suffix(refused, 7), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_settings_keep_every_attribute() {
+        let mut settings = CookieSettings::new("sid");
+        settings.domain = Some("example.com".into());
+        settings.path = "/app".into();
+        settings.partitioned = true;
+        assert_eq!(settings.chunk_name(0), "sid");
+        assert_eq!(settings.chunk_name(3), "sid.3");
+        assert!(matches!(settings.for_chunk(0), Cow::Borrowed(_)));
+        let chunk = settings.for_chunk(2);
+        assert_eq!(
+            *chunk,
+            CookieSettings {
+                name: "sid.2".into(),
+                ..settings.clone()
+            }
+        );
+        chunk.validate().expect("a valid name stays valid");
+        let line = chunk
+            .render("v", Duration::from_secs(5))
+            .expect("fits")
+            .into_string();
+        let main = settings
+            .render("v", Duration::from_secs(5))
+            .expect("fits")
+            .into_string();
+        assert_eq!(line.strip_prefix("sid.2"), main.strip_prefix("sid"));
     }
 
     #[test]

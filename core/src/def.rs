@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::codec::{Binding, IdKeys, SealKeys};
-use crate::cookies::{CookieRuleError, CookieSettings};
+use crate::cookies::{CookieRuleError, CookieSettings, MAX_COOKIE_CHUNKS};
 use crate::expiry::ExpiryPolicy;
 use crate::id::{NameError, Namespace, validate_name};
 use crate::keys::KeyRing;
@@ -167,6 +167,14 @@ pub enum DefError {
         #[source]
         source: CookieRuleError,
     },
+    /// `cookie_chunks` is 0 or above [`MAX_COOKIE_CHUNKS`].
+    #[error("session `{session}`: cookie_chunks = {chunks} is out of range (1 to {MAX_COOKIE_CHUNKS})")]
+    CookieChunks {
+        /// The session.
+        session: SessionName,
+        /// The refused value.
+        chunks: u8,
+    },
 }
 
 /// What a named session is: driver, cookie, lifetimes, sharing and metadata.
@@ -190,6 +198,26 @@ pub struct SessionDef {
     /// (logout), telling the browser to drop the site's cookies (and, if configured,
     /// storage and cache). `None` (the default): no such header.
     pub clear_site_data: Option<ClearSiteData>,
+    /// How many cookies a sealed cookie session (`driver = "cookie"`) may be split over
+    /// (`cookie_chunks` in TOML), from 1 to [`MAX_COOKIE_CHUNKS`]; ignored by sessions
+    /// kept in a store, whose cookie is a short signed id.
+    ///
+    /// `1` (the default): the sealed record is one cookie, and a session whose
+    /// `Set-Cookie` line would exceed 4096 bytes fails to save with
+    /// [`FinishError::CookieTooLarge`](crate::FinishError::CookieTooLarge).
+    ///
+    /// `n > 1`: a session that fits one cookie is still sent as one; a larger one is
+    /// sealed once and cut into chunk cookies `<name>`, `<name>.1`, ... `<name>.{n-1}`,
+    /// each `Set-Cookie` line (attributes included) at most 4096 bytes and all with the
+    /// same attributes. Each chunk carries the set's random 96-bit generation id, its
+    /// index and the chunk count, all covered by the one authentication tag; a missing,
+    /// duplicated, reordered or mixed chunk makes the request anonymous. Chunk cookies
+    /// the request carried that the new value does not use are removed on the same
+    /// response. More than `n` chunks' worth fails to save with
+    /// [`FinishError::TooManyChunks`](crate::FinishError::TooManyChunks). Mind the
+    /// request side: browsers send every chunk on every request, and many servers and
+    /// proxies refuse `Cookie` headers over 8 KiB by default.
+    pub cookie_chunks: u8,
     /// A cap on one user's concurrent sessions of this session (`None`, the default:
     /// no cap). Enforced when a response binds a session to a user (sign-in), on
     /// drivers that keep per-user indexes.
@@ -316,20 +344,29 @@ impl SessionDef {
             shared: false,
             meta: Map::new(),
             clear_site_data: None,
+            cookie_chunks: 1,
             user_limit: None,
             revocation: Some(DriverChoice::Memory),
         }
     }
 
-    /// Checks the cookie attribute rules.
+    /// Checks the cookie attribute rules and the range of
+    /// [`cookie_chunks`](Self::cookie_chunks).
     ///
     /// # Errors
-    /// [`DefError::Cookie`] naming this session.
+    /// [`DefError::Cookie`] or [`DefError::CookieChunks`] naming this session.
     pub fn validate(&self) -> Result<(), DefError> {
         self.cookie.validate().map_err(|source| DefError::Cookie {
             session: self.name.clone(),
             source,
-        })
+        })?;
+        if !(1..=MAX_COOKIE_CHUNKS).contains(&self.cookie_chunks) {
+            return Err(DefError::CookieChunks {
+                session: self.name.clone(),
+                chunks: self.cookie_chunks,
+            });
+        }
+        Ok(())
     }
 
     /// Where this session's record lives, from its driver.

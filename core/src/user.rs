@@ -189,7 +189,8 @@ impl fmt::Debug for UserBinding {
         f.debug_struct("UserBinding")
             .field("id_len", &self.id.len())
             .field("label", &self.label.as_ref().map(|_| "<set>"))
-            .finish()
+            .field("handle", &self.handle.map(|_| "<set>"))
+            .finish_non_exhaustive()
     }
 }
 

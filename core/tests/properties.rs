@@ -454,3 +454,60 @@ proptest! {
         prop_assert_eq!(ours, cookie_crate_values(&header, "sid"), "header {:?}", header);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A chunked cookie session: every Set-Cookie line fits 4096 bytes, the whole set
+    /// in any order and split over any headers reads back, and a set missing any chunk
+    /// is anonymous; past the cap, a typed error.
+    #[test]
+    fn chunked_sessions_round_trip_whole_and_fail_closed_partial(
+        s in setup(),
+        text in "\\PC{3000,7000}",
+        cap in 2u8..=sessionkit_core::cookies::MAX_COOKIE_CHUNKS,
+        order in any::<prop::sample::Index>(),
+        drop in any::<prop::sample::Index>(),
+    ) {
+        let mut def = SessionDef::new(SessionName::new(&s.session).expect("name"));
+        def.driver = sessionkit_core::DriverChoice::Cookie;
+        def.cookie.name = s.cookie.clone();
+        def.cookie.secure = false;
+        def.cookie_chunks = cap;
+        let spec = Arc::new(SessionSpec::new(def, &Namespace::new(&s.namespace).expect("ns"), &s.keys()).expect("valid"));
+        let now = Timestamp::from_millis(common::T0);
+        let mut machine = SessionMachine::begin(spec.clone(), [], now);
+        machine.insert("text", &text).expect("ready");
+        let outcome = match machine.finish(200, now, &mut s.rng()) {
+            Ok(outcome) => outcome,
+            Err(sessionkit_core::FinishError::TooManyChunks { max, .. }) => {
+                prop_assert_eq!(max, cap);
+                prop_assert!(text.len() > usize::from(cap - 1) * 3_000, "{} bytes refused by {cap} chunks", text.len());
+                return Ok(());
+            }
+            Err(other) => return Err(TestCaseError::fail(other.to_string())),
+        };
+        let mut pairs: Vec<String> = outcome
+            .set_cookies(sessionkit_core::WriteResult::Applied)
+            .map(|line| {
+                assert!(line.as_str().len() <= sessionkit_core::cookies::MAX_SET_COOKIE_LEN);
+                line.as_str().split(';').next().expect("pair").to_owned()
+            })
+            .collect();
+        prop_assert!(pairs.len() <= usize::from(cap));
+        let reads = |pairs: &[String]| {
+            // Half the pairs in one header, the rest in another.
+            let (a, b) = pairs.split_at(pairs.len() / 2);
+            let headers = [a.join("; "), b.join("; ")];
+            let machine = SessionMachine::begin(spec.clone(), headers.iter().map(String::as_bytes), now);
+            machine.get::<String>("text").expect("ready")
+        };
+        let len = pairs.len();
+        pairs.rotate_left(order.index(len));
+        prop_assert_eq!(reads(&pairs), Some(text.clone()));
+        if len > 1 {
+            pairs.remove(drop.index(len));
+            prop_assert_eq!(reads(&pairs), None);
+        }
+    }
+}

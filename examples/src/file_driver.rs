@@ -24,6 +24,18 @@
 //! [`Lookup::Forwarded`] until the window ends. A crash between the two renames leaves
 //! the record under both keys, the old one expiring as usual: acceptable for an
 //! example, where a real store would make the pair one transaction.
+//!
+//! A user's sessions ([`Driver::user_sessions`]) come from an *index file* per user:
+//! `<dir>/<namespace>/users/<user key hex>.index`, one store key (64 hex digits) per
+//! line. The file is named by the [`UserKey`] digest, never by a user id. Every write
+//! that binds a record to a user adds the key to that user's file, under the same write
+//! lock ([`UserKey::of_record`] on create and rotate, [`UserKey::of_patch`] on patch);
+//! a rotation also drops the old key. Deletes and expiries do not touch index files:
+//! listing reads the user's file and the session files it names (never the whole
+//! directory), keeps the live records still bound to that user, and rewrites the file
+//! without the other keys. The index write comes after the record's, so a crash in
+//! between can leave a session out of its user's list until its next write: a real
+//! store would make the two one transaction.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -31,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sessionkit::{
     Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, SharedClock, StoreKey, Timestamp,
-    WriteResult,
+    UserKey, WriteResult,
 };
 use tokio::sync::Mutex;
 
@@ -51,6 +63,11 @@ enum Stored {
     Forward([u8; 32]),
     Missing,
     Corrupt,
+}
+
+/// A digest as 64 lowercase hex digits (index file names).
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// What starts the second line of a forward file.
@@ -98,6 +115,67 @@ impl FileDriver {
         self.dir
             .join(key.namespace().as_str())
             .join(format!("{}.session", key.to_hex()))
+    }
+
+    /// The index file of `user`'s sessions.
+    pub fn index_path(&self, user: &UserKey) -> PathBuf {
+        self.dir
+            .join(user.namespace().as_str())
+            .join("users")
+            .join(format!("{}.index", hex(user.digest())))
+    }
+
+    /// The store keys listed in `user`'s index file (lines that are not a store key
+    /// are left out).
+    async fn read_index(&self, user: &UserKey) -> Result<Vec<StoreKey>, DriverError> {
+        let bytes = match tokio::fs::read(self.index_path(user)).await {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(DriverError::unavailable(err)),
+        };
+        Ok(bytes
+            .split(|b| *b == b'\n')
+            .filter_map(parse_digest)
+            .map(|digest| StoreKey::from_digest(user.namespace().clone(), digest))
+            .collect())
+    }
+
+    /// Replaces `user`'s index file with `keys` (removes it when there are none).
+    /// Call with the write lock held.
+    async fn write_index(&self, user: &UserKey, keys: &[StoreKey]) -> Result<(), DriverError> {
+        let path = self.index_path(user);
+        if keys.is_empty() {
+            return match tokio::fs::remove_file(&path).await {
+                Err(err) if err.kind() != ErrorKind::NotFound => Err(DriverError::unavailable(err)),
+                _ => Ok(()),
+            };
+        }
+        let mut body = String::with_capacity(65 * keys.len());
+        for key in keys {
+            body.push_str(&key.to_hex());
+            body.push('\n');
+        }
+        self.replace_file(&path, body.as_bytes()).await
+    }
+
+    /// Adds `key` to `user`'s index (and drops `old`, a key the record left). Call
+    /// with the write lock held.
+    async fn index(&self, user: &UserKey, key: &StoreKey, old: Option<&StoreKey>) -> Result<(), DriverError> {
+        let mut keys = self.read_index(user).await?;
+        let before = keys.len();
+        if let Some(old) = old {
+            keys.retain(|k| k != old);
+        }
+        let mut changed = keys.len() != before;
+        if !keys.contains(key) {
+            keys.push(key.clone());
+            changed = true;
+        }
+        if changed {
+            self.write_index(user, &keys).await
+        } else {
+            Ok(())
+        }
     }
 
     async fn read(&self, key: &StoreKey) -> Result<Stored, DriverError> {
@@ -154,19 +232,24 @@ impl FileDriver {
         body: &[u8],
         expires_at: Timestamp,
     ) -> Result<(), DriverError> {
-        let path = self.path(key);
+        let mut bytes = format!("{}\n", expires_at.as_millis()).into_bytes();
+        bytes.extend_from_slice(body);
+        self.replace_file(&self.path(key), &bytes).await
+    }
+
+    /// Writes `bytes` to a temporary file renamed over `path`.
+    async fn replace_file(&self, path: &Path, bytes: &[u8]) -> Result<(), DriverError> {
         let parent = path.parent().unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(DriverError::unavailable)?;
-        let mut bytes = format!("{}\n", expires_at.as_millis()).into_bytes();
-        bytes.extend_from_slice(body);
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp = parent.join(format!(".{}.{}.{n}.tmp", key.to_hex(), std::process::id()));
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
+        let temp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         tokio::fs::write(&temp, bytes)
             .await
             .map_err(DriverError::unavailable)?;
-        tokio::fs::rename(&temp, &path)
+        tokio::fs::rename(&temp, path)
             .await
             .map_err(DriverError::unavailable)
     }
@@ -233,7 +316,11 @@ impl Driver for FileDriver {
         if let Stored::Live(_) = self.read(key).await? {
             return Err(DriverError::Duplicate);
         }
-        self.write(key, record, expires_at).await
+        self.write(key, record, expires_at).await?;
+        if let Some(user) = UserKey::of_record(key, record) {
+            self.index(&user, key, None).await?;
+        }
+        Ok(())
     }
 
     async fn patch(
@@ -242,8 +329,16 @@ impl Driver for FileDriver {
         patch: &Patch,
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
-        self.update(key, expires_at, |record| patch.apply_to(record))
-            .await
+        let _guard = self.writes.lock().await;
+        let Stored::Live(mut record) = self.read(key).await? else {
+            return Ok(WriteResult::Gone);
+        };
+        patch.apply_to(&mut record);
+        self.write(key, &record, expires_at).await?;
+        if let Some(Some(user)) = UserKey::of_patch(key, patch) {
+            self.index(&user, key, None).await?;
+        }
+        Ok(WriteResult::Applied)
     }
 
     async fn touch(
@@ -282,6 +377,30 @@ impl Driver for FileDriver {
         } else {
             self.remove(from).await?;
         }
+        if let Some(user) = UserKey::of_record(to, &record) {
+            self.index(&user, to, Some(from)).await?;
+        }
         Ok(WriteResult::Applied)
+    }
+
+    /// Reads the user's index file and the session files it names; rewrites the index
+    /// without the keys whose record is gone, expired, a forward, corrupt or bound to
+    /// someone else.
+    async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
+        let _guard = self.writes.lock().await;
+        let keys = self.read_index(user).await?;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Stored::Live(record) = self.read(key).await?
+                && UserKey::of_record(key, &record).as_ref() == Some(user)
+            {
+                found.push((key.clone(), record));
+            }
+        }
+        if found.len() < keys.len() {
+            let live: Vec<StoreKey> = found.iter().map(|(key, _)| key.clone()).collect();
+            self.write_index(user, &live).await?;
+        }
+        Ok(found)
     }
 }

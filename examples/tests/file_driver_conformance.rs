@@ -39,6 +39,11 @@ impl DriverFactory for Files {
     fn grace_window(&self) -> bool {
         true
     }
+
+    /// The driver keeps an index file per user.
+    fn user_index(&self) -> bool {
+        true
+    }
 }
 
 driver_suite!(Files);

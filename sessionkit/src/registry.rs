@@ -380,6 +380,22 @@ impl Registry {
                 });
             }
         }
+        // A chunked cookie session also owns `name.1`, `name.2`, ...
+        for def in self.sessions.values() {
+            if def.storage() != Storage::Cookie {
+                continue;
+            }
+            for index in 1..usize::from(def.cookie_chunks) {
+                let chunk = def.cookie.chunk_name(index);
+                if let Some(other) = cookies.get(chunk.as_ref()) {
+                    return Err(SetupError::DuplicateCookieName {
+                        first: def.name.clone(),
+                        second: (*other).clone(),
+                        cookie: chunk.into_owned(),
+                    });
+                }
+            }
+        }
         let info = self.info();
         let (keys, origin) = secrets::resolve(self.secrets, env)?;
         tracing::info!(

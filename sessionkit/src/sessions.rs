@@ -549,14 +549,14 @@ impl RequestSessions {
             {
                 saved.clear_site_data.push(value);
             }
-            if let Some(cookie) = outcome.into_set_cookie(result.result) {
-                // Rendered cookies are visible ASCII (validated names and attributes,
-                // base64 values), so this conversion takes the String without a copy
-                // and cannot fail.
-                saved
-                    .set_cookies
-                    .extend(HeaderValue::try_from(cookie.into_string()).ok());
-            }
+            // Rendered cookies are visible ASCII (validated names and attributes, base64
+            // values), so this conversion takes the String without a copy and cannot
+            // fail. A chunked cookie session gives several lines.
+            saved.set_cookies.extend(
+                outcome
+                    .into_set_cookies(result.result)
+                    .filter_map(|cookie| HeaderValue::try_from(cookie.into_string()).ok()),
+            );
         }
         Ok(saved)
     }
@@ -809,7 +809,8 @@ pub struct SaveOutcome {
 }
 
 impl SaveOutcome {
-    /// The `Set-Cookie` header values, one per session that set or cleared its cookie.
+    /// The `Set-Cookie` header values: one per session that set or cleared its cookie,
+    /// and for a chunked cookie session one per chunk cookie set or removed.
     pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
         self.set_cookies.iter().filter_map(|v| v.to_str().ok())
     }

@@ -214,6 +214,29 @@ fn duplicate_cookie_names_are_refused() {
 }
 
 #[test]
+fn chunk_cookie_names_count_as_cookie_names() {
+    let toml = "[session.sessions.web]\ndriver = \"cookie\"\ncookie_chunks = 3\n\
+                [session.sessions.admin]\ncookie_name = \"__Host-web.2\"";
+    let mut registry = Registry::new();
+    registry.apply_toml(toml).expect("applies");
+    let err = registry.build_with_env(&env(SECRET_ENV)).expect_err("clash");
+    assert!(
+        matches!(&err, SetupError::DuplicateCookieName { cookie, .. } if cookie == "__Host-web.2"),
+        "{err}"
+    );
+    // The same names on a session kept in a store, or within the cap, are fine.
+    for toml in [
+        "[session.sessions.web]\ncookie_chunks = 3\n[session.sessions.admin]\ncookie_name = \"__Host-web.2\"",
+        "[session.sessions.web]\ndriver = \"cookie\"\ncookie_chunks = 2\n\
+         [session.sessions.admin]\ncookie_name = \"__Host-web.2\"",
+    ] {
+        let mut registry = Registry::new();
+        registry.apply_toml(toml).expect("applies");
+        registry.build_with_env(&env(SECRET_ENV)).expect("no clash");
+    }
+}
+
+#[test]
 fn secrets_follow_the_documented_order() {
     use sessionkit::SecretOrigin::*;
     const BOTH_ENV: &[(&str, &str)] = &[

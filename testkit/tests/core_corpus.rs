@@ -28,3 +28,8 @@ fn config() {
 fn state_machine() {
     replay::replay("state_machine", bodies::state_machine);
 }
+
+#[test]
+fn cookie_chunks() {
+    replay::replay("cookie_chunks", bodies::cookie_chunks);
+}

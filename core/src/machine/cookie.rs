@@ -1,12 +1,15 @@
 //! The rules of cookie sessions: the whole record is sealed into the cookie, nothing
 //! is stored.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use rand_core::CryptoRng;
 
 use super::{Live, State};
-use crate::codec::{self, Rejection, SealedRecord};
+use crate::codec::{self, ChunkedSealError, Opened, Rejection, SealedRecord};
+use crate::cookies::{self, ChunkSlot, CookieSettings, MAX_COOKIE_CHUNKS, MAX_SET_COOKIE_LEN, SetCookie};
 use crate::def::SessionSpec;
 use crate::expiry::SessionLifetime;
 use crate::keys::KeyUse;
@@ -26,6 +29,57 @@ pub(super) fn accept(
     events: &mut VecDeque<Event>,
 ) -> Result<State, Rejection> {
     let opened = codec::open(spec.seal_keys(), value)?;
+    accept_opened(spec, opened, now, events)
+}
+
+/// Opens the cookies of a chunked session (`cookie_chunks` above 1): each value of the
+/// session's own cookie in turn, a single sealed value or chunk 0 of a set whose other
+/// chunks are the request's `name.1`, `name.2`, ... Returns the state, whether the
+/// session's own cookie was present and which chunk cookies were (bit `k` for `name.k`).
+/// Anything but one whole authentic set is an anonymous request with
+/// [`Event::CookieRejected`].
+pub(super) fn accept_chunked<'h, I>(
+    spec: &SessionSpec,
+    headers: I,
+    now: Timestamp,
+    events: &mut VecDeque<Event>,
+) -> (State, bool, u8)
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
+    let values = cookies::chunked_values(headers, &spec.def().cookie.name);
+    let present = (!values.base.is_empty(), values.present());
+    let mut first_rejection = None;
+    for value in &values.base {
+        let opened = codec::open_chunked(spec.seal_keys(), value, &values.chunks, spec.def().cookie_chunks);
+        match opened.and_then(|opened| accept_opened(spec, opened, now, events)) {
+            Ok(state) => return (state, present.0, present.1),
+            Err(reason) => {
+                first_rejection.get_or_insert(reason);
+            }
+        }
+    }
+    // Chunks without the session's own cookie: a set that lost its first chunk.
+    if values.base.is_empty() && values.chunks.iter().any(|slot| *slot != ChunkSlot::Absent) {
+        first_rejection = Some(Rejection::ChunkSet);
+    }
+    if let Some(reason) = first_rejection {
+        events.push_back(Event::CookieRejected { reason });
+    }
+    (State::Ready(Live::new_session()), present.0, present.1)
+}
+
+/// The session an authentic sealed record gives: the record, or a fresh session (with
+/// an event) when its authenticated timestamps say it expired.
+///
+/// # Errors
+/// [`Rejection::Corrupt`] when its lifetime or user binding is malformed.
+fn accept_opened(
+    spec: &SessionSpec,
+    opened: Opened,
+    now: Timestamp,
+    events: &mut VecDeque<Event>,
+) -> Result<State, Rejection> {
     let SealedRecord {
         created_at,
         last_seen,
@@ -114,11 +168,13 @@ fn revocation_writes(
 }
 
 /// Decides the cookie of a cookie session: reseal on a change, a regenerate, a due
-/// touch or a key rotation; remove it on destroy.
+/// touch or a key rotation; remove it on destroy. `present` says whether the request
+/// carried the session's own cookie and which chunk cookies (bit `k` for `name.k`);
+/// chunk cookies the new value does not use are removed.
 pub(super) fn finish<R: CryptoRng + ?Sized>(
     spec: &SessionSpec,
     mut live: Live,
-    cookie_present: bool,
+    (cookie_present, chunks_present): (bool, u8),
     now: Timestamp,
     rng: &mut R,
     outcome: &mut Outcome,
@@ -160,8 +216,11 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
         )
     };
     if !reseal {
-        if live.destroyed && cookie_present {
-            outcome.set_cookie = Some(spec.def().cookie.render_removal());
+        if live.destroyed {
+            if cookie_present {
+                outcome.set_cookie = Some(spec.def().cookie.render_removal());
+            }
+            remove_stale_chunks(&spec.def().cookie, chunks_present, 1, outcome);
         }
         revocation_writes(spec, live, now, created, outcome);
         return Ok(());
@@ -190,21 +249,93 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
     let max_age = live_life
         .persistent_or(settings.persistent)
         .then(|| expires_at.saturating_since(now));
-    let cookie = settings
-        .render_cookie(&value, max_age)
-        .map_err(|source| FinishError::CookieTooLarge {
-            session: spec.name().clone(),
-            source,
-        })?;
+    let (cookie, chunks) = render(spec, settings, (&value, &record), max_age, rng)?;
     if live.is_new {
         outcome.events.push(Event::Created { session: None });
     }
     if live.reissue && !live.is_new {
         outcome.events.push(Event::Reissued { session: None });
     }
+    let count = chunks.len() + 1;
     outcome.set_cookie = Some(cookie);
+    outcome.more_cookies = chunks;
+    remove_stale_chunks(&spec.def().cookie, chunks_present, count, outcome);
     revocation_writes(spec, live, now, created, outcome);
     Ok(())
+}
+
+/// The Set-Cookie lines of a sealed `value` (of `record`): one line when it fits, else,
+/// when the session allows chunks, the lines of a chunked seal of `record`, chunk 0
+/// first and the others after it. Every line is rendered by `settings.for_chunk`, so
+/// all share the attributes, and every line is at most 4096 bytes.
+fn render<R: CryptoRng + ?Sized>(
+    spec: &SessionSpec,
+    settings: &CookieSettings,
+    (value, record): (&str, &SealedRecord),
+    max_age: Option<Duration>,
+    rng: &mut R,
+) -> Result<(SetCookie, Vec<SetCookie>), FinishError> {
+    let too_large = |source| FinishError::CookieTooLarge {
+        session: spec.name().clone(),
+        source,
+    };
+    let max_chunks = spec.def().cookie_chunks;
+    match settings.render_cookie(value, max_age) {
+        Ok(cookie) => return Ok((cookie, Vec::new())),
+        Err(source) if max_chunks <= 1 => return Err(too_large(source)),
+        Err(_) => {}
+    }
+    let chunk_settings: Vec<Cow<'_, CookieSettings>> = (0..usize::from(max_chunks))
+        .map(|index| settings.for_chunk(index))
+        .collect();
+    // What a chunk's line takes besides its value: the same line with an empty value.
+    let capacity = |index: usize| {
+        chunk_settings
+            .get(index)
+            .and_then(|chunk| chunk.render_cookie("", max_age).ok())
+            .map_or(0, |empty| MAX_SET_COOKIE_LEN.saturating_sub(empty.as_str().len()))
+    };
+    let values =
+        codec::seal_chunked(spec.seal_keys(), record, rng, max_chunks, capacity).map_err(
+            |err| match err {
+                ChunkedSealError::TooLarge { size } => FinishError::TooManyChunks {
+                    session: spec.name().clone(),
+                    size,
+                    max: max_chunks,
+                },
+                ChunkedSealError::Seal(source) => FinishError::Seal {
+                    session: spec.name().clone(),
+                    source,
+                },
+            },
+        )?;
+    let lines = values
+        .iter()
+        .zip(&chunk_settings)
+        .map(|(value, chunk)| chunk.render_cookie(value, max_age).map_err(too_large))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut lines = lines.into_iter();
+    match lines.next() {
+        Some(first) => Ok((first, lines.collect())),
+        // `seal_chunked` returns at least one value.
+        None => Err(FinishError::TooManyChunks {
+            session: spec.name().clone(),
+            size: value.len(),
+            max: max_chunks,
+        }),
+    }
+}
+
+/// Removes the chunk cookies `name.k` with `k >= from` that the request carried (bit `k`
+/// of `present`), with the attributes they were set with.
+fn remove_stale_chunks(settings: &CookieSettings, present: u8, from: usize, outcome: &mut Outcome) {
+    for index in from.max(1)..usize::from(MAX_COOKIE_CHUNKS) {
+        if present & (1 << index) != 0 {
+            outcome
+                .more_cookies
+                .push(settings.for_chunk(index).render_removal());
+        }
+    }
 }
 
 #[cfg(test)]

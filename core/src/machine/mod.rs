@@ -95,6 +95,10 @@ pub enum SessionError {
 }
 
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a machine is built once per loaded session and moves rarely; boxing the live state would add an allocation to every request"
+)]
 enum State {
     Loading {
         id: SessionId,
@@ -201,6 +205,9 @@ pub struct SessionMachine {
     spec: Arc<SessionSpec>,
     state: State,
     cookie_present: bool,
+    /// Which chunk cookies (`name.k`, bit `k`) the request carried (chunked cookie
+    /// sessions only).
+    chunks_present: u8,
     events: VecDeque<Event>,
     /// The `now` of [`begin`](Self::begin): a new session's deadlines count from here.
     began: Timestamp,
@@ -213,6 +220,18 @@ impl SessionMachine {
         I: IntoIterator<Item = &'h [u8]>,
     {
         let mut events = VecDeque::new();
+        if spec.storage() == Storage::Cookie && spec.def().cookie_chunks > 1 {
+            let (state, cookie_present, chunks_present) =
+                cookie::accept_chunked(&spec, cookie_headers, now, &mut events);
+            return SessionMachine {
+                spec,
+                state,
+                cookie_present,
+                chunks_present,
+                events,
+                began: now,
+            };
+        }
         let mut first_rejection = None;
         let mut state = None;
         let cookie_name = spec.def().cookie.name.as_str();
@@ -238,6 +257,7 @@ impl SessionMachine {
             spec,
             state: state.unwrap_or_else(|| State::Ready(Live::new_session())),
             cookie_present: seen > 0,
+            chunks_present: 0,
             events,
             began: now,
         }
@@ -814,7 +834,8 @@ impl SessionMachine {
         match self.spec.storage() {
             Storage::Server => server::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome),
             Storage::Cookie => {
-                cookie::finish(&self.spec, live, self.cookie_present, now, rng, &mut outcome)?;
+                let present = (self.cookie_present, self.chunks_present);
+                cookie::finish(&self.spec, live, present, now, rng, &mut outcome)?;
             }
         }
         Ok(outcome)

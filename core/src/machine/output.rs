@@ -179,7 +179,7 @@ pub enum Event {
 
 impl Rejection {
     /// A short, fixed name for the reason (`malformed`, `unsupported_version`,
-    /// `unknown_key`, `bad_tag`, `corrupt`), for metric labels and log fields. Kept
+    /// `unknown_key`, `bad_tag`, `corrupt`, `chunk_set`), for metric labels and log fields. Kept
     /// beside the events that carry a rejection so that a new reason must get a name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -188,6 +188,7 @@ impl Rejection {
             Rejection::UnknownKey => "unknown_key",
             Rejection::BadTag => "bad_tag",
             Rejection::Corrupt => "corrupt",
+            Rejection::ChunkSet => "chunk_set",
         }
     }
 }
@@ -206,6 +207,19 @@ pub enum FinishError {
         #[source]
         source: SetCookieTooLarge,
     },
+    /// The session does not fit in the chunk cookies its `cookie_chunks` allows.
+    #[error(
+        "session `{session}` does not fit in its cookies: sealed it is {size} bytes, more than {max} cookies of at most {} bytes each hold (cookie_chunks = {max})",
+        crate::cookies::MAX_SET_COOKIE_LEN
+    )]
+    TooManyChunks {
+        /// The session.
+        session: SessionName,
+        /// The length of the sealed value, in bytes.
+        size: usize,
+        /// The session's `cookie_chunks`.
+        max: u8,
+    },
     /// The data could not be sealed.
     #[error("session `{session}` could not be sealed")]
     Seal {
@@ -219,13 +233,16 @@ pub enum FinishError {
 
 /// What a finished request must do, decided entirely from the delta, the status and
 /// `now`. Run [`Outcome::write`] first, then [`Outcome::delete`], then send
-/// [`Outcome::set_cookie`] with the write's result.
+/// [`Outcome::set_cookies`] with the write's result.
 #[derive(Debug, Default)]
 #[must_use = "an outcome does nothing until its write, delete and cookie are carried out"]
 pub struct Outcome {
     pub(super) write: Option<Write>,
     pub(super) delete: Option<StoreKey>,
     pub(super) set_cookie: Option<SetCookie>,
+    /// The other Set-Cookie lines: a chunked session's chunks after the first, and the
+    /// removals of stale chunk cookies.
+    pub(super) more_cookies: Vec<SetCookie>,
     pub(super) clear_site_data: Option<ClearSiteData>,
     pub(super) events: Vec<Event>,
     pub(super) bound_user: Option<UserBinding>,
@@ -243,10 +260,14 @@ impl Outcome {
         self.delete.as_ref()
     }
 
-    /// The Set-Cookie value to send once the write returned `result` (pass
-    /// [`WriteResult::Applied`] when there was no write). When a patch or touch found
-    /// the session gone, no cookie is sent: re-sending the old id could overwrite the
-    /// cookie of the request that replaced it.
+    /// The Set-Cookie value of the session's own cookie to send once the write returned
+    /// `result` (pass [`WriteResult::Applied`] when there was no write). When a patch or
+    /// touch found the session gone, no cookie is sent: re-sending the old id could
+    /// overwrite the cookie of the request that replaced it.
+    ///
+    /// A cookie session split over several cookies
+    /// ([`SessionDef::cookie_chunks`](crate::SessionDef::cookie_chunks)) needs more than
+    /// this one line: send [`set_cookies`](Self::set_cookies), which includes it.
     pub fn set_cookie(&self, result: WriteResult) -> Option<&SetCookie> {
         if self.write_gone(result) {
             None
@@ -264,6 +285,28 @@ impl Outcome {
         }
     }
 
+    /// Every Set-Cookie value to send once the write returned `result`: the session's
+    /// own cookie ([`set_cookie`](Self::set_cookie)) first, then, for a chunked cookie
+    /// session, its other chunks and the removals of stale chunk cookies. Each is a
+    /// `Set-Cookie` header of its own. None when a patch or touch found the session
+    /// gone.
+    pub fn set_cookies(&self, result: WriteResult) -> impl Iterator<Item = &SetCookie> {
+        let gone = self.write_gone(result);
+        self.set_cookie
+            .iter()
+            .chain(&self.more_cookies)
+            .filter(move |_| !gone)
+    }
+
+    /// [`set_cookies`](Self::set_cookies), by value.
+    pub fn into_set_cookies(self, result: WriteResult) -> impl Iterator<Item = SetCookie> {
+        let gone = self.write_gone(result);
+        self.set_cookie
+            .into_iter()
+            .chain(self.more_cookies)
+            .filter(move |_| !gone)
+    }
+
     /// Whether the request's changes were dropped because its session ended or expired
     /// meanwhile: a patch that found no record (the no-resurrection rule). A touch that
     /// found none drops nothing but the idle refresh.
@@ -278,7 +321,7 @@ impl Outcome {
     /// The `Cache-Control` value the response needs once the write returned `result`:
     /// `no-store` when a cookie is set or cleared, unless the handler set its own.
     pub fn cache_control(&self, result: WriteResult) -> Option<&'static str> {
-        self.set_cookie(result).map(|_| "no-store")
+        self.set_cookies(result).next().map(|_| "no-store")
     }
 
     /// The `Clear-Site-Data` header value, when the session was destroyed and its
@@ -323,6 +366,7 @@ impl Outcome {
             && self.delete.is_none()
             && self.set_cookie.is_none()
             && self.revocations.is_empty()
+            && self.more_cookies.is_empty()
     }
 }
 
@@ -340,22 +384,59 @@ mod tests {
         CookieSettings::new("sid").render_removal()
     }
 
-    #[test]
-    fn a_gone_patch_or_touch_sends_no_cookie() {
-        let touch = Outcome {
+    fn touch(more_cookies: Vec<SetCookie>) -> Outcome {
+        Outcome {
             write: Some(Write::Touch {
                 key: key(),
                 last_seen: Timestamp::EPOCH,
                 expires_at: Timestamp::MAX,
             }),
             set_cookie: Some(cookie()),
+            more_cookies,
             ..Outcome::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_gone_patch_or_touch_sends_no_cookie() {
+        let touch = touch(Vec::new());
         assert!(touch.set_cookie(WriteResult::Applied).is_some());
         assert_eq!(touch.cache_control(WriteResult::Applied), Some("no-store"));
         assert!(touch.set_cookie(WriteResult::Gone).is_none());
         assert_eq!(touch.cache_control(WriteResult::Gone), None);
         assert!(touch.into_set_cookie(WriteResult::Gone).is_none());
+    }
+
+    #[test]
+    fn every_line_follows_the_gone_rule() {
+        let more = || {
+            vec![
+                CookieSettings::new("sid.1").render_removal(),
+                CookieSettings::new("sid.2").render_removal(),
+            ]
+        };
+        let touch = touch(more());
+        let names = |lines: Vec<&SetCookie>| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| l.as_str().split('=').next().unwrap_or_default().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(touch.set_cookies(WriteResult::Applied).collect()),
+            ["sid", "sid.1", "sid.2"]
+        );
+        assert_eq!(touch.set_cookies(WriteResult::Gone).count(), 0);
+        assert_eq!(touch.into_set_cookies(WriteResult::Gone).count(), 0);
+        // Only chunk lines (a destroy that found no own cookie): still a cookie change.
+        let chunks_only = Outcome {
+            more_cookies: more(),
+            ..Outcome::default()
+        };
+        assert!(!chunks_only.is_noop());
+        assert!(chunks_only.set_cookie(WriteResult::Applied).is_none());
+        assert_eq!(chunks_only.cache_control(WriteResult::Applied), Some("no-store"));
+        assert_eq!(chunks_only.into_set_cookies(WriteResult::Applied).count(), 2);
     }
 
     #[test]

@@ -338,7 +338,7 @@ impl Driver for MemoryDriver {
             };
             move_record(&mut first, Some(&mut second), rotation, now)
         };
-        let Some(user) = moved else {
+        let Moved::To(user) = moved else {
             return Ok(WriteResult::Gone);
         };
         if let Some(user) = user {
@@ -400,17 +400,23 @@ impl Driver for MemoryDriver {
     }
 }
 
+/// What [`move_record`] did.
+enum Moved {
+    /// There was no live record to move.
+    Gone,
+    /// Moved; the record is bound to this user, if any.
+    To(Option<UserKey>),
+}
+
 /// Moves a rotation's record from the `from` shard to the `to` shard (`None`: the same
-/// one), applying its patch and leaving a forward for the grace window. `None` when
-/// there was no record to move; otherwise the user the moved record is bound to.
-fn move_record(
-    from: &mut Shard,
-    to: Option<&mut Shard>,
-    rotation: &Rotation,
-    now: Timestamp,
-) -> Option<Option<UserKey>> {
-    from.live(&rotation.from, now)?;
-    let mut record = from.take(&rotation.from)?;
+/// one), applying its patch and leaving a forward for the grace window.
+fn move_record(from: &mut Shard, to: Option<&mut Shard>, rotation: &Rotation, now: Timestamp) -> Moved {
+    if from.live(&rotation.from, now).is_none() {
+        return Moved::Gone;
+    }
+    let Some(mut record) = from.take(&rotation.from) else {
+        return Moved::Gone;
+    };
     rotation.patch.apply_to(&mut record);
     if rotation.grace_until > now {
         from.forwards
@@ -425,5 +431,5 @@ fn move_record(
         // A renewed session is in use: it starts protected from eviction.
         target.insert(&rotation.to, record, rotation.expires_at, Segment::Protected, now);
     }
-    Some(user)
+    Moved::To(user)
 }

@@ -122,6 +122,192 @@ pub fn sealed_cookie(data: &[u8]) {
     }
 }
 
+/// The session of the `cookie_chunks` target: sealed in the cookie, split over at most
+/// [`CHUNK_CAP`] cookies.
+fn chunked_spec() -> Arc<SessionSpec> {
+    static SPEC: OnceLock<Arc<SessionSpec>> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let keys = KeyRing::new(&Secret::new(*b"fuzzing primary secret, 32 bytes").expect("32 bytes"));
+        let mut def = SessionDef::new(SessionName::new("web").expect("name"));
+        def.driver = DriverChoice::Cookie;
+        def.cookie_chunks = CHUNK_CAP;
+        Arc::new(SessionSpec::new(def, &Namespace::new("fuzz").expect("ns"), &keys).expect("spec"))
+    })
+    .clone()
+}
+
+/// How many cookies the `cookie_chunks` target's session may take.
+const CHUNK_CAP: u8 = 4;
+
+/// One change to the cookies of a chunked set before they are sent back.
+#[derive(Debug, Arbitrary)]
+enum ChunkEdit {
+    /// Moves a cookie to another place in the header (changes nothing that matters).
+    Reorder(u8, u8),
+    /// Drops a cookie.
+    Drop(u8),
+    /// Sends a cookie twice.
+    Duplicate(u8),
+    /// Swaps the values of two cookies, keeping their names.
+    SwapValues(u8, u8),
+    /// Replaces a cookie's value by the value of a cookie of the other set.
+    FromOther(u8, u8),
+    /// Adds a cookie of the other set.
+    AddOther(u8),
+    /// Renames a cookie to chunk `k` of the set's name.
+    Rename(u8, u8),
+    /// Edits the value: pairs of (position, replacement), a truncation or an extension.
+    Edit(u8, Vec<u8>),
+    /// Adds a cookie whose name is the set's name and a suffix of digits, dots and `x`,
+    /// with any value.
+    Add(Vec<u8>, Vec<u8>),
+}
+
+/// `(name, value)` pairs of the cookies a response set, or `None` when the session did
+/// not fit.
+fn chunked_pairs(len: usize, fill: &str, rng: &mut ChaCha20Rng) -> Option<(String, Vec<(String, String)>)> {
+    let blob = fill.repeat(len);
+    let now = Timestamp::from_millis(T0);
+    let mut machine = SessionMachine::begin(chunked_spec(), std::iter::empty::<&[u8]>(), now);
+    machine.insert("blob", &blob).expect("insert");
+    let outcome = machine.finish(200, now, rng).ok()?;
+    let pairs = outcome
+        .set_cookies(WriteResult::Applied)
+        .map(|line| {
+            assert!(
+                line.as_str().len() <= MAX_SET_COOKIE_LEN,
+                "an oversized chunk line"
+            );
+            let pair = line.as_str().split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name.to_owned(), value.to_owned())
+        })
+        .collect::<Vec<_>>();
+    assert!(!pairs.is_empty() && pairs.len() <= usize::from(CHUNK_CAP));
+    Some((blob, pairs))
+}
+
+/// Chunk reassembly: a chunked cookie session's set, edited by the fuzzer (dropped,
+/// duplicated, swapped, renamed, edited cookies, cookies of a second set, arbitrary
+/// extras) and split over up to three `Cookie` headers, or raw header bytes. No panic;
+/// what opens is exactly one of the two sets that were sealed, never a mix; the
+/// unedited set in any order opens; the next write's lines are at most 4096 bytes and
+/// remove only chunk cookies the request carried.
+pub fn cookie_chunks(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(raw) = u.arbitrary::<bool>() else {
+        return;
+    };
+    let spec = chunked_spec();
+    let now = Timestamp::from_millis(T0);
+    if raw {
+        let headers = split_headers(u.take_rest());
+        let mut machine = SessionMachine::begin(spec, headers.iter().copied(), now);
+        assert!(machine.is_new().expect("ready"), "forged chunks were accepted");
+        while machine.poll_event().is_some() {}
+        return;
+    }
+    let (Ok(len_a), Ok(len_b), Ok(seed)) = (u.arbitrary::<u16>(), u.arbitrary::<u16>(), u.arbitrary::<u8>())
+    else {
+        return;
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(u64::from(seed));
+    let max = usize::from(CHUNK_CAP) * 3_200;
+    let (Some((blob_a, mut pairs)), Some((blob_b, other))) = (
+        chunked_pairs(usize::from(len_a) % max, "a", &mut rng),
+        chunked_pairs(usize::from(len_b) % max, "b", &mut rng),
+    ) else {
+        return;
+    };
+    let name = spec.def().cookie.name.clone();
+    let mut changed = false;
+    for _ in 0..8 {
+        let Ok(edit) = u.arbitrary::<ChunkEdit>() else {
+            break;
+        };
+        let at = |i: u8, len: usize| usize::from(i) % len.max(1);
+        let len = pairs.len();
+        changed |= !matches!(edit, ChunkEdit::Reorder(..));
+        match edit {
+            ChunkEdit::Reorder(i, j) if len > 0 => {
+                let pair = pairs.remove(at(i, len));
+                pairs.insert(at(j, len), pair);
+            }
+            ChunkEdit::Drop(i) if len > 0 => drop(pairs.remove(at(i, len))),
+            ChunkEdit::Duplicate(i) if len > 0 => pairs.push(pairs[at(i, len)].clone()),
+            ChunkEdit::SwapValues(i, j) if len > 0 => {
+                let (i, j) = (at(i, len), at(j, len));
+                let value = std::mem::take(&mut pairs[i].1);
+                pairs[i].1 = std::mem::replace(&mut pairs[j].1, value);
+            }
+            ChunkEdit::FromOther(i, j) if len > 0 => {
+                pairs[at(i, len)].1 = other[at(j, other.len())].1.clone();
+            }
+            ChunkEdit::AddOther(j) => pairs.push(other[at(j, other.len())].clone()),
+            ChunkEdit::Rename(i, k) if len > 0 => {
+                pairs[at(i, len)].0 = spec.def().cookie.chunk_name(usize::from(k % 9)).into_owned();
+            }
+            ChunkEdit::Edit(i, edits) if len > 0 => {
+                let i = at(i, len);
+                pairs[i].1 = apply_edits(&pairs[i].1, &edits);
+            }
+            ChunkEdit::Add(suffix, value) => pairs.push((
+                suffix.iter().fold(name.clone(), |mut name, b| {
+                    name.push(char::from(b"0123456789.x"[usize::from(*b) % 12]));
+                    name
+                }),
+                String::from_utf8_lossy(&value).into_owned(),
+            )),
+            // An edit of an empty list changes nothing; marking it changed only
+            // weakens the check for this input.
+            _ => {}
+        }
+    }
+    let split = u.arbitrary::<u8>().unwrap_or(0);
+    let mut headers = vec![String::new(); 1 + usize::from(split % 3)];
+    let count = headers.len();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        let header = &mut headers[(i + usize::from(split / 3)) % count];
+        if !header.is_empty() {
+            header.push_str("; ");
+        }
+        header.push_str(name);
+        header.push('=');
+        header.push_str(value);
+    }
+    let mut machine = SessionMachine::begin(spec.clone(), headers.iter().map(String::as_bytes), now);
+    let read = machine.get::<String>("blob").expect("ready");
+    match &read {
+        Some(blob) => assert!(
+            *blob == blob_a || *blob == blob_b,
+            "a mixed or forged set was accepted"
+        ),
+        None => assert!(changed, "an unedited set in another order was refused"),
+    }
+    if !changed {
+        assert_eq!(read.as_deref(), Some(blob_a.as_str()));
+        assert_eq!(machine.poll_event(), None);
+    }
+    while machine.poll_event().is_some() {}
+    machine.insert("n", &1).expect("insert");
+    let Ok(outcome) = machine.finish(200, now, &mut rng) else {
+        return;
+    };
+    // What the request carried, as the parser sees it (edited values may hold `;`).
+    let carried = |cookie: &str| !cookie_values(headers.iter().map(String::as_bytes), cookie).is_empty();
+    for line in outcome.set_cookies(WriteResult::Applied) {
+        let text = line.as_str();
+        assert!(text.len() <= MAX_SET_COOKIE_LEN);
+        if text.contains("Max-Age=0") {
+            let removed = text.split('=').next().unwrap_or_default();
+            assert!(
+                removed != name && carried(removed),
+                "removed {removed}, which was not sent"
+            );
+        }
+    }
+}
+
 /// Edits a string with fuzzer bytes: pairs of (position, replacement), a truncation or
 /// an extension.
 fn apply_edits(valid: &str, edits: &[u8]) -> String {

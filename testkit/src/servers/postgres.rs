@@ -310,6 +310,11 @@ impl DriverFactory for Factory {
         true
     }
 
+    /// The driver keeps per-user indexes (`user_sessions`).
+    fn user_index(&self) -> bool {
+        true
+    }
+
     async fn corrupt(&self, driver: &PostgresDriver, key: &StoreKey) -> bool {
         let client = raw(&self.url).await;
         let sql = format!(

@@ -261,6 +261,11 @@ impl DriverFactory for Factory {
         true
     }
 
+    /// The driver keeps per-user indexes (`user_sessions`).
+    fn user_index(&self) -> bool {
+        true
+    }
+
     async fn corrupt(&self, driver: &RedisDriver, key: &StoreKey) -> bool {
         let mut raw = self.raw().await;
         redis::cmd("HSET")
