@@ -95,7 +95,8 @@ impl Case {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    fn route(self) -> (&'static str, &'static str) {
+    /// The method and path the case sends.
+    pub fn route(self) -> (&'static str, &'static str) {
         match self {
             Case::Untouched => ("GET", "/untouched"),
             Case::Read => ("GET", "/read"),

@@ -1,8 +1,9 @@
-//! The demo app, written once and served by `demo-axum`, `demo-warp` and `demo-poem`.
+//! The demo app, written once and served by `demo-axum`, `demo-warp`, `demo-poem` and
+//! `demo-actix`.
 //!
 //! Each binary only routes requests, extracts the `web` and `admin` sessions with its
 //! adapter, hands the raw body to the functions here and turns the [`DemoResponse`]
-//! into its framework's response. So the three demos behave identically, down to the
+//! into its framework's response. So the four demos behave identically, down to the
 //! error messages. Start-up (command line, driver, listening) is in [`run`], shared too.
 
 mod cli;

@@ -1,5 +1,5 @@
 //! Examples for sessionkit: the demo apps (binaries `demo-axum`, `demo-warp`,
-//! `demo-poem`) and [`file_driver`], a custom storage driver written the way a third
+//! `demo-poem`, `demo-actix`) and [`file_driver`], a custom storage driver written the way a third
 //! party would write one, against the public API only.
 
 pub mod demo;

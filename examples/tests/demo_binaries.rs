@@ -430,6 +430,8 @@ demo_tests! {
     warp_cookie: "demo-warp", "cookie";
     poem_memory: "demo-poem", "memory";
     poem_cookie: "demo-poem", "cookie";
+    actix_memory: "demo-actix", "memory";
+    actix_cookie: "demo-actix", "cookie";
 }
 
 /// Start-up errors are printed with their message and causes (what to set, the 32-byte
@@ -440,6 +442,7 @@ fn production_start_up_errors_say_what_to_set() {
         env!("CARGO_BIN_EXE_demo-axum"),
         env!("CARGO_BIN_EXE_demo-warp"),
         env!("CARGO_BIN_EXE_demo-poem"),
+        env!("CARGO_BIN_EXE_demo-actix"),
     ] {
         for (app_env, secret) in [
             ("production", None),

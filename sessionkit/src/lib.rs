@@ -4,7 +4,7 @@
 //! This is the crate applications depend on. It runs the decisions of
 //! [`sessionkit_core`] (a pure, synchronous state machine) against async storage
 //! drivers, with a clock it owns. Framework adapters (`sessionkit-axum`,
-//! `sessionkit-warp`, `sessionkit-poem`) are thin shims over [`RequestSessions`]; any
+//! `sessionkit-actix`, `sessionkit-warp`, `sessionkit-poem`) are thin shims over [`RequestSessions`]; any
 //! other framework, or a plain hyper service, can use it directly.
 //!
 //! # The lifecycle
@@ -125,7 +125,7 @@ pub use mapping::{AdapterState, ErrorMapping};
 pub use memory::{DEFAULT_MAX_SESSIONS, DEFAULT_SHARDS, MemoryDriver, MemoryDriverBuilder};
 pub use registry::{DEFAULT_NAMESPACE, MEMORY_DRIVER, Registry, SessionInfo};
 pub use secrets::{MIN_DISTINCT_SECRET_BYTES, SecretOrigin, env, is_development};
-pub use sessions::{EnabledSessions, RequestSessions, SaveOutcome, Sessions};
+pub use sessions::{EnabledSessions, HeaderLines, RequestSessions, SaveOutcome, Sessions};
 pub use users::UserSession;
 
 pub use sessionkit_core as core;

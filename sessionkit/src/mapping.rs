@@ -136,6 +136,17 @@ impl<R> AdapterState<R> {
             .request_with_enabled(headers, self.enabled.names().clone())
     }
 
+    /// Like [`request`](Self::request), from the request's `Cookie` header values as
+    /// bytes, for a framework whose header types are not `http`'s.
+    pub fn request_from_cookies<I, V>(&self, cookie_headers: I) -> RequestSessions
+    where
+        I: IntoIterator<Item = V>,
+        V: AsRef<[u8]>,
+    {
+        self.sessions
+            .request_from_cookies_with_enabled(cookie_headers, self.enabled.names().clone())
+    }
+
     /// The error mapping.
     pub fn errors(&self) -> &ErrorMapping<R> {
         &self.errors

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use sessionkit_core::revocation::RevocationWrite;
 use sessionkit_core::{
     LoadResult, Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult,
@@ -136,12 +136,26 @@ impl Sessions {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        let cookies: CookieHeaders = cookie_headers
-            .into_iter()
-            // Bytes that cannot be in a header value cannot be in a real request either.
-            .filter_map(|v| HeaderValue::from_bytes(v.as_ref()).ok())
-            .collect();
-        RequestSessions::new(self.clone(), cookies, None)
+        RequestSessions::new(self.clone(), CookieHeaders::from_bytes(cookie_headers), None)
+    }
+
+    /// Like [`request`](Self::request), limited to the sessions a route declared (see
+    /// [`request_with_enabled`](Self::request_with_enabled)): for a framework whose
+    /// header types are not `http`'s, which hands over the `Cookie` values as bytes.
+    pub fn request_from_cookies_with_enabled<I, V>(
+        &self,
+        cookie_headers: I,
+        enabled: Arc<[SessionName]>,
+    ) -> RequestSessions
+    where
+        I: IntoIterator<Item = V>,
+        V: AsRef<[u8]>,
+    {
+        RequestSessions::new(
+            self.clone(),
+            CookieHeaders::from_bytes(cookie_headers),
+            Some(enabled),
+        )
     }
 
     /// The sessions of a request, from its headers.
@@ -297,6 +311,18 @@ impl FromIterator<HeaderValue> for CookieHeaders {
 }
 
 impl CookieHeaders {
+    fn from_bytes<I, V>(values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: AsRef<[u8]>,
+    {
+        values
+            .into_iter()
+            // Bytes that cannot be in a header value cannot be in a real request either.
+            .filter_map(|v| HeaderValue::from_bytes(v.as_ref()).ok())
+            .collect()
+    }
+
     fn as_slice(&self) -> &[HeaderValue] {
         match self {
             CookieHeaders::None => &[],
@@ -570,14 +596,17 @@ impl RequestSessions {
     /// `status` and add the headers with `apply` (normally [`SaveOutcome::apply_to`] on
     /// the response's headers); when the save fails, the response is replaced by the
     /// mapped error (logged first), so it never goes out as a success.
+    ///
+    /// `status` is any status code that converts to its number (`http`'s
+    /// [`StatusCode`](http::StatusCode), of either major version, or a `u16`).
     pub async fn finish_response<R>(
         &self,
         mut response: R,
-        status: StatusCode,
+        status: impl Into<u16>,
         mapping: &ErrorMapping<R>,
         apply: impl FnOnce(&mut R, SaveOutcome),
     ) -> R {
-        match self.save(status.as_u16()).await {
+        match self.save(status.into()).await {
             Ok(saved) => {
                 apply(&mut response, saved);
                 response
@@ -822,28 +851,69 @@ impl SaveOutcome {
     /// `Vary` already names `Cookie` or is `*`) and, unless one is present,
     /// `Cache-Control: no-store`.
     pub fn apply_to(&self, headers: &mut HeaderMap) {
-        for cookie in &self.set_cookies {
-            headers.append(SET_COOKIE, cookie.clone());
+        let lines = self.header_lines(
+            headers.contains_key(CACHE_CONTROL),
+            headers.get_all(VARY).iter().map(HeaderValue::as_bytes),
+        );
+        for (name, value) in lines {
+            headers.append(name, value.clone());
         }
-        for value in &self.clear_site_data {
-            headers.append(CLEAR_SITE_DATA, value.clone());
-        }
-        if !self.depends_on_session {
-            return;
-        }
-        if !headers.contains_key(CACHE_CONTROL) {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-        let varies = headers.get_all(VARY).iter().any(|value| {
-            value.to_str().is_ok_and(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .any(|name| name == "*" || name.eq_ignore_ascii_case("cookie"))
+    }
+
+    /// The header lines [`apply_to`](Self::apply_to) appends, in order, for a framework
+    /// whose header map is not `http`'s: given whether the response has its own
+    /// `Cache-Control` and the values of its `Vary` headers, as bytes.
+    pub fn header_lines<'v>(
+        &self,
+        has_cache_control: bool,
+        vary: impl IntoIterator<Item = &'v [u8]>,
+    ) -> HeaderLines<'_> {
+        let varies = || {
+            vary.into_iter().any(|list| {
+                list.split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .any(|name| name == b"*" || name.eq_ignore_ascii_case(b"cookie"))
             })
-        });
-        if !varies {
-            headers.append(VARY, HeaderValue::from_static("Cookie"));
+        };
+        HeaderLines {
+            set_cookies: self.set_cookies.iter(),
+            clear_site_data: self.clear_site_data.iter(),
+            cache_control: self.depends_on_session && !has_cache_control,
+            vary: self.depends_on_session && !varies(),
         }
+    }
+}
+
+/// The header lines a save adds to a response: `(name, value)` pairs to append, from
+/// [`SaveOutcome::header_lines`].
+#[derive(Debug, Clone)]
+pub struct HeaderLines<'a> {
+    set_cookies: std::slice::Iter<'a, HeaderValue>,
+    clear_site_data: std::slice::Iter<'a, HeaderValue>,
+    cache_control: bool,
+    vary: bool,
+}
+
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+static VARY_COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
+
+impl<'a> Iterator for HeaderLines<'a> {
+    type Item = (HeaderName, &'a HeaderValue);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(cookie) = self.set_cookies.next() {
+            return Some((SET_COOKIE, cookie));
+        }
+        if let Some(value) = self.clear_site_data.next() {
+            return Some((CLEAR_SITE_DATA, value));
+        }
+        if std::mem::take(&mut self.cache_control) {
+            return Some((CACHE_CONTROL, &NO_STORE));
+        }
+        if std::mem::take(&mut self.vary) {
+            return Some((VARY, &VARY_COOKIE));
+        }
+        None
     }
 }
 

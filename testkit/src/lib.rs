@@ -7,6 +7,7 @@
 //!   one-line shims over them, and this crate's own tests replay the committed corpus
 //!   (`fuzz/corpus/<target>`) through them with [`replay`], so a plain `cargo test`
 //!   catches regressions a fuzzer once found.
+//! - [`MemoryFactory`]: the memory driver for the conformance suites.
 //!
 //! It enables the driver crates' unstable `internal` feature (their `decode_stored`
 //! fuzz entry points). The core fuzz bodies use the core's public API of today.
@@ -14,3 +15,13 @@
 pub mod fuzz;
 pub mod replay;
 pub mod servers;
+
+/// The memory driver on the harness clock, for the suites that run on it.
+pub struct MemoryFactory;
+
+impl sessionkit_conformance::DriverFactory for MemoryFactory {
+    type Driver = sessionkit::MemoryDriver;
+    async fn build(&self, clock: &sessionkit::ManualClock) -> sessionkit::MemoryDriver {
+        sessionkit::MemoryDriver::builder().clock(clock.shared()).build()
+    }
+}

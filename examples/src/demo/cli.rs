@@ -1,4 +1,4 @@
-//! Start-up, shared by the three binaries: the command line, the registry on the chosen
+//! Start-up, shared by the four binaries: the command line, the registry on the chosen
 //! driver, listening, and reporting what went wrong.
 
 use std::error::Error;

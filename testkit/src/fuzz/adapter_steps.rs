@@ -1,4 +1,4 @@
-//! What the three adapter fuzz targets share: a sequence of up to 8 requests chosen by
+//! What the adapter fuzz targets share: a sequence of up to 8 requests chosen by
 //! the fuzzer (route, and `Cookie` headers from the jar, raw bytes, both, or two
 //! headers), a cookie jar kept from the responses, and the invariants: no 5xx from
 //! cookie bytes (the routes never fail on their own and the memory store is always
@@ -19,6 +19,19 @@ pub const ROUTES: [(&str, &str); 6] = [
     ("POST", "/destroy"),
     ("POST", "/admin"),
 ];
+
+/// The registry the adapter apps run on: the built-in `web` and `admin` sessions, in
+/// memory or, when `sealed`, in sealed cookies; no environment is read.
+pub fn sessions(sealed: bool) -> sessionkit::Sessions {
+    let mut registry = sessionkit::Registry::new();
+    registry.set_secret(sessionkit::Secret::new(*b"adapter fuzzing secret, 32 bytes").expect("32 bytes"));
+    if sealed {
+        for name in ["web", "admin"] {
+            registry.session_mut(name).expect("built in").driver = sessionkit::DriverChoice::Cookie;
+        }
+    }
+    registry.build_with_env(&|_| None).expect("registry")
+}
 
 /// One runtime for all inputs.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -53,10 +66,21 @@ pub struct Reply {
 impl Reply {
     /// From a response's status and headers.
     pub fn of(status: u16, headers: &HeaderMap) -> Self {
-        let set_cookies = headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().expect("set-cookie is ASCII").to_owned())
+        Self::with_set_cookies(
+            status,
+            headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+    }
+
+    /// From a status and the `Set-Cookie` values, for a framework whose header map is
+    /// not `http`'s.
+    pub fn with_set_cookies<'a>(status: u16, set_cookies: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let set_cookies = set_cookies
+            .into_iter()
+            .map(|v| String::from_utf8(v.to_vec()).expect("set-cookie is ASCII"))
             .collect();
         Reply { status, set_cookies }
     }

@@ -2,6 +2,7 @@
 //! named after it. Each takes the fuzzer's bytes and panics only when an invariant
 //! breaks.
 
+pub mod actix_bodies;
 pub mod adapter_steps;
 pub mod axum_bodies;
 pub mod core_bodies;

@@ -1,0 +1,10 @@
+//! The adapter suite over real HTTP with sessions in a real Redis server, started by
+//! the harness in `sessionkit-testkit` (or taken from `REDIS_URL`).
+
+mod reference;
+
+use reference::Actix;
+use sessionkit_conformance::{DriverBackend, adapter_suite};
+use sessionkit_testkit::redis_factory as factory;
+
+adapter_suite!(Actix, DriverBackend(factory!()));
