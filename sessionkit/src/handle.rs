@@ -273,7 +273,7 @@ impl Session {
     /// A shorter absolute lifetime for this session than configured (from its creation).
     ///
     /// # Errors
-    /// Zero or longer than the configured `ttl` ([`LifetimeError`]); after saving.
+    /// Zero or longer than the configured `ttl` ([`LifetimeError`](crate::LifetimeError)); after saving.
     pub fn set_ttl(&self, ttl: Duration) -> Result<(), Error> {
         self.with(|m| m.set_ttl(ttl))
     }
@@ -281,7 +281,7 @@ impl Session {
     /// A shorter idle timeout for this session than configured.
     ///
     /// # Errors
-    /// Zero or longer than the configured idle timeout ([`LifetimeError`]); after saving.
+    /// Zero or longer than the configured idle timeout ([`LifetimeError`](crate::LifetimeError)); after saving.
     pub fn set_idle_timeout(&self, idle: Duration) -> Result<(), Error> {
         self.with(|m| m.set_idle_timeout(idle))
     }
