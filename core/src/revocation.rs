@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::expiry::{ExpiryPolicy, IDLE_ONLY_COOKIE_AGE};
 use crate::id::StoreKey;
@@ -29,12 +28,28 @@ use crate::record::{Patch, Record};
 use crate::time::Timestamp;
 use crate::user::{SessionHandle, UserKey};
 
-/// Where the revocation record of the user of `user` lives.
+/// Where the revocation record of the user of `user` lives: the user's index digest
+/// with every byte flipped by a fixed mask. The index digest is already a hash, so no
+/// second hash is needed (this runs on every request of a bound cookie session), and a
+/// session key (`SHA-256(id)`) or an index key equal to it cannot be found.
 pub fn revocation_key(user: &UserKey) -> StoreKey {
-    let mut hash = Sha256::new();
-    hash.update(b"sessionkit/revocation\0");
-    hash.update(user.digest());
-    StoreKey::from_digest(user.namespace().clone(), hash.finalize().into())
+    let mut digest = *user.digest();
+    for byte in &mut digest {
+        *byte ^= 0x5a;
+    }
+    StoreKey::from_digest(user.namespace().clone(), digest)
+}
+
+/// Whether a revocation record revokes session `handle`, created at `created`: the
+/// check every request of a bound cookie session makes, reading two keys of the record
+/// rather than all of it.
+pub fn revokes(record: &Record, handle: SessionHandle, created: Timestamp) -> bool {
+    let before = record
+        .data
+        .get(NVB)
+        .and_then(Value::as_u64)
+        .is_some_and(|nvb| created < Timestamp::from_millis(nvb));
+    before || record.data.contains_key(&format!("{REVOKED}{handle}"))
 }
 
 /// Until when a revocation record written at `now` must be kept: the longest any cookie
@@ -239,6 +254,13 @@ mod tests {
         revoke_all(at(25)).apply_to(&mut record);
         let read = Revocations::from_record(&record);
         assert!(read.is_revoked(a, at(10)) && !read.is_revoked(c, at(30)));
+        for (handle, created) in [(a, 10), (b, 20), (c, 30), (a, 26)] {
+            assert_eq!(
+                revokes(&record, handle, at(created)),
+                read.is_revoked(handle, at(created)),
+                "the request-path check agrees with the full read"
+            );
+        }
         assert!(
             !read.is_revoked(SessionHandle::random(&mut rng), at(25)),
             "created at nvb is valid"

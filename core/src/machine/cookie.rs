@@ -133,7 +133,7 @@ fn revocation_writes(
     }
     let expiry = &spec.def().expiry;
     let record_until = revocation::horizon(expiry, now);
-    if let Some((user, created_at, life)) = &live.revoke
+    if let Some((user, created_at, life)) = live.revoke.as_deref()
         && let Some(handle) = user.handle()
     {
         // A copy of the cookie lives at most until its absolute deadline, or an idle

@@ -18,7 +18,6 @@ use crate::expiry::{Deadlines, LifetimeError, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::record::Record;
-use crate::revocation::Revocations;
 use crate::time::Timestamp;
 use crate::user::{SessionHandle, UserBinding, UserError};
 
@@ -131,7 +130,8 @@ struct Live {
     user_changed: bool,
     /// The bound session `destroy` ended (its binding, creation time and lifetimes),
     /// whose cookie is to be revoked.
-    revoke: Option<(UserBinding, Timestamp, SessionLifetime)>,
+    /// Boxed: rare, and every request moves the live state a few times.
+    revoke: Option<Box<(UserBinding, Timestamp, SessionLifetime)>>,
     /// The data as loaded (empty for a new session).
     original: Record,
     is_new: bool,
@@ -386,7 +386,7 @@ impl SessionMachine {
         let handle = live.user.as_ref().and_then(UserBinding::handle);
         let revoked = match (result, handle) {
             (LoadResult::Found(record), Some(handle)) => {
-                Revocations::from_record(record).is_revoked(handle, live.original.created_at)
+                crate::revocation::revokes(record, handle, live.original.created_at)
             }
             (LoadResult::Missing, _) => false,
             (LoadResult::Corrupt, _) | (LoadResult::Found(_), None) => true,
@@ -792,7 +792,7 @@ impl SessionMachine {
         } else {
             live.user
                 .take()
-                .map(|user| (user, live.original.created_at, live.life))
+                .map(|user| Box::new((user, live.original.created_at, live.life)))
         };
         *live = Live::new_session();
         live.destroyed = true;
