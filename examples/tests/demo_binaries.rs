@@ -19,9 +19,15 @@ struct Demo {
 
 impl Demo {
     fn start(binary: &str, driver: &str) -> Demo {
+        Demo::start_with(binary, driver, &[])
+    }
+
+    /// Starts a demo with extra environment variables (`REDIS_URL`, `DATABASE_URL`).
+    fn start_with(binary: &str, driver: &str, env: &[(&str, String)]) -> Demo {
         let mut child = Command::new(binary)
             .args(["--addr", "127.0.0.1:0", "--driver", driver])
             .env("SESSIONKIT_SECRET", "demo test secret, at least 32 bytes long")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -293,6 +299,13 @@ impl Device {
 /// work; a sixth sign-in ends the oldest; anonymous is 401.
 async fn devices(binary: &str, driver: &str) {
     let demo = Demo::start(binary, driver);
+    devices_on(&demo, "").await;
+}
+
+/// The device flow on a running demo; `tag` makes the user names unique when demos
+/// share a store.
+async fn devices_on(demo: &Demo, tag: &str) {
+    let (ada, bob_name, grace) = (format!("ada{tag}"), format!("bob{tag}"), format!("grace{tag}"));
     let mut anonymous = Device {
         addr: demo.addr,
         jar: Jar::default(),
@@ -307,9 +320,9 @@ async fn devices(binary: &str, driver: &str) {
         401
     );
 
-    let mut laptop = Device::sign_in(demo.addr, "ada", "Firefox on Linux").await;
-    let mut phone = Device::sign_in(demo.addr, "ada", "Safari on iOS").await;
-    let mut bob = Device::sign_in(demo.addr, "bob", "Chrome").await;
+    let mut laptop = Device::sign_in(demo.addr, &ada, "Firefox on Linux").await;
+    let mut phone = Device::sign_in(demo.addr, &ada, "Safari on iOS").await;
+    let mut bob = Device::sign_in(demo.addr, &bob_name, "Chrome").await;
     let list = laptop.sessions().await;
     assert_eq!(list.len(), 2, "{list:?}");
     let labels: Vec<&str> = list.iter().map(|s| s["label"].as_str().expect("label")).collect();
@@ -331,17 +344,17 @@ async fn devices(binary: &str, driver: &str) {
         bob.send("DELETE", "/api/sessions/garbage", None).await.status,
         404
     );
-    assert_eq!(phone.user().await, "ada");
+    assert_eq!(phone.user().await, ada.as_str());
 
     let r = laptop
         .send("DELETE", &format!("/api/sessions/{phone_handle}"), None)
         .await;
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(phone.user().await, Value::Null, "the ended device is signed out");
-    assert_eq!(laptop.user().await, "ada");
+    assert_eq!(laptop.user().await, ada.as_str());
 
-    let mut phone = Device::sign_in(demo.addr, "ada", "Safari on iOS").await;
-    let mut tablet = Device::sign_in(demo.addr, "ada", "Tablet").await;
+    let mut phone = Device::sign_in(demo.addr, &ada, "Safari on iOS").await;
+    let mut tablet = Device::sign_in(demo.addr, &ada, "Tablet").await;
     assert_eq!(
         laptop
             .send("POST", "/api/sessions/revoke-others", None)
@@ -353,7 +366,7 @@ async fn devices(binary: &str, driver: &str) {
     assert_eq!(tablet.user().await, Value::Null);
     assert_eq!(laptop.sessions().await.len(), 1);
 
-    let mut phone = Device::sign_in(demo.addr, "ada", "Safari on iOS").await;
+    let mut phone = Device::sign_in(demo.addr, &ada, "Safari on iOS").await;
     let copied = laptop.jar.clone();
     let r = phone.send("POST", "/api/logout-everywhere", None).await;
     assert_eq!(r.status, 204, "{r:?}");
@@ -365,20 +378,20 @@ async fn devices(binary: &str, driver: &str) {
         Value::Null,
         "a copied pre-logout cookie loads nothing"
     );
-    assert_eq!(bob.user().await, "bob", "other users are untouched");
+    assert_eq!(bob.user().await, bob_name.as_str(), "other users are untouched");
 
     // A sixth sign-in ends the oldest of five.
-    let mut first = Device::sign_in(demo.addr, "grace", "device 1").await;
+    let mut first = Device::sign_in(demo.addr, &grace, "device 1").await;
     let mut others = Vec::new();
     for _ in 1..sessionkit_examples::demo::WEB_SESSIONS_PER_USER {
-        others.push(Device::sign_in(demo.addr, "grace", "another").await);
+        others.push(Device::sign_in(demo.addr, &grace, "another").await);
     }
-    assert_eq!(first.user().await, "grace");
-    let mut sixth = Device::sign_in(demo.addr, "grace", "device 6").await;
+    assert_eq!(first.user().await, grace.as_str());
+    let mut sixth = Device::sign_in(demo.addr, &grace, "device 6").await;
     assert_eq!(first.user().await, Value::Null, "the oldest was ended");
     assert_eq!(sixth.sessions().await.len(), 5);
     for device in &mut others {
-        assert_eq!(device.user().await, "grace");
+        assert_eq!(device.user().await, grace.as_str());
     }
 
     // The page lists the devices with sign-out buttons.
@@ -390,6 +403,47 @@ async fn devices(binary: &str, driver: &str) {
         "{}",
         page.body
     );
+}
+
+/// The device flow through every adapter's demo on a store several demos share
+/// (one after the other, each with user names of its own).
+async fn devices_on_shared_store(driver: &str, url_var: &str, url: Option<String>) {
+    let Some(url) = url else {
+        return; // not in CI and no server: the testkit said why
+    };
+    let binaries = [
+        env!("CARGO_BIN_EXE_demo-axum"),
+        env!("CARGO_BIN_EXE_demo-warp"),
+        env!("CARGO_BIN_EXE_demo-poem"),
+        env!("CARGO_BIN_EXE_demo-actix"),
+    ];
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for (n, binary) in binaries.into_iter().enumerate() {
+        let demo = Demo::start_with(binary, driver, &[(url_var, url.clone())]);
+        devices_on(&demo, &format!("-{run:x}-{n}")).await;
+    }
+}
+
+#[tokio::test]
+async fn every_demo_devices_on_redis() {
+    devices_on_shared_store(
+        "redis",
+        "REDIS_URL",
+        sessionkit_testkit::servers::redis::shared_url(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_demo_devices_on_postgres() {
+    devices_on_shared_store(
+        "postgres",
+        "DATABASE_URL",
+        sessionkit_testkit::servers::postgres::shared_url(),
+    )
+    .await;
 }
 
 macro_rules! device_tests {
