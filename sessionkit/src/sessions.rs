@@ -108,16 +108,17 @@ impl Sessions {
     pub(crate) fn entry_or_error(&self, name: &str) -> Result<(&SessionName, &SessionEntry), Error> {
         self.entry(name)
             .map(|(name, entry)| (name, entry))
-            .ok_or_else(|| Error::UnknownSession {
-                name: name.to_owned(),
-                known: self
-                    .inner
-                    .entries
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+            .ok_or_else(|| self.unknown(name))
+    }
+
+    /// The error for a session name that is not registered, listing the registered ones.
+    fn unknown(&self, name: &str) -> Error {
+        let mut known: Vec<&str> = self.inner.entries.iter().map(|(n, _)| n.as_str()).collect();
+        known.sort_unstable();
+        Error::UnknownSession {
+            name: name.to_owned(),
+            known: known.join(", "),
+        }
     }
 
     fn entry(&self, name: &str) -> Option<&(SessionName, SessionEntry)> {
@@ -406,12 +407,7 @@ impl RequestSessions {
     pub async fn session(&self, name: &str) -> Result<Session, Error> {
         let sessions = &self.inner.sessions.inner;
         let Some(index) = sessions.entries.iter().position(|(n, _)| n.as_str() == name) else {
-            let mut known: Vec<&str> = sessions.entries.iter().map(|(n, _)| n.as_str()).collect();
-            known.sort_unstable();
-            return Err(Error::UnknownSession {
-                name: name.to_owned(),
-                known: known.join(", "),
-            });
+            return Err(self.inner.sessions.unknown(name));
         };
         let (session_name, entry) = &sessions.entries[index];
         if let Some(enabled) = &self.inner.enabled
