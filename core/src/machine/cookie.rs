@@ -11,14 +11,13 @@ use super::{Live, State};
 use crate::codec::{self, ChunkedSealError, Opened, Rejection, SealedRecord};
 use crate::cookies::{self, ChunkSlot, CookieSettings, MAX_COOKIE_CHUNKS, MAX_SET_COOKIE_LEN, SetCookie};
 use crate::def::SessionSpec;
-use crate::expiry::SessionLifetime;
 use crate::keys::KeyUse;
 use crate::machine::output::{Event, FinishError, Outcome};
 use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::Record;
 use crate::revocation::{self, RevocationWrite, SignedIn, revocation_key};
 use crate::time::Timestamp;
-use crate::user::{SessionHandle, UserBinding};
+use crate::user::SessionHandle;
 
 /// Opens one cookie value: a valid seal gives the session at once (a fresh one, with an
 /// event, when its authenticated timestamps say it expired).
@@ -86,8 +85,7 @@ fn accept_opened(
         data,
     } = opened.record;
     // Sealed, so only this app wrote it; a malformed one is refused all the same.
-    let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).map_err(|_| Rejection::Corrupt)?;
-    let user = UserBinding::from_value(data.get(USER_KEY)).map_err(|_| Rejection::Corrupt)?;
+    let (life, user) = super::own_metadata(&data).ok_or(Rejection::Corrupt)?;
     let deadlines = spec.def().expiry.deadlines(created_at, last_seen, &life);
     let live = match deadlines.check(now) {
         Some(by) => {

@@ -842,6 +842,14 @@ impl SessionMachine {
     }
 }
 
+/// A record's own metadata, kept under reserved keys: its lifetime choices and its
+/// user binding. `None` when either is malformed (the record is corrupt).
+fn own_metadata(data: &serde_json::Map<String, Value>) -> Option<(SessionLifetime, Option<UserBinding>)> {
+    let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).ok()?;
+    let user = UserBinding::from_value(data.get(USER_KEY)).ok()?;
+    Some((life, user))
+}
+
 fn check_key(key: &str) -> Result<(), SessionError> {
     if key.starts_with(RESERVED_PREFIX) {
         return Err(SessionError::ReservedKey { key: key.to_owned() });

@@ -11,11 +11,10 @@ use crate::def::SessionSpec;
 use crate::expiry::{Deadlines, ExpiredBy, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
+use crate::machine::LIFETIME_KEY;
 use crate::machine::output::{Event, LoadResult, Outcome, Write};
-use crate::machine::{LIFETIME_KEY, USER_KEY};
 use crate::record::{Record, Rotation};
 use crate::time::Timestamp;
-use crate::user::UserBinding;
 
 /// Verifies one cookie value: a validly signed id makes the machine wait for its record.
 pub(super) fn accept(spec: &SessionSpec, value: &str) -> Result<State, Rejection> {
@@ -40,10 +39,7 @@ pub(super) fn load(
     let session = key.fingerprint();
     match result {
         LoadResult::Found(record) => {
-            let (Ok(life), Ok(user)) = (
-                SessionLifetime::from_value(record.data.get(LIFETIME_KEY)),
-                UserBinding::from_value(record.data.get(USER_KEY)),
-            ) else {
+            let Some((life, user)) = super::own_metadata(&record.data) else {
                 events.push_back(Event::CorruptRecord { session });
                 return Live::new_session();
             };
