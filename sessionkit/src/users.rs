@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use sessionkit_core::revocation::{self, RevocationWrite, Revocations, SignedIn, revocation_key};
 use sessionkit_core::{
-    LimitPolicy, LoadResult, Outcome, Record, SessionHandle, SessionName, StoreKey, USER_KEY, UserBinding,
-    UserKey,
+    LimitPolicy, LoadResult, Outcome, Record, SessionHandle, SessionLimit, SessionName, StoreKey, USER_KEY,
+    UserBinding, UserKey,
 };
 
 use crate::driver::{DriverError, DynDriver};
@@ -293,27 +293,33 @@ impl Sessions {
         if refuse == written {
             return Ok(());
         }
-        let max = usize::try_from(limit.max.get()).unwrap_or(usize::MAX);
         let others: Vec<StoreKey> = records(self, name, entry, binding.id())
             .await?
             .into_iter()
             .map(|(k, _)| k)
             .filter(|k| k != key && Some(k) != outcome.delete())
             .collect();
-        if refuse {
-            if others.len() >= max {
-                return Err(Error::SessionLimit {
-                    session: name.clone(),
-                    max: limit.max.get(),
-                });
-            }
-            return Ok(());
-        }
-        // Oldest first; the new session counts as one.
-        let excess = (others.len() + 1).saturating_sub(max);
-        delete_all(name, entry.driver.as_deref(), &others[..excess.min(others.len())]).await?;
+        let excess = to_end(name, limit, others.len())?;
+        delete_all(name, entry.driver.as_deref(), &others[..excess]).await?;
         Ok(())
     }
+}
+
+/// The per-user cap's decision, given the user's other live sessions (oldest first):
+/// how many of the oldest to end (`EvictOldest`, the new session counting as one), or
+/// the refusal (`Refuse`, when they already fill the cap).
+fn to_end(name: &SessionName, limit: SessionLimit, others: usize) -> Result<usize, Error> {
+    let max = usize::try_from(limit.max.get()).unwrap_or(usize::MAX);
+    if limit.policy == LimitPolicy::Refuse {
+        if others >= max {
+            return Err(Error::SessionLimit {
+                session: name.clone(),
+                max: limit.max.get(),
+            });
+        }
+        return Ok(0);
+    }
+    Ok((others + 1).saturating_sub(max).min(others))
 }
 
 impl Sessions {
@@ -325,14 +331,13 @@ impl Sessions {
         name: &SessionName,
         entry: &SessionEntry,
         binding: &sessionkit_core::UserBinding,
-        limit: sessionkit_core::SessionLimit,
+        limit: SessionLimit,
         written: bool,
     ) -> Result<(), Error> {
         let refuse = limit.policy == LimitPolicy::Refuse;
         if refuse == written || entry.revocation.is_none() {
             return Ok(());
         }
-        let max = usize::try_from(limit.max.get()).unwrap_or(usize::MAX);
         let list = cookie_list(self, name, entry, binding.id()).await?;
         let others: Vec<SignedIn> = list
             .signed_in
@@ -340,18 +345,10 @@ impl Sessions {
             .filter(|s| Some(s.handle) != binding.handle())
             .cloned()
             .collect();
-        if refuse {
-            if others.len() >= max {
-                return Err(Error::SessionLimit {
-                    session: name.clone(),
-                    max: limit.max.get(),
-                });
-            }
-            return Ok(());
+        let excess = to_end(name, limit, others.len())?;
+        if excess > 0 {
+            list.revoke(self, name, entry, Some(&others[..excess])).await?;
         }
-        let excess = (others.len() + 1).saturating_sub(max);
-        list.revoke(self, name, entry, Some(&others[..excess.min(others.len())]))
-            .await?;
         Ok(())
     }
 }
