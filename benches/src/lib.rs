@@ -114,41 +114,19 @@ fn sessionkit_app(cookie: bool, bound: bool) -> Router {
     if cookie {
         registry.session_mut("web").expect("built in").driver = sessionkit::DriverChoice::Cookie;
     }
-    let sessions = registry.build_with_env(&|_| None).expect("registry builds");
-    if bound {
-        sessionkit_bound_routes(sessions)
-    } else {
-        sessionkit_routes(sessions)
-    }
-}
-
-/// The benchmark routes, where the first write also binds the session to a user.
-fn sessionkit_bound_routes(sessions: sessionkit::Sessions) -> Router {
-    use sessionkit_axum::{Session, SessionLayer, SessionRejection};
-    Router::new()
-        .route("/untouched", get(|| async { "0" }))
-        .route(
-            "/read",
-            get(|s: Session| async move {
-                Ok::<_, SessionRejection>(s.get::<u64>("n")?.unwrap_or(0).to_string())
-            }),
-        )
-        .route(
-            "/write",
-            post(|s: Session| async move {
-                let n = s.get::<u64>("n")?.unwrap_or(0) + 1;
-                s.insert("n", &n)?;
-                if s.user()?.is_none() {
-                    s.set_user("bench-user")?;
-                }
-                Ok::<_, SessionRejection>(n.to_string())
-            }),
-        )
-        .layer(SessionLayer::new(sessions))
+    routes(
+        registry.build_with_env(&|_| None).expect("registry builds"),
+        bound,
+    )
 }
 
 /// The benchmark routes behind sessionkit's layer, over any registry.
 pub fn sessionkit_routes(sessions: sessionkit::Sessions) -> Router {
+    routes(sessions, false)
+}
+
+/// The benchmark routes; with `bind`, the first write also binds the session to a user.
+fn routes(sessions: sessionkit::Sessions, bind: bool) -> Router {
     use sessionkit_axum::{Session, SessionLayer, SessionRejection};
     Router::new()
         .route("/untouched", get(|| async { "0" }))
@@ -160,9 +138,12 @@ pub fn sessionkit_routes(sessions: sessionkit::Sessions) -> Router {
         )
         .route(
             "/write",
-            post(|s: Session| async move {
+            post(move |s: Session| async move {
                 let n = s.get::<u64>("n")?.unwrap_or(0) + 1;
                 s.insert("n", &n)?;
+                if bind && s.user()?.is_none() {
+                    s.set_user("bench-user")?;
+                }
                 Ok::<_, SessionRejection>(n.to_string())
             }),
         )
