@@ -112,6 +112,9 @@ impl Driver for CountingDriver {
         self.write();
         self.inner.delete_namespace(namespace).await
     }
+    fn placement(&self) -> sessionkit::core::Placement {
+        self.inner.placement()
+    }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await
     }
@@ -249,6 +252,9 @@ impl Driver for SwitchableDriver {
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
         self.check()?;
         self.inner.delete_namespace(namespace).await
+    }
+    fn placement(&self) -> sessionkit::core::Placement {
+        self.inner.placement()
     }
     async fn close(&self) -> Result<(), DriverError> {
         self.inner.close().await

@@ -15,6 +15,7 @@ use crate::cookies::{CookieRuleError, CookieSettings, MAX_COOKIE_CHUNKS};
 use crate::expiry::ExpiryPolicy;
 use crate::id::{NameError, Namespace, validate_name};
 use crate::keys::KeyRing;
+use crate::placement::Placement;
 
 /// The name of a session (`web`, `admin`, ...): 1 to 64 characters from
 /// `A-Z a-z 0-9 _ -`.
@@ -386,6 +387,7 @@ pub struct SessionSpec {
     store_namespace: Namespace,
     id_keys: IdKeys,
     seal_keys: SealKeys,
+    placement: Placement,
 }
 
 impl SessionSpec {
@@ -410,7 +412,21 @@ impl SessionSpec {
             store_namespace,
             id_keys,
             seal_keys,
+            placement: Placement::NONE,
         })
+    }
+
+    /// The same spec, with new ids placed for a sharded store (see [`Placement`]); the
+    /// registry sets its driver's.
+    #[must_use]
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// How new ids are placed ([`Placement::NONE`] unless the driver asked).
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// Whether bound sessions are checked against a revocation record (cookie sessions

@@ -112,6 +112,7 @@ mod id;
 pub mod internal;
 mod keys;
 mod machine;
+pub mod placement;
 mod record;
 pub mod revocation;
 mod time;
@@ -136,6 +137,7 @@ pub use machine::{
     Event, FLASH_KEY, FinishError, LIFETIME_KEY, LoadResult, Outcome, RESERVED_PREFIX, SessionError,
     SessionMachine, USER_KEY, Write, WriteResult,
 };
+pub use placement::Placement;
 pub use record::{Patch, RECORD_VERSION, Record, RecordError, Rotation};
 pub use time::Timestamp;
 pub use user::{

@@ -80,7 +80,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sessionkit_core::{
-    LoadResult, Namespace, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult,
+    LoadResult, Namespace, Patch, Placement, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult,
 };
 
 /// A boxed error from a store client.
@@ -248,6 +248,14 @@ pub trait Driver: Send + Sync + 'static {
         async { Err(DriverError::Unsupported("ending every session of a namespace")) }
     }
 
+    /// How new ids should be placed (optional capability, for sharded stores whose
+    /// atomic writes cannot span shards, such as Redis Cluster): the state machine then
+    /// draws a renewal's new id in the old id's group and a bound session's in its
+    /// user's, see [`Placement`]. The default, [`Placement::NONE`], places nothing.
+    fn placement(&self) -> Placement {
+        Placement::NONE
+    }
+
     /// Releases the driver's resources.
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         async { Ok(()) }
@@ -288,6 +296,7 @@ pub trait DynDriver: Send + Sync + 'static {
         user: &'a UserKey,
     ) -> BoxFuture<'a, Result<Vec<(StoreKey, Record)>, DriverError>>;
     fn delete_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<u64, DriverError>>;
+    fn placement(&self) -> Placement;
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>>;
 }
 
@@ -336,6 +345,9 @@ impl<D: Driver> DynDriver for D {
     }
     fn delete_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<u64, DriverError>> {
         Box::pin(Driver::delete_namespace(self, namespace))
+    }
+    fn placement(&self) -> Placement {
+        Driver::placement(self)
     }
     fn close(&self) -> BoxFuture<'_, Result<(), DriverError>> {
         Box::pin(Driver::close(self))
@@ -391,6 +403,9 @@ impl<D: Driver> Driver for std::sync::Arc<D> {
         namespace: &Namespace,
     ) -> impl Future<Output = Result<u64, DriverError>> + Send {
         D::delete_namespace(self, namespace)
+    }
+    fn placement(&self) -> Placement {
+        D::placement(self)
     }
     fn close(&self) -> impl Future<Output = Result<(), DriverError>> + Send {
         D::close(self)

@@ -131,6 +131,6 @@ pub use users::UserSession;
 pub use sessionkit_core as core;
 pub use sessionkit_core::{
     ClearSiteData, CookieSettings, Deadlines, DefError, DriverChoice, DriverName, ExpiryPolicy,
-    LifetimeError, LimitPolicy, LoadResult, Patch, Record, Rotation, SameSite, Secret, SessionDef,
+    LifetimeError, LimitPolicy, LoadResult, Patch, Placement, Record, Rotation, SameSite, Secret, SessionDef,
     SessionHandle, SessionLifetime, SessionLimit, SessionName, StoreKey, Timestamp, UserKey, WriteResult,
 };

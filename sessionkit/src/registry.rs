@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sessionkit_core::{
-    COOKIE_DRIVER, DEFAULT_TTL, ExpiryPolicy, Namespace, SameSite, Secret, SessionDef, SessionName,
-    SessionSpec, Storage,
+    COOKIE_DRIVER, DEFAULT_TTL, ExpiryPolicy, Namespace, Placement, SameSite, Secret, SessionDef,
+    SessionName, SessionSpec, Storage,
 };
 
 use crate::clock::{SharedClock, SystemClock};
@@ -416,7 +416,10 @@ impl Registry {
                         .and_then(|choice| self.drivers.get(choice.as_str()).cloned()),
                 ),
             };
-            let spec = Arc::new(SessionSpec::new(def, &self.namespace, &keys)?);
+            let placement = driver
+                .as_ref()
+                .map_or(Placement::NONE, |driver| driver.placement());
+            let spec = Arc::new(SessionSpec::new(def, &self.namespace, &keys)?.with_placement(placement));
             entries.push((
                 session,
                 SessionEntry {

@@ -13,6 +13,7 @@ use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::machine::LIFETIME_KEY;
 use crate::machine::output::{Event, LoadResult, Outcome, Write};
+use crate::placement::Group;
 use crate::record::{Record, Rotation};
 use crate::time::Timestamp;
 
@@ -131,8 +132,15 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
             if live.regenerate || renew {
                 live.life.set_id_issued(now);
                 live.delta.set(LIFETIME_KEY.to_owned(), live.life.to_value());
-                let new_id = SessionId::generate(rng);
-                let new_key = new_id.store_key(spec.store_namespace());
+                // A sharded store wants a renewal's two keys together (the forward and
+                // the record are one atomic write), and a bound session beside its
+                // user's index (see `Placement`).
+                let group = if live.regenerate {
+                    user_group(spec, &live)
+                } else {
+                    Some(spec.placement().group_of_key(&key))
+                };
+                let (new_id, new_key) = spec.placement().draw(rng, spec.store_namespace(), group);
                 let record = Record {
                     created_at: created,
                     last_seen: now,
@@ -204,8 +212,9 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
             }
             let deadlines = expiry.deadlines(now, now, &live.life);
             if has_content(&live) && deadlines.expires_at() > now {
-                let id = SessionId::generate(rng);
-                let key = id.store_key(spec.store_namespace());
+                let (id, key) = spec
+                    .placement()
+                    .draw(rng, spec.store_namespace(), user_group(spec, &live));
                 outcome.events.push(Event::Created {
                     session: Some(key.fingerprint()),
                 });
@@ -220,6 +229,14 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
             }
         }
     }
+}
+
+/// The placement group of the index of the user a session is bound to, if it is.
+fn user_group(spec: &SessionSpec, live: &Live) -> Option<Group> {
+    live.user.as_ref().map(|user| {
+        spec.placement()
+            .group_of_user(&user.index_key(spec.store_namespace()))
+    })
 }
 
 /// Whether a new session has anything to store: lifetime choices alone do not create
