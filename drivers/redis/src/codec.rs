@@ -346,8 +346,43 @@ pub fn decode_stored(bytes: &[u8]) -> LoadResult {
     }
 }
 
+/// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag (the text
+/// between the first `{` and the next `}`, when not empty) or of the whole key, modulo
+/// 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter()
+            .position(|&b| b == b'}')
+            .filter(|&close| close > 0)
+            .map(|close| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(key) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc % 16384
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn key_slots_follow_redis() {
+        // The CRC16 check value, and hash tags as Redis reads them.
+        assert_eq!(super::key_slot(b"123456789"), 0x31c3 % 16384);
+        assert_eq!(super::key_slot(b"a{123456789}b"), super::key_slot(b"123456789"));
+        assert_eq!(super::key_slot(b"{}x"), super::key_slot(b"{}x"));
+        assert_ne!(super::key_slot(b"{}x"), super::key_slot(b"x"));
+        assert_eq!(super::key_slot(b"{a}{b}"), super::key_slot(b"a"));
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -5,13 +5,17 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use sessionkit::core::Namespace;
+use sessionkit::core::placement::Group;
 use sessionkit::timeouts;
 use sessionkit::{
-    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, UserKey,
-    WriteResult,
+    Driver, DriverError, LoadResult, Lookup, Patch, Placement, Record, Rotation, StoreKey, Timestamp,
+    UserKey, WriteResult,
 };
 
 use crate::codec::{self, DecodeError, Entry};
@@ -33,10 +37,45 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Redis keeps key expiries as signed 64-bit milliseconds.
 const MAX_EXPIRY_MILLIS: u64 = i64::MAX as u64;
 
-/// How many times a rotation is tried when the stored record turns out to be bound to
-/// another user than this request saw (the script then writes nothing and says whom).
-/// Two suffice unless the binding keeps changing under the rotation.
-const ROTATE_ATTEMPTS: usize = 3;
+/// How ids are placed on a cluster: 1024 groups, each a hash tag (see the [crate
+/// documentation](crate#redis-cluster)).
+pub const CLUSTER_PLACEMENT_BITS: u8 = 10;
+
+/// One connection to one server, or the cluster client's connection to all nodes.
+/// Both reconnect by themselves and are cheap to clone.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Sessions in Redis: one hash per session, expiring on its own.
 ///
@@ -45,7 +84,9 @@ const ROTATE_ATTEMPTS: usize = 3;
 /// multiplexed connection that reconnects by itself. See the [crate documentation](crate)
 /// for the key layout and the behaviour during outages.
 pub struct RedisDriver {
-    connection: Mutex<Option<ConnectionManager>>,
+    connection: Mutex<Option<Connection>>,
+    /// [`Placement::NONE`] on one server; [`CLUSTER_PLACEMENT_BITS`] on a cluster.
+    placement: Placement,
     script: Script,
     /// `list.lua`: a user's sessions, in one round trip.
     list_script: Script,
@@ -58,6 +99,7 @@ impl fmt::Debug for RedisDriver {
         // The connection (and its URL, which may hold a password) is never shown.
         f.debug_struct("RedisDriver")
             .field("prefix", &self.prefix)
+            .field("cluster", &!self.placement.is_none())
             .field("operation_timeout", &self.operation_timeout)
             .field("closed", &self.manager().is_err())
             .finish_non_exhaustive()
@@ -67,7 +109,7 @@ impl fmt::Debug for RedisDriver {
 /// Settings for a [`RedisDriver`]; see [`RedisDriver::builder`].
 #[derive(Clone)]
 pub struct RedisDriverBuilder {
-    url: String,
+    target: Target,
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -77,7 +119,13 @@ pub struct RedisDriverBuilder {
 impl fmt::Debug for RedisDriverBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisDriverBuilder")
-            .field("url", &"<redacted>")
+            .field(
+                "urls",
+                &match &self.target {
+                    Target::Single(_) => 1,
+                    Target::Cluster(urls) => urls.len(),
+                },
+            )
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -134,11 +182,44 @@ impl RedisDriverBuilder {
                 return Err(SetupError::Setting(name));
             }
         }
-        let scheme = self.url.trim_start().get(..9).map(str::to_ascii_lowercase);
-        if !cfg!(feature = "tls") && scheme.as_deref() == Some("rediss://") {
-            return Err(SetupError::TlsNotEnabled);
+        let urls: &[String] = match &self.target {
+            Target::Single(url) => std::slice::from_ref(url),
+            Target::Cluster(urls) => urls,
+        };
+        if urls.is_empty() {
+            return Err(SetupError::Setting("a cluster needs at least one node URL"));
         }
-        let client = redis::Client::open(self.url.as_str()).map_err(SetupError::InvalidUrl)?;
+        for url in urls {
+            let scheme = url.trim_start().get(..9).map(str::to_ascii_lowercase);
+            if !cfg!(feature = "tls") && scheme.as_deref() == Some("rediss://") {
+                return Err(SetupError::TlsNotEnabled);
+            }
+        }
+        let (connect, placement) = match &self.target {
+            Target::Single(url) => (self.connect_single(url).await?, Placement::NONE),
+            Target::Cluster(urls) => {
+                if self.prefix.contains(['{', '}']) {
+                    // Redis would take the hash tag from the prefix: every key in one slot.
+                    return Err(SetupError::Setting(
+                        "on a cluster the key prefix must not contain '{' or '}'",
+                    ));
+                }
+                let placement = Placement::groups(CLUSTER_PLACEMENT_BITS).unwrap_or(Placement::NONE);
+                (self.connect_cluster(urls).await?, placement)
+            }
+        };
+        Ok(RedisDriver {
+            connection: Mutex::new(Some(connect)),
+            placement,
+            script: Script::new(include_str!("save.lua")),
+            list_script: Script::new(include_str!("list.lua")),
+            prefix: Arc::from(self.prefix),
+            operation_timeout: self.operation_timeout,
+        })
+    }
+
+    async fn connect_single(&self, url: &str) -> Result<Connection, SetupError> {
+        let client = redis::Client::open(url).map_err(SetupError::InvalidUrl)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout))
@@ -148,23 +229,48 @@ impl RedisDriverBuilder {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(250));
         let connect = ConnectionManager::new_with_config(client, config);
-        let manager =
-            match timeouts::bounded(STORE, self.operation_timeout, async { Ok(connect.await) }).await {
-                Ok(Ok(manager)) => manager,
-                Ok(Err(err)) if err.kind() == redis::ErrorKind::InvalidClientConfig => {
-                    return Err(SetupError::InvalidUrl(err));
-                }
-                Ok(Err(err)) => return Err(SetupError::Connect(driver_error(err))),
-                Err(timed_out) => return Err(SetupError::Connect(timed_out)),
-            };
-        Ok(RedisDriver {
-            connection: Mutex::new(Some(manager)),
-            script: Script::new(include_str!("save.lua")),
-            list_script: Script::new(include_str!("list.lua")),
-            prefix: Arc::from(self.prefix),
-            operation_timeout: self.operation_timeout,
-        })
+        self.bounded_connect(async { connect.await.map(Connection::Single) })
+            .await
     }
+
+    /// The cluster client: it learns the topology from any reachable node, follows
+    /// `MOVED`/`ASK` redirections, and refreshes the topology after a failover.
+    async fn connect_cluster(&self, urls: &[String]) -> Result<Connection, SetupError> {
+        let client = ClusterClient::builder(urls.iter().map(String::as_str))
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            // The operation timeout bounds a call anyway; within it, a call retries
+            // quickly (a redirection, a primary being replaced).
+            .retries(6)
+            .min_retry_wait(20)
+            .max_retry_wait(250)
+            .build()
+            .map_err(SetupError::InvalidUrl)?;
+        self.bounded_connect(async { client.get_async_connection().await.map(Connection::Cluster) })
+            .await
+    }
+
+    /// Opens a connection within the operation timeout.
+    async fn bounded_connect(
+        &self,
+        connect: impl Future<Output = Result<Connection, RedisError>>,
+    ) -> Result<Connection, SetupError> {
+        match timeouts::bounded(STORE, self.operation_timeout, async { Ok(connect.await) }).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(err)) if err.kind() == redis::ErrorKind::InvalidClientConfig => {
+                Err(SetupError::InvalidUrl(err))
+            }
+            Ok(Err(err)) => Err(SetupError::Connect(driver_error(err))),
+            Err(timed_out) => Err(SetupError::Connect(timed_out)),
+        }
+    }
+}
+
+/// Where a builder connects.
+#[derive(Clone)]
+enum Target {
+    Single(String),
+    Cluster(Vec<String>),
 }
 
 /// How a failed attempt may be retried on a fresh connection.
@@ -189,8 +295,37 @@ impl RedisDriver {
     /// `redis://[[user]:password@]host[:port][/db]`, `rediss://...` (with the `tls`
     /// feature) or `unix:///path/to/redis.sock[?db=N]`.
     pub fn builder(url: &str) -> RedisDriverBuilder {
+        Self::builder_for(Target::Single(url.to_owned()))
+    }
+
+    /// Settings for a driver on a Redis Cluster, discovered from `nodes` (`redis://` or,
+    /// with the `tls` feature, `rediss://` URLs; any reachable subset of the nodes is
+    /// enough). Keys then carry hash tags so that each call stays in one slot; see the
+    /// [crate documentation](crate#redis-cluster).
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisDriverBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder_for(Target::Cluster(nodes.into_iter().map(Into::into).collect()))
+    }
+
+    /// Connects to a Redis Cluster through `nodes` with the default settings; see
+    /// [`RedisDriver::cluster_builder`].
+    ///
+    /// # Errors
+    /// As [`RedisDriverBuilder::connect`].
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Self, SetupError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::cluster_builder(nodes).connect().await
+    }
+
+    fn builder_for(target: Target) -> RedisDriverBuilder {
         RedisDriverBuilder {
-            url: url.to_owned(),
+            target,
             prefix: DEFAULT_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -203,37 +338,51 @@ impl RedisDriver {
         &self.prefix
     }
 
-    /// The Redis key of a session: `{prefix}{namespace}:{store key hex}`.
-    pub fn redis_key(&self, key: &StoreKey) -> String {
-        let namespace = key.namespace().as_str();
-        let mut out = String::with_capacity(self.prefix.len() + namespace.len() + 65);
+    /// Whether the driver talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.placement.is_none()
+    }
+
+    /// The start every key of `namespace` in placement group `group` shares:
+    /// `{prefix}{namespace}:` on one server, `{prefix}{namespace}:{{namespace}.{group}}:`
+    /// on a cluster (the hash tag in braces decides the slot).
+    fn key_base(&self, namespace: &Namespace, group: Group) -> String {
+        let namespace = namespace.as_str();
+        let mut out = String::with_capacity(self.prefix.len() + 2 * namespace.len() + 80 + 8);
         out.push_str(&self.prefix);
         out.push_str(namespace);
         out.push(':');
+        if self.is_cluster() {
+            out.push('{');
+            out.push_str(namespace);
+            out.push('.');
+            out.push_str(&group.to_string());
+            out.push_str("}:");
+        }
+        out
+    }
+
+    /// The Redis key of a session: `{prefix}{namespace}:{store key hex}` on one server,
+    /// `{prefix}{namespace}:{{namespace}.{group}}:{store key hex}` on a cluster.
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        let mut out = self.key_base(key.namespace(), self.placement.group_of_key(key));
         out.push_str(&key.to_hex());
         out
     }
 
     /// The Redis key of a user's index of sessions (a set of store keys, see the
-    /// [crate documentation](crate)): `{prefix}{namespace}:u:{user key hex}`. It holds
-    /// the digest of the user's index key, never a user id. No namespace has a `:`, so
-    /// it never collides with a session's key.
+    /// [crate documentation](crate)): `{prefix}{namespace}:u:{user key hex}` on one
+    /// server, with the hash tag of the user key's group after the namespace on a
+    /// cluster. It holds the digest of the user's index key, never a user id. No
+    /// namespace has a `:`, so it never collides with a session's key.
     pub fn user_index_key(&self, user: &UserKey) -> String {
-        let namespace = user.namespace().as_str();
-        let mut out = String::with_capacity(self.prefix.len() + namespace.len() + 67);
-        out.push_str(&self.prefix);
-        out.push_str(namespace);
-        out.push_str(":u:");
+        let mut out = self.key_base(user.namespace(), self.placement.group_of_user(user));
+        out.push_str("u:");
         out.push_str(&codec::hex(user.digest()));
         out
     }
 
-    /// The Redis keys of the sessions of `namespace` start with this.
-    fn namespace_prefix(&self, namespace: &Namespace) -> String {
-        format!("{}{}:", self.prefix, namespace.as_str())
-    }
-
-    fn manager(&self) -> Result<ConnectionManager, DriverError> {
+    fn manager(&self) -> Result<Connection, DriverError> {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -245,7 +394,7 @@ impl RedisDriver {
     /// on a fresh connection when the first attempt met a dead one.
     async fn run<T, F, Fut>(&self, retry: Retry, call: F) -> Result<T, DriverError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let manager = self.manager()?;
@@ -257,20 +406,52 @@ impl RedisDriver {
         .await
     }
 
-    /// Runs the save script on `key` (and the index set of `user`, when the write binds
-    /// the record to one); whether it applied.
+    /// Runs the save script on `keys` (`args` from `ARGV[5]` on); its answer: `Int(1)`
+    /// when applied, `Int(0)` when not (and `Int(2)`, see the script). A binding whose
+    /// index is in another slot (the script answers its digest) is indexed here with a
+    /// second call.
     async fn save(
         &self,
-        key: &StoreKey,
-        user: Option<&UserKey>,
+        keys: &[String],
+        namespace: &Namespace,
         retry: Retry,
-        args: &[Vec<u8>],
-    ) -> Result<bool, DriverError> {
-        let mut keys = vec![self.redis_key(key)];
-        keys.extend(user.map(|user| self.user_index_key(user)));
-        self.run_script(&self.script, &keys, retry, args)
-            .await
-            .map(|reply| matches!(reply, redis::Value::Int(1)))
+        mode: &str,
+        expires_at: Timestamp,
+        last_seen: Timestamp,
+        args: Vec<Vec<u8>>,
+    ) -> Result<i64, DriverError> {
+        let mut all = Vec::with_capacity(4 + args.len());
+        all.push(mode.as_bytes().to_vec());
+        all.push(expiry_arg(expires_at));
+        all.push(codec::millis(last_seen).into_bytes());
+        all.push(self.placement.bits().to_string().into_bytes());
+        all.extend(args);
+        match self.run_script(&self.script, keys, retry, &all).await? {
+            redis::Value::Int(answer) => Ok(answer),
+            redis::Value::BulkString(digest) => {
+                let digest = codec::parse_digest(&digest)
+                    .ok_or_else(|| DriverError::backend(StoreError::UnexpectedReply))?;
+                let user = UserKey::from_digest(namespace.clone(), digest);
+                // The session written last: its key is the last of `keys`.
+                let session = keys.last().map_or("", |key| &key[key.len().saturating_sub(64)..]);
+                let index_args = vec![
+                    b"index".to_vec(),
+                    expiry_arg(expires_at),
+                    session.as_bytes().to_vec(),
+                    self.placement.bits().to_string().into_bytes(),
+                ];
+                // Adding a member again changes nothing, so a retry is safe.
+                self.run_script(
+                    &self.script,
+                    &[self.user_index_key(&user)],
+                    Retry::Idempotent,
+                    &index_args,
+                )
+                .await?;
+                Ok(1)
+            }
+            _ => Err(DriverError::backend(StoreError::UnexpectedReply)),
+        }
     }
 
     /// Runs `script` (`save.lua` or `list.lua`) on `keys` with `args`; returns its
@@ -354,8 +535,9 @@ fn expiry_arg(expires_at: Timestamp) -> Vec<u8> {
         .into_bytes()
 }
 
-fn wrap(result: bool) -> WriteResult {
-    if result {
+/// The save script's answer to a patch or touch: 1 applied, 0 gone.
+fn wrap(answer: i64) -> WriteResult {
+    if answer == 1 {
         WriteResult::Applied
     } else {
         WriteResult::Gone
@@ -383,17 +565,25 @@ impl Driver for RedisDriver {
         record: &Record,
         expires_at: Timestamp,
     ) -> Result<(), DriverError> {
-        let mut args = Vec::with_capacity(4 + 2 * record.data.len());
-        args.push(b"create".to_vec());
-        args.push(expiry_arg(expires_at));
-        args.push(codec::millis(record.last_seen).into_bytes());
+        let mut args = Vec::with_capacity(1 + 2 * record.data.len());
         args.push(codec::millis(record.created_at).into_bytes());
         for (name, value) in &record.data {
             args.push(codec::data_field(name));
             args.push(codec::json(value));
         }
-        let user = UserKey::of_record(key, record);
-        if self.save(key, user.as_ref(), Retry::IfNotSent, &args).await? {
+        let keys = [self.redis_key(key)];
+        let answer = self
+            .save(
+                &keys,
+                key.namespace(),
+                Retry::IfNotSent,
+                "create",
+                expires_at,
+                record.last_seen,
+                args,
+            )
+            .await?;
+        if answer == 1 {
             Ok(())
         } else {
             Err(DriverError::Duplicate)
@@ -406,18 +596,21 @@ impl Driver for RedisDriver {
         patch: &Patch,
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
-        let mut args = Vec::with_capacity(5 + patch.remove.len() + 2 * patch.set.len());
-        args.push(b"patch".to_vec());
-        args.push(expiry_arg(expires_at));
-        args.push(codec::millis(patch.last_seen).into_bytes());
+        let mut args = Vec::with_capacity(2 + patch.remove.len() + 2 * patch.set.len());
         push_patch_args(&mut args, patch);
-        // Only a patch that binds the record to a user touches an index; one that
-        // unbinds it leaves the old index to be pruned when listed.
-        let user = UserKey::of_patch(key, patch).flatten();
+        let keys = [self.redis_key(key)];
         // Applying the same patch twice gives the same record, so a retry is safe.
-        self.save(key, user.as_ref(), Retry::Idempotent, &args)
-            .await
-            .map(wrap)
+        self.save(
+            &keys,
+            key.namespace(),
+            Retry::Idempotent,
+            "patch",
+            expires_at,
+            patch.last_seen,
+            args,
+        )
+        .await
+        .map(wrap)
     }
 
     async fn touch(
@@ -426,12 +619,18 @@ impl Driver for RedisDriver {
         last_seen: Timestamp,
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
-        let args = vec![
-            b"touch".to_vec(),
-            expiry_arg(expires_at),
-            codec::millis(last_seen).into_bytes(),
-        ];
-        self.save(key, None, Retry::Idempotent, &args).await.map(wrap)
+        let keys = [self.redis_key(key)];
+        self.save(
+            &keys,
+            key.namespace(),
+            Retry::Idempotent,
+            "touch",
+            expires_at,
+            last_seen,
+            Vec::new(),
+        )
+        .await
+        .map(wrap)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
@@ -445,19 +644,26 @@ impl Driver for RedisDriver {
         .map(drop)
     }
 
-    /// `SCAN MATCH {prefix}{namespace}:*` in batches, each batch `UNLINK`ed: every
-    /// session, forward and user index of the namespace. Round trips grow with the
-    /// keyspace (SCAN walks all of it): an admin's incident tool, never a request path.
+    /// Every session, forward and user index of the namespace. On one server:
+    /// `SCAN MATCH {prefix}{namespace}:*` in batches, each batch `UNLINK`ed. On a
+    /// cluster: the keys of each slot the namespace's placement groups hash to
+    /// (`CLUSTER GETKEYSINSLOT`, on the slot's primary), filtered by the same prefix and
+    /// `UNLINK`ed. Round trips grow with the keyspace: an admin's incident tool, never a
+    /// request path.
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<u64, DriverError> {
-        let mut pattern = String::with_capacity(self.prefix.len() + namespace.as_str().len() + 3);
-        for c in self.prefix.chars().chain(namespace.as_str().chars()) {
+        let prefix = format!("{}{}:", self.prefix, namespace.as_str());
+        if self.is_cluster() {
+            return self.delete_namespace_on_cluster(namespace, &prefix).await;
+        }
+        let mut pattern = String::with_capacity(prefix.len() + 2);
+        for c in prefix.chars() {
             // The prefix is free text: its glob characters must match literally.
             if matches!(c, '*' | '?' | '[' | ']' | '\\') {
                 pattern.push('\\');
             }
             pattern.push(c);
         }
-        pattern.push_str(":*");
+        pattern.push('*');
         let mut cursor: u64 = 0;
         let mut deleted: u64 = 0;
         loop {
@@ -468,16 +674,7 @@ impl Driver for RedisDriver {
                     async move { cmd.query_async(&mut manager).await }
                 })
                 .await?;
-            if !keys.is_empty() {
-                let removed: u64 = self
-                    .run(Retry::Idempotent, |mut manager| {
-                        let mut cmd = redis::cmd("UNLINK");
-                        cmd.arg(&keys);
-                        async move { cmd.query_async(&mut manager).await }
-                    })
-                    .await?;
-                deleted += removed;
-            }
+            deleted += self.unlink(keys).await?;
             if next == 0 {
                 return Ok(deleted);
             }
@@ -490,69 +687,68 @@ impl Driver for RedisDriver {
     /// the end of the grace window, and moves the session in its user's index. See the
     /// [crate documentation](crate).
     ///
-    /// When the stored record turns out to be bound to another user than this
-    /// request's view says (another request rebound it just now), the script writes
-    /// nothing and names the stored binding's index; the rotation is then sent again
-    /// with that index (a second round trip, only in that race).
+    /// On a cluster the two keys share a slot (the new id was drawn in the old id's
+    /// placement group). Should they not (an id drawn without placement), the renewal
+    /// falls back to what drivers without forwards do: create the new key from the
+    /// request's view and delete the old one, with no grace window.
     async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
         if rotation.from.namespace() != rotation.to.namespace() {
             // A forward keeps only the digest, in the old key's namespace.
             return Err(DriverError::backend(StoreError::CrossNamespaceRotation));
         }
+        if self.placement.group_of_key(&rotation.from) != self.placement.group_of_key(&rotation.to) {
+            self.create(&rotation.to, &rotation.record, rotation.expires_at)
+                .await?;
+            self.delete(&rotation.from).await?;
+            return Ok(WriteResult::Applied);
+        }
         let patch = &rotation.patch;
-        // The patch decides the moved record's binding, or the stored record does (the
-        // script checks that this request's view of it is still right).
-        let (check, mut user) = match UserKey::of_patch(&rotation.to, patch) {
-            Some(user) => (false, user),
-            None => (true, UserKey::of_record(&rotation.to, &rotation.record)),
-        };
-        let mut args = Vec::with_capacity(8 + patch.remove.len() + 2 * patch.set.len());
-        args.push(b"rotate".to_vec());
-        args.push(expiry_arg(rotation.expires_at));
-        args.push(codec::millis(patch.last_seen).into_bytes());
+        let mut args = Vec::with_capacity(4 + patch.remove.len() + 2 * patch.set.len());
         args.push(expiry_arg(rotation.grace_until));
         args.push(codec::forward_value(&rotation.to));
-        args.push(if check { b"1".to_vec() } else { b"0".to_vec() });
         push_patch_args(&mut args, patch);
-        for _ in 0..ROTATE_ATTEMPTS {
-            let mut keys = vec![self.redis_key(&rotation.from), self.redis_key(&rotation.to)];
-            keys.extend(user.as_ref().map(|user| self.user_index_key(user)));
-            // Not idempotent (a second run finds the forward): retried only when surely
-            // never sent.
-            match self
-                .run_script(&self.script, &keys, Retry::IfNotSent, &args)
-                .await?
-            {
-                redis::Value::Int(1) => return Ok(WriteResult::Applied),
-                // The new key is taken: as for a create, never overwritten.
-                redis::Value::Int(2) => return Err(DriverError::Duplicate),
-                redis::Value::Int(_) => return Ok(WriteResult::Gone),
-                // The stored binding's index digest ('' for none): nothing was written.
-                redis::Value::BulkString(stored) if stored.is_empty() => user = None,
-                redis::Value::BulkString(stored) => {
-                    let digest = codec::parse_digest(&stored)
-                        .ok_or_else(|| DriverError::backend(StoreError::UnexpectedReply))?;
-                    user = Some(UserKey::from_digest(rotation.to.namespace().clone(), digest));
-                }
-                _ => return Err(DriverError::backend(StoreError::UnexpectedReply)),
-            }
+        let keys = [self.redis_key(&rotation.from), self.redis_key(&rotation.to)];
+        // Not idempotent (a second run finds the forward): retried only when surely
+        // never sent.
+        match self
+            .save(
+                &keys,
+                rotation.to.namespace(),
+                Retry::IfNotSent,
+                "rotate",
+                rotation.expires_at,
+                patch.last_seen,
+                args,
+            )
+            .await?
+        {
+            1 => Ok(WriteResult::Applied),
+            // The new key is taken: as for a create, never overwritten.
+            2 => Err(DriverError::Duplicate),
+            _ => Ok(WriteResult::Gone),
         }
-        Err(DriverError::unavailable(StoreError::UserBindingContended))
     }
 
     /// One `EVALSHA` of the listing script (`list.lua`): the user's index set, each
     /// member's session hash, and the removal of the members whose session is gone,
     /// a forward or bound to someone else. Each hash is decoded and its binding
     /// checked here as well; one that does not decode is skipped (it loads as corrupt).
+    /// On a cluster, members in another slot than the index (sessions bound without a
+    /// new id) are read one `HGETALL` each and pruned with one `SREM`.
     async fn user_sessions(&self, user: &UserKey) -> Result<Vec<(StoreKey, Record)>, DriverError> {
-        let keys = [self.user_index_key(user)];
+        let index = self.user_index_key(user);
         let args = [
-            self.namespace_prefix(user.namespace()).into_bytes(),
             codec::hex(user.digest()).into_bytes(),
+            self.placement.bits().to_string().into_bytes(),
         ];
         // Listing twice gives the same answer, so a retry is safe.
         let reply = self
-            .run_script(&self.list_script, &keys, Retry::Idempotent, &args)
+            .run_script(
+                &self.list_script,
+                std::slice::from_ref(&index),
+                Retry::Idempotent,
+                &args,
+            )
             .await?;
         let redis::Value::Array(items) = reply else {
             return Err(DriverError::backend(StoreError::UnexpectedReply));
@@ -561,6 +757,7 @@ impl Driver for RedisDriver {
             return Err(DriverError::backend(StoreError::UnexpectedReply));
         }
         let mut found = Vec::with_capacity(items.len() / 2);
+        let mut dead = Vec::new();
         for pair in items.chunks_exact(2) {
             let redis::Value::BulkString(member) = &pair[0] else {
                 return Err(DriverError::backend(StoreError::UnexpectedReply));
@@ -569,13 +766,36 @@ impl Driver for RedisDriver {
                 continue;
             };
             let key = StoreKey::from_digest(user.namespace().clone(), digest);
-            if let Ok(Some(Entry::Record(record))) = codec::decode_entry(&pair[1])
+            let decoded = match &pair[1] {
+                redis::Value::Int(0) => {
+                    let fetched = self.fetch(&key).await?;
+                    if !matches!(&fetched, Ok(Some(Entry::Record(record))) if UserKey::of_record(&key, record).as_ref() == Some(user))
+                    {
+                        dead.push(member.clone());
+                    }
+                    fetched
+                }
+                hash => codec::decode_entry(hash),
+            };
+            if let Ok(Some(Entry::Record(record))) = decoded
                 && UserKey::of_record(&key, &record).as_ref() == Some(user)
             {
                 found.push((key, record));
             }
         }
+        if !dead.is_empty() {
+            self.run(Retry::Idempotent, |mut manager| {
+                let mut cmd = redis::cmd("SREM");
+                cmd.arg(&index).arg(&dead);
+                async move { cmd.query_async::<i64>(&mut manager).await }
+            })
+            .await?;
+        }
         Ok(found)
+    }
+
+    fn placement(&self) -> Placement {
+        self.placement
     }
 
     async fn close(&self) -> Result<(), DriverError> {
@@ -590,6 +810,78 @@ impl Driver for RedisDriver {
         Ok(())
     }
 }
+
+impl RedisDriver {
+    /// `UNLINK`s `keys` (none: no call); how many went.
+    async fn unlink(&self, keys: Vec<String>) -> Result<u64, DriverError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.run(Retry::Idempotent, |mut manager| {
+            let mut cmd = redis::cmd("UNLINK");
+            cmd.arg(&keys);
+            async move { cmd.query_async(&mut manager).await }
+        })
+        .await
+    }
+
+    /// [`Driver::delete_namespace`] on a cluster: slot by slot.
+    async fn delete_namespace_on_cluster(
+        &self,
+        namespace: &Namespace,
+        prefix: &str,
+    ) -> Result<u64, DriverError> {
+        let mut slots: Vec<u16> = (0..self.placement.group_count())
+            .filter_map(|group| Group::try_from(group).ok())
+            .map(|group| codec::key_slot(self.key_base(namespace, group).as_bytes()))
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let mut deleted = 0;
+        for slot in slots {
+            let Some(routed) = Slot::new(slot) else {
+                continue;
+            };
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
+                routed,
+                SlotAddr::Master,
+            )));
+            loop {
+                let keys = self.keys_in_slot(slot, &route).await?;
+                let total = keys.len();
+                let ours: Vec<String> = keys.into_iter().filter(|key| key.starts_with(prefix)).collect();
+                let ours_count = ours.len();
+                deleted += self.unlink(ours).await?;
+                // A full batch of ours may hide more; a batch with none of ours is the rest.
+                if ours_count == 0 || total < KEYS_PER_SLOT_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Up to [`KEYS_PER_SLOT_BATCH`] keys of one slot, from the slot's primary.
+    async fn keys_in_slot(&self, slot: u16, route: &RoutingInfo) -> Result<Vec<String>, DriverError> {
+        let value = self
+            .run(Retry::Idempotent, |manager| {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("GETKEYSINSLOT").arg(slot).arg(KEYS_PER_SLOT_BATCH);
+                let route = route.clone();
+                async move {
+                    match manager {
+                        Connection::Cluster(mut cluster) => cluster.route_command(cmd, route).await,
+                        Connection::Single(mut single) => cmd.query_async(&mut single).await,
+                    }
+                }
+            })
+            .await?;
+        redis::from_redis_value(value).map_err(|_| DriverError::backend(StoreError::UnexpectedReply))
+    }
+}
+
+/// How many keys one `CLUSTER GETKEYSINSLOT` asks for.
+const KEYS_PER_SLOT_BATCH: usize = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -34,12 +34,6 @@ pub enum StoreError {
     /// digest, in the old key's namespace. The session layer never asks for one.
     #[error("a rotation must keep its namespace")]
     CrossNamespaceRotation,
-    /// A [`rotate`](sessionkit::Driver::rotate) met a stored record bound to another
-    /// user than the request saw, every time it was tried (its binding kept changing
-    /// under it); nothing was written ([`DriverError::Unavailable`]: the next request
-    /// tries again).
-    #[error("the session's user binding kept changing during a renewal")]
-    UserBindingContended,
     /// A script answered something it never answers ([`DriverError::Backend`]): not
     /// the server this driver expects, or a script under our name replaced.
     #[error("Redis answered a script with an unexpected reply")]

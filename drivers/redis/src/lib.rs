@@ -12,7 +12,7 @@ mod error;
 #[cfg(feature = "internal")]
 pub use codec::decode_stored;
 pub use driver::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
-    RedisDriver, RedisDriverBuilder,
+    CLUSTER_PLACEMENT_BITS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_PREFIX,
+    DEFAULT_RESPONSE_TIMEOUT, RedisDriver, RedisDriverBuilder,
 };
 pub use error::{SetupError, StoreError};

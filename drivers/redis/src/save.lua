@@ -1,48 +1,45 @@
 -- sessionkit-redis: every write to a session hash, in one atomic round trip.
 --
--- KEYS[1]  the session hash
--- ARGV[1]  mode: 'create', 'patch', 'touch' or 'rotate'
+-- KEYS[1]  the session hash ('index' mode: the user's index set)
+-- ARGV[1]  mode: 'create', 'patch', 'touch', 'rotate' or 'index'
 -- ARGV[2]  expires_at, milliseconds since the Unix epoch (PEXPIREAT)
--- ARGV[3]  last seen, milliseconds
--- create:  ARGV[4] created, then field/value pairs ('d:<key>', JSON)
---          KEYS[2] (optional) the index set of the user the record is bound to
--- patch:   ARGV[4] '1' to clear, ARGV[5] = n removed fields, n field names,
+-- ARGV[3]  last seen, milliseconds ('index' mode: the member, a store key)
+-- ARGV[4]  placement bits: 0 on one server, the number of group bits on a cluster
+-- create:  ARGV[5] created, then field/value pairs ('d:<key>', JSON)
+-- patch:   ARGV[5] '1' to clear, ARGV[6] = n removed fields, n field names,
 --          then field/value pairs to set
---          KEYS[2] (optional) the index set of the user the patch binds the record to
--- rotate:  KEYS[2] the new session hash; ARGV[4] grace_until, milliseconds (the
---          forward's PEXPIREAT), ARGV[5] the forward's 'fwd' value, ARGV[6] '1' when
---          the patch leaves the user binding as stored (check it, see below) or '0'
---          when the patch sets or removes it, then the patch arguments from ARGV[7]
---          on, laid out as patch's from ARGV[4] on
---          KEYS[3] (optional) the index set of the user the moved record is bound to
+-- rotate:  KEYS[2] the new session hash; ARGV[5] grace_until, milliseconds (the
+--          forward's PEXPIREAT), ARGV[6] the forward's 'fwd' value, then the patch
+--          arguments from ARGV[7] on, laid out as patch's from ARGV[5] on
+-- index:   adds ARGV[3] to the set KEYS[1], whose expiry becomes at least ARGV[2]
 --
 -- A forward (left under KEYS[1] by 'rotate') is a hash whose only field is 'fwd'.
 --
--- User indexes: a user's index is a set of store keys (64 lowercase hex digits, the
--- last 64 characters of a session's Redis key). The driver computes which index a
--- write belongs to from the record or patch it sends and names it in KEYS; the script
--- adds the session to it (SADD) and moves the set's expiry to at least the session's.
--- A rotation whose patch leaves the binding alone binds the moved record to whoever
--- the stored record is bound to, which the driver only knows from its own (possibly
--- stale) view: with ARGV[6] = '1' the script compares the stored binding's index
--- digest ('k') with the one of KEYS[3] (none: no KEYS[3]) and, when they differ,
--- writes nothing and returns the stored digest ('' for no binding) for the driver to
--- retry with. Deletes and expiries need no index work: listing (list.lua) checks
--- every entry and drops the dead ones.
+-- User indexes. A user's index is a set of store keys (64 lowercase hex digits, the
+-- last 64 characters of a session's Redis key) whose Redis key is the session key's
+-- with the store key replaced by 'u:' and the user's index digest (the binding's 'k'
+-- field). After every write that leaves a record, the script reads the record's
+-- binding as now stored and adds the session to that user's index, whose expiry
+-- becomes at least the session's: an index lives as long as its longest-lived session,
+-- and a binding changed by a concurrent request is indexed as it is, not as the driver
+-- saw it. Deletes and expiries need no index work: listing (list.lua) checks every
+-- entry and drops the dead ones.
 --
--- Returns 1 when applied; 0 for a create over an existing key (duplicate), a
--- patch/touch/rotate of a key that is missing, expired, a forward or not a hash
--- (gone). Nothing is written in the 0 cases. 'rotate' returns 2 (nothing written)
--- when KEYS[2] exists already, and a string (nothing written) when the user check
--- fails.
+-- Redis Cluster. All keys of a call share a hash slot: a session key holds the hash
+-- tag '{<namespace>.<group>}', the group being the top ARGV[4] bits of its store key,
+-- and ids are drawn so that a renewal's new key has the old key's group and a bound
+-- session the group of its user's index. When a binding's index is in another group
+-- anyway (a session bound without a new id), the script cannot touch it (it is in
+-- another slot): it returns the binding's digest instead of 1, and the driver adds
+-- the session to that index with an 'index' call. On one server every index is local.
 --
--- Redis Cluster: 'rotate' writes two keys, declared in KEYS as scripts must, but
--- they hash to different slots (no hash tag joins them), so a cluster refuses it
--- (CROSSSLOT). The same holds for a session and its user's index set. This driver
--- talks to one server; cluster support will need hash tags (a session and its
--- user's index in one slot) or writes in several steps.
+-- Returns 1 when applied (or the digest of an index to update, as above); 0 for a
+-- create over an existing key (duplicate), a patch/touch/rotate of a key that is
+-- missing, expired, a forward or not a hash (gone). Nothing is written in the 0
+-- cases. 'rotate' returns 2 (nothing written) when KEYS[2] exists already.
 
 local mode = ARGV[1]
+local BITS = tonumber(ARGV[4])
 -- Lua's unpack has a stack limit; send large argument lists in batches.
 local BATCH = 500
 
@@ -81,7 +78,7 @@ local function is_record(key)
 end
 
 -- Applies a patch to the hash `key`; its arguments start at ARGV[first] (the clear
--- flag), as documented for 'patch' from ARGV[4] on.
+-- flag), as documented for 'patch' from ARGV[5] on.
 local function apply_patch(key, first)
   if ARGV[first] == '1' then
     local data = {}
@@ -125,13 +122,18 @@ local function stored_user(key)
   return k
 end
 
--- Adds the session whose Redis key is `session` to the index set `index` (if any),
--- and moves the set's expiry to at least `expires_at` (milliseconds, as ARGV[2]).
-local function index_session(index, session, expires_at)
-  if not index then
-    return
+-- The placement group of 64 hex digits: their top BITS bits (0 on one server).
+local function group(hex)
+  if BITS == 0 then
+    return 0
   end
-  redis.call('SADD', index, string.sub(session, -64))
+  return math.floor(tonumber(string.sub(hex, 1, 4), 16) / 2 ^ (16 - BITS))
+end
+
+-- Adds the member `member` to the index set `index` and moves the set's expiry to at
+-- least `expires_at` (milliseconds, as ARGV[2]).
+local function add_to_index(index, member, expires_at)
+  redis.call('SADD', index, member)
   local ttl = redis.call('PTTL', index)
   if ttl >= 0 then
     local time = redis.call('TIME')
@@ -143,17 +145,36 @@ local function index_session(index, session, expires_at)
   redis.call('PEXPIREAT', index, expires_at)
 end
 
+-- Indexes the record under `key` by its stored binding (see the header). Returns 1,
+-- or the binding's digest when its index is in another slot.
+local function index_record(key)
+  local k = stored_user(key)
+  if k == '' then
+    return 1
+  end
+  local member = string.sub(key, -64)
+  if group(k) ~= group(member) then
+    return k
+  end
+  add_to_index(string.sub(key, 1, -65) .. 'u:' .. k, member, ARGV[2])
+  return 1
+end
+
 local key = KEYS[1]
+
+if mode == 'index' then
+  add_to_index(key, ARGV[3], ARGV[2])
+  return 1
+end
 
 if mode == 'create' then
   if redis.call('EXISTS', key) == 1 then
     return 0
   end
-  redis.call('HSET', key, 'v', '1', 'created', ARGV[4], 'seen', ARGV[3])
-  hset_pairs(key, 5)
+  redis.call('HSET', key, 'v', '1', 'created', ARGV[5], 'seen', ARGV[3])
+  hset_pairs(key, 6)
   redis.call('PEXPIREAT', key, ARGV[2])
-  index_session(KEYS[2], key, ARGV[2])
-  return 1
+  return index_record(key)
 end
 
 if not is_record(key) then
@@ -163,13 +184,12 @@ end
 if mode == 'touch' then
   redis.call('HSET', key, 'seen', ARGV[3])
   redis.call('PEXPIREAT', key, ARGV[2])
-  return 1
+  return index_record(key)
 end
 
 if mode == 'patch' then
-  apply_patch(key, 4)
-  index_session(KEYS[2], key, ARGV[2])
-  return 1
+  apply_patch(key, 5)
+  return index_record(key)
 end
 
 if mode == 'rotate' then
@@ -177,30 +197,19 @@ if mode == 'rotate' then
   if redis.call('EXISTS', to) == 1 then
     return 2
   end
-  local index = KEYS[3]
-  if ARGV[6] == '1' then
-    local expected = ''
-    if index then
-      expected = string.sub(index, -64)
-    end
-    local stored = stored_user(key)
-    if stored ~= expected then
-      return stored
-    end
-  end
   -- The record as stored now moves, then gets the patch: changes other requests
   -- made since this one loaded are kept.
   redis.call('RENAME', key, to)
   apply_patch(to, 7)
   -- An end of the grace window already past deletes the forward at once.
-  redis.call('HSET', key, 'fwd', ARGV[5])
-  redis.call('PEXPIREAT', key, ARGV[4])
-  if index then
-    -- The old key holds a forward now, never again a session of this user.
-    redis.call('SREM', index, string.sub(key, -64))
-    index_session(index, to, ARGV[2])
+  redis.call('HSET', key, 'fwd', ARGV[6])
+  redis.call('PEXPIREAT', key, ARGV[5])
+  -- The old key holds a forward now: its index entry goes (listing would drop it).
+  local k = stored_user(to)
+  if k ~= '' and group(k) == group(string.sub(key, -64)) then
+    redis.call('SREM', string.sub(key, 1, -65) .. 'u:' .. k, string.sub(key, -64))
   end
-  return 1
+  return index_record(to)
 end
 
 return redis.error_reply('sessionkit: unknown mode')

@@ -130,7 +130,7 @@ async fn the_index_is_a_set_of_store_keys_that_lives_as_long_as_its_longest_sess
         u64::try_from(pexpiretime(&mut raw, &index).await).expect("expiry"),
         until.as_millis()
     );
-    // A patch that leaves the binding, and a touch, do not touch the index.
+    // A patch that leaves the binding, and a touch, add nothing to another user's index.
     driver
         .create(&longer, &bound_record("bob"), in_secs(60))
         .await
@@ -147,6 +147,26 @@ async fn the_index_is_a_set_of_store_keys_that_lives_as_long_as_its_longest_sess
     assert_eq!(
         members(&mut raw, &driver.user_index_key(&user("bob"))).await,
         hexes(&[&longer])
+    );
+    // A touch or patch that keeps a bound session alive past its index's expiry keeps
+    // the index alive with it (idle sessions are extended long after their creation).
+    let later = in_secs(3_600);
+    driver
+        .touch(&short, SystemClock.now(), later)
+        .await
+        .expect("touch");
+    assert_eq!(
+        u64::try_from(pexpiretime(&mut raw, &index).await).expect("expiry"),
+        later.as_millis()
+    );
+    let latest = in_secs(7_200);
+    driver
+        .patch(&long, &set("x", json!(2)), latest)
+        .await
+        .expect("patch");
+    assert_eq!(
+        u64::try_from(pexpiretime(&mut raw, &index).await).expect("expiry"),
+        latest.as_millis()
     );
 
     // No key holds a user id.
