@@ -130,6 +130,22 @@ impl<D: Driver> Ctx<D> {
         SessionId::generate(&mut rand::rng()).store_key(&self.namespace)
     }
 
+    /// A fresh random key for a renewal of `from`: in `from`'s placement group, as the
+    /// session layer draws it for a driver that declares a [`Placement`] (any key for
+    /// the others).
+    ///
+    /// [`Placement`]: sessionkit::Placement
+    pub fn key_beside(&self, from: &StoreKey) -> StoreKey {
+        let placement = self.driver.placement();
+        placement
+            .draw(
+                &mut rand::rng(),
+                &self.namespace,
+                Some(placement.group_of_key(from)),
+            )
+            .1
+    }
+
     /// A record created now with `data`.
     pub fn record(&self, data: Value) -> Record {
         let Value::Object(map) = data else {
@@ -683,7 +699,7 @@ fn rotation<D: Driver>(
     change.apply_to(&mut record);
     Rotation {
         from: from.clone(),
-        to: ctx.key(),
+        to: ctx.key_beside(from),
         record,
         patch: change,
         expires_at: ctx.later(LONG),

@@ -252,6 +252,11 @@ pub trait Driver: Send + Sync + 'static {
     /// atomic writes cannot span shards, such as Redis Cluster): the state machine then
     /// draws a renewal's new id in the old id's group and a bound session's in its
     /// user's, see [`Placement`]. The default, [`Placement::NONE`], places nothing.
+    ///
+    /// The placement is read once, when the registry is built. A driver that declares
+    /// one still gets keys outside their group now and then (a session bound without
+    /// a new id, a draw that gave up) and must handle them correctly, if more slowly;
+    /// the conformance suite's rotations keep the group, as the session layer's do.
     fn placement(&self) -> Placement {
         Placement::NONE
     }

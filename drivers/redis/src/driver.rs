@@ -273,6 +273,14 @@ enum Target {
     Cluster(Vec<String>),
 }
 
+/// The first arguments of every call of the save script.
+#[derive(Clone, Copy)]
+struct Head {
+    mode: &'static str,
+    expires_at: Timestamp,
+    last_seen: Timestamp,
+}
+
 /// How a failed attempt may be retried on a fresh connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Retry {
@@ -415,11 +423,14 @@ impl RedisDriver {
         keys: &[String],
         namespace: &Namespace,
         retry: Retry,
-        mode: &str,
-        expires_at: Timestamp,
-        last_seen: Timestamp,
+        head: Head,
         args: Vec<Vec<u8>>,
     ) -> Result<i64, DriverError> {
+        let Head {
+            mode,
+            expires_at,
+            last_seen,
+        } = head;
         let mut all = Vec::with_capacity(4 + args.len());
         all.push(mode.as_bytes().to_vec());
         all.push(expiry_arg(expires_at));
@@ -577,9 +588,11 @@ impl Driver for RedisDriver {
                 &keys,
                 key.namespace(),
                 Retry::IfNotSent,
-                "create",
-                expires_at,
-                record.last_seen,
+                Head {
+                    mode: "create",
+                    expires_at,
+                    last_seen: record.last_seen,
+                },
                 args,
             )
             .await?;
@@ -604,9 +617,11 @@ impl Driver for RedisDriver {
             &keys,
             key.namespace(),
             Retry::Idempotent,
-            "patch",
-            expires_at,
-            patch.last_seen,
+            Head {
+                mode: "patch",
+                expires_at,
+                last_seen: patch.last_seen,
+            },
             args,
         )
         .await
@@ -624,9 +639,11 @@ impl Driver for RedisDriver {
             &keys,
             key.namespace(),
             Retry::Idempotent,
-            "touch",
-            expires_at,
-            last_seen,
+            Head {
+                mode: "touch",
+                expires_at,
+                last_seen,
+            },
             Vec::new(),
         )
         .await
@@ -715,9 +732,11 @@ impl Driver for RedisDriver {
                 &keys,
                 rotation.to.namespace(),
                 Retry::IfNotSent,
-                "rotate",
-                rotation.expires_at,
-                patch.last_seen,
+                Head {
+                    mode: "rotate",
+                    expires_at: rotation.expires_at,
+                    last_seen: patch.last_seen,
+                },
                 args,
             )
             .await?

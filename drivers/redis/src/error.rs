@@ -49,6 +49,10 @@ pub(crate) fn is_unavailable(err: &RedisError) -> bool {
     match err.kind() {
         ErrorKind::Server(
             ServerErrorKind::BusyLoading
+            // A cluster redirection the client did not finish following within its
+            // retries: the topology is changing (a failover), not a refusal.
+            | ServerErrorKind::Moved
+            | ServerErrorKind::Ask
             | ServerErrorKind::TryAgain
             | ServerErrorKind::ClusterDown
             | ServerErrorKind::MasterDown

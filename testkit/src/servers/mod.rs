@@ -8,6 +8,7 @@ use std::net::TcpListener;
 
 pub mod postgres;
 pub mod redis;
+pub mod redis_cluster;
 
 /// Whether a test that cannot get a server must fail rather than skip: `CI` is set and
 /// not empty.
@@ -27,7 +28,7 @@ pub fn unavailable<T>(store: &str, why: &str) -> Option<T> {
 }
 
 /// A loopback port that was free a moment ago.
-fn spare_port() -> Result<u16, String> {
+pub(crate) fn spare_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no spare port: {e}"))?;
     listener
         .local_addr()

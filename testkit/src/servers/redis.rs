@@ -26,6 +26,8 @@ use super::{spare_port, unavailable};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    /// More `redis-server` arguments (a cluster node's).
+    args: Vec<String>,
     watchdog: Option<(Child, ChildStdin)>,
 }
 
@@ -35,6 +37,15 @@ impl RedisServer {
     /// # Errors
     /// Why no server could be started (not installed, no port, did not answer).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a spare loopback port with more `redis-server` arguments
+    /// (paths in them may use `{dir}`, the server's own directory).
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`].
+    pub fn start_with(args: &[&str]) -> Result<Self, String> {
         let version = Command::new("redis-server")
             .arg("--version")
             .output()
@@ -50,6 +61,10 @@ impl RedisServer {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let mut server = RedisServer {
                 port: spare_port()?,
+                args: args
+                    .iter()
+                    .map(|arg| arg.replace("{dir}", &dir.display().to_string()))
+                    .collect(),
                 dir,
                 watchdog: None,
             };
@@ -60,6 +75,11 @@ impl RedisServer {
             }
         }
         Err(last)
+    }
+
+    /// The loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:{port}/`.
@@ -105,6 +125,7 @@ impl RedisServer {
             .arg(self.pidfile())
             .arg("--logfile")
             .arg(self.dir.join("redis.log"))
+            .args(&self.args)
             .stdout(Stdio::null())
             .status()
             .map_err(|e| format!("cannot run redis-server: {e}"))?;
