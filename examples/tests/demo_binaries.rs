@@ -437,6 +437,16 @@ async fn every_demo_devices_on_redis() {
 }
 
 #[tokio::test]
+async fn every_demo_devices_on_redis_cluster() {
+    devices_on_shared_store(
+        "redis-cluster",
+        "REDIS_CLUSTER_NODES",
+        sessionkit_testkit::servers::redis_cluster::shared_nodes().map(|nodes| nodes.join(",")),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn every_demo_devices_on_postgres() {
     devices_on_shared_store(
         "postgres",

@@ -38,6 +38,9 @@ pub enum Driver {
     /// Redis, at `REDIS_URL`.
     #[value(help = "Redis at REDIS_URL (default redis://127.0.0.1:6379)")]
     Redis,
+    /// A Redis Cluster, through the nodes in `REDIS_CLUSTER_NODES`.
+    #[value(help = "Redis Cluster through REDIS_CLUSTER_NODES (comma-separated redis:// URLs)")]
+    RedisCluster,
     /// PostgreSQL, at `DATABASE_URL`.
     #[value(help = "PostgreSQL at DATABASE_URL")]
     Postgres,
@@ -50,6 +53,7 @@ impl Driver {
             Driver::Memory => "memory",
             Driver::Cookie => "cookie",
             Driver::Redis => "redis",
+            Driver::RedisCluster => "redis-cluster",
             Driver::Postgres => "postgres",
         }
     }
@@ -98,6 +102,22 @@ pub async fn build_sessions(driver: Driver) -> Result<Sessions, Box<dyn Error>> 
                 .await
                 .map_err(|err| StartupError::new("cannot connect to Redis (REDIS_URL)", err))?;
             registry.register_driver("redis", store)?;
+        }
+        Driver::RedisCluster => {
+            let nodes = std::env::var("REDIS_CLUSTER_NODES")
+                .map_err(|err| StartupError::new("--driver redis-cluster needs REDIS_CLUSTER_NODES", err))?;
+            // Any subset of the nodes is enough: the client discovers the rest.
+            let nodes: Vec<&str> = nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .collect();
+            let store = sessionkit_redis::RedisDriver::connect_cluster(nodes)
+                .await
+                .map_err(|err| {
+                    StartupError::new("cannot connect to the Redis Cluster (REDIS_CLUSTER_NODES)", err)
+                })?;
+            registry.register_driver("redis-cluster", store)?;
         }
         Driver::Postgres => {
             let url = std::env::var("DATABASE_URL")
@@ -215,6 +235,10 @@ mod tests {
         assert_eq!(
             parse(&["--driver", "postgres"]).expect("ok").driver,
             Driver::Postgres
+        );
+        assert_eq!(
+            parse(&["--driver", "redis-cluster"]).expect("ok").driver,
+            Driver::RedisCluster
         );
         assert!(parse(&["--driver", "mongo"]).is_err());
         assert!(parse(&["--addr", "localhost"]).is_err());
