@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Store round trips per request and requests/s through axum for the Redis and
-# PostgreSQL drivers, on throwaway servers on spare loopback ports (or on REDIS_URL /
-# DATABASE_URL when set).
+# Store round trips per request and requests/s through axum for the Redis driver (one
+# server, and a Redis Cluster of three primaries with a replica each) and the PostgreSQL
+# driver, on throwaway servers on spare loopback ports (or on REDIS_URL /
+# REDIS_CLUSTER_NODES / DATABASE_URL when set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p sessionkit-benches --bin drivers
@@ -9,6 +10,7 @@ scratch=$(mktemp -d)
 chmod 755 "$scratch"
 cleanup() {
   [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null || true
+  for pid in ${cluster_pids:-}; do kill "$pid" 2>/dev/null || true; done
   [ -n "${pg_ctl:-}" ] && $as_pg "$pg_ctl" -D "$scratch/pg" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$scratch"
 }
@@ -24,6 +26,30 @@ else
   redis_pid=$!
   for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
   args+=(--redis "redis://127.0.0.1:$rport")
+fi
+if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
+  args+=(--redis-cluster "$REDIS_CLUSTER_NODES")
+else
+  nodes=()
+  cluster_pids=""
+  for n in 1 2 3 4 5 6; do
+    cport=$(port)
+    mkdir -p "$scratch/cluster-$n"
+    redis-server --port "$cport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+      --dir "$scratch/cluster-$n" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 1000 >/dev/null &
+    cluster_pids="$cluster_pids $!"
+    for _ in $(seq 50); do redis-cli -p "$cport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    nodes+=("127.0.0.1:$cport")
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
+  for node in "${nodes[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "${node#*:}" cluster info | grep -q 'cluster_state:ok' && break
+      sleep 0.1
+    done
+  done
+  args+=(--redis-cluster "$(printf 'redis://%s,' "${nodes[@]}")")
 fi
 if [ -n "${DATABASE_URL:-}" ]; then
   args+=(--postgres "$DATABASE_URL")

@@ -16,6 +16,8 @@ use tower::ServiceExt;
 pub struct Options {
     /// A Redis URL, or `None` to skip Redis.
     pub redis: Option<String>,
+    /// Redis Cluster node URLs, or none to skip the cluster.
+    pub redis_cluster: Vec<String>,
     /// A PostgreSQL URL, or `None` to skip PostgreSQL.
     pub postgres: Option<String>,
     /// Requests per throughput measurement.
@@ -25,12 +27,16 @@ pub struct Options {
 }
 
 impl Options {
-    /// `REDIS_URL`, `DATABASE_URL`, 5,000 requests, 16 in flight; then `--redis URL`,
-    /// `--postgres URL`, `--requests N`, `--concurrency C` from `args` (anything else,
-    /// such as cargo bench's `--bench`, is ignored).
+    /// `REDIS_URL`, `REDIS_CLUSTER_NODES`, `DATABASE_URL`, 5,000 requests, 16 in
+    /// flight; then `--redis URL`, `--redis-cluster URL,URL,...`, `--postgres URL`,
+    /// `--requests N`, `--concurrency C` from `args` (anything else, such as cargo
+    /// bench's `--bench`, is ignored).
     pub fn from_env_and_args(args: impl IntoIterator<Item = String>) -> Self {
         let mut options = Options {
             redis: std::env::var("REDIS_URL").ok(),
+            redis_cluster: std::env::var("REDIS_CLUSTER_NODES")
+                .map(|nodes| split_nodes(&nodes))
+                .unwrap_or_default(),
             postgres: std::env::var("DATABASE_URL").ok(),
             requests: 5_000,
             concurrency: 16,
@@ -38,12 +44,13 @@ impl Options {
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let target = match flag.as_str() {
-                "--redis" | "--postgres" | "--requests" | "--concurrency" => flag,
+                "--redis" | "--redis-cluster" | "--postgres" | "--requests" | "--concurrency" => flag,
                 _ => continue,
             };
             let value = args.next().unwrap_or_else(|| panic!("{target} needs a value"));
             match target.as_str() {
                 "--redis" => options.redis = Some(value),
+                "--redis-cluster" => options.redis_cluster = split_nodes(&value),
                 "--postgres" => options.postgres = Some(value),
                 "--requests" => options.requests = value.parse().expect("--requests N"),
                 _ => options.concurrency = value.parse().expect("--concurrency C"),
@@ -51,6 +58,15 @@ impl Options {
         }
         options
     }
+}
+
+fn split_nodes(nodes: &str) -> Vec<String> {
+    nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn sessions_on(driver: impl sessionkit::Driver) -> Sessions {
@@ -141,26 +157,60 @@ async fn redis(url: &str, o: &Options) {
     let driver = sessionkit_redis::RedisDriver::connect(url)
         .await
         .expect("connect to Redis");
-    let app = sessionkit_routes(sessions_on(driver));
-    let cookie = new_session(&app).await;
-    let mut client = redis::Client::open(url)
+    redis_cases("redis", driver, &[url.to_owned()], o).await;
+}
+
+/// On a cluster, round trips are summed over the primaries (replicas replay writes;
+/// they answer no client here).
+async fn redis_cluster(nodes: &[String], o: &Options) {
+    let driver = sessionkit_redis::RedisDriver::connect_cluster(nodes.iter().map(String::as_str))
+        .await
+        .expect("connect to the Redis Cluster");
+    let mut primaries = Vec::new();
+    for node in nodes {
+        let mut client = plain_client(node).await;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut client).await.expect("ROLE");
+        if matches!(role.first(), Some(redis::Value::BulkString(kind)) if kind == b"master") {
+            primaries.push(node.clone());
+        }
+    }
+    redis_cases("cluster", driver, &primaries, o).await;
+}
+
+async fn plain_client(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
         .expect("url")
         .get_multiplexed_async_connection()
         .await
-        .expect("connect");
+        .expect("connect")
+}
+
+/// The read and read-write cases through axum, with round trips counted on `servers`.
+async fn redis_cases(label: &str, driver: sessionkit_redis::RedisDriver, servers: &[String], o: &Options) {
+    let app = sessionkit_routes(sessions_on(driver));
+    let cookie = new_session(&app).await;
+    let mut clients = Vec::new();
+    for url in servers {
+        clients.push(plain_client(url).await);
+    }
     for (case, method, path) in [("read", "GET", "/read"), ("read-write", "POST", "/write")] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(&mut client)
-            .await
-            .expect("RESETSTAT");
+        for client in &mut clients {
+            let _: () = redis::cmd("CONFIG")
+                .arg("RESETSTAT")
+                .query_async(client)
+                .await
+                .expect("RESETSTAT");
+        }
         let sample = 200;
         load(&app, &cookie, method, path, sample, 1).await;
-        let calls = redis_round_trips(&mut client).await;
+        let mut calls = 0;
+        for client in &mut clients {
+            calls += redis_round_trips(client).await;
+        }
         #[allow(clippy::cast_precision_loss)]
         let per_request = calls as f64 / sample as f64;
         let rate = load(&app, &cookie, method, path, o.requests, o.concurrency).await;
-        println!("redis      {case:<11} round trips/request {per_request:>5.2}   requests/s {rate:>9.0}");
+        println!("{label:<10} {case:<11} round trips/request {per_request:>5.2}   requests/s {rate:>9.0}");
     }
 }
 
@@ -218,8 +268,10 @@ async fn postgres(url: &str, o: &Options) {
 
 /// Runs the measurements `o` asks for and prints one line per (driver, case).
 pub fn run(o: &Options) {
-    if o.redis.is_none() && o.postgres.is_none() {
-        println!("drivers: set REDIS_URL and/or DATABASE_URL, or run benches/scripts/drivers.sh");
+    if o.redis.is_none() && o.redis_cluster.is_empty() && o.postgres.is_none() {
+        println!(
+            "drivers: set REDIS_URL, REDIS_CLUSTER_NODES and/or DATABASE_URL, or run benches/scripts/drivers.sh"
+        );
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -230,6 +282,9 @@ pub fn run(o: &Options) {
     rt.block_on(async {
         if let Some(url) = &o.redis {
             redis(url, o).await;
+        }
+        if !o.redis_cluster.is_empty() {
+            redis_cluster(&o.redis_cluster, o).await;
         }
         if let Some(url) = &o.postgres {
             postgres(url, o).await;
