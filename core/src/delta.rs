@@ -36,6 +36,16 @@ impl Delta {
         self.changes.insert(key.to_owned(), None);
     }
 
+    /// Drops this request's change of `key` (the stored value stands).
+    pub(crate) fn forget(&mut self, key: &str) {
+        self.changes.remove(key);
+    }
+
+    /// Whether this request cleared the data.
+    pub(crate) fn is_cleared(&self) -> bool {
+        self.cleared
+    }
+
     pub(crate) fn clear(&mut self) {
         self.cleared = true;
         self.changes.clear();

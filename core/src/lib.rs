@@ -116,6 +116,7 @@ pub mod placement;
 mod record;
 pub mod revocation;
 mod time;
+mod update;
 mod user;
 mod value;
 
@@ -135,11 +136,12 @@ pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};
 pub use keys::{KeyError, KeyId, KeyRing, KeyUse, MIN_SECRET_LEN, Secret};
 pub use machine::{
     Event, FLASH_KEY, FinishError, LIFETIME_KEY, LoadResult, Outcome, RESERVED_PREFIX, SessionError,
-    SessionMachine, USER_KEY, Write, WriteResult,
+    SessionMachine, USER_KEY, UpdateTarget, Write, WriteResult,
 };
 pub use placement::Placement;
 pub use record::{Patch, RECORD_VERSION, Record, RecordError, Rotation};
 pub use time::Timestamp;
+pub use update::{KeyUpdate, UpdateResult};
 pub use user::{
     MAX_LABEL_LEN, MAX_USER_ID_LEN, SessionHandle, UserBinding, UserDecodeError, UserError, UserKey,
 };

@@ -91,15 +91,24 @@ pub struct Rotation {
     pub record: Record,
     /// This request's changes, with the new last-seen time.
     pub patch: Patch,
-    /// The expiry of the moved record.
+    /// The expiry of the moved record (expired once `now >= expires_at`).
     pub expires_at: Timestamp,
-    /// Until when `from` forwards to `to` (the grace window's end; `from` must not
-    /// load anything after it).
+    /// Until when `from` forwards to `to`: the grace window's end, exclusive, like
+    /// every expiry (from this instant on, `from` forwards and loads nothing).
     pub grace_until: Timestamp,
 }
 
-/// Why stored bytes are not a record. A driver that meets one treats the record as
-/// missing and logs the reason; it never fails the request.
+/// Why stored bytes are not a record.
+///
+/// A driver that meets one on a load answers [`LoadResult::Corrupt`], never an error;
+/// the session layer logs that and treats the session as missing (a new session, under
+/// a new id). A patch or touch that meets one writes nothing and answers
+/// [`WriteResult::Gone`] (a store that writes without reading the record back may
+/// apply the change and answer `Applied`; the record then still loads as `Corrupt`).
+/// Either way the request does not fail because of it.
+///
+/// [`LoadResult::Corrupt`]: crate::LoadResult::Corrupt
+/// [`WriteResult::Gone`]: crate::WriteResult::Gone
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {

@@ -8,6 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
 /// Records, sealed cookies and store expiries all use this one representation, so a
 /// timestamp written by one machine means the same instant to every other.
+///
+/// Every deadline is exclusive: something that expires at `expires_at` is expired at
+/// `now` when `now >= expires_at`, live up to the millisecond before. The core's
+/// deadlines, the built-in drivers and the driver contract all use this rule.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Timestamp(u64);
 
@@ -15,7 +19,10 @@ impl Timestamp {
     /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp(0);
 
-    /// The latest representable instant; used as "never" by arithmetic that saturates.
+    /// The latest representable instant; used as "never" by arithmetic that saturates,
+    /// so it can arrive as a store expiry. A store whose expiry type is narrower clamps
+    /// it to its own latest instant (a signed 64-bit millisecond count: `i64::MAX`),
+    /// never converts it with a wrapping cast, which would put it in the past.
     pub const MAX: Timestamp = Timestamp(u64::MAX);
 
     /// A timestamp from milliseconds since the Unix epoch.

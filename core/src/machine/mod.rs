@@ -27,6 +27,7 @@ mod server;
 
 pub use output::{Event, FinishError, LoadResult, Outcome, Write, WriteResult};
 
+
 /// Keys starting with this prefix are sessionkit's own and refused by `insert`/`remove`.
 pub const RESERVED_PREFIX: &str = "__sessionkit.";
 /// Where flash messages are kept.
@@ -602,16 +603,7 @@ impl SessionMachine {
     /// [`SessionError::ValueTooLarge`].
     pub fn insert_value(&mut self, key: impl Into<String>, value: Value) -> Result<(), SessionError> {
         let key = key.into();
-        check_key(&key)?;
-        if let Err(limit) = crate::value::check(&value) {
-            return Err(SessionError::ValueTooLarge {
-                key,
-                what: match limit {
-                    crate::value::ValueLimit::Depth => "deeply nested",
-                    crate::value::ValueLimit::Len => "large",
-                },
-            });
-        }
+        self.check_value(&key, &value)?;
         self.live_mut()?.delta.set(key, value);
         Ok(())
     }
@@ -646,6 +638,80 @@ impl SessionMachine {
             live.delta.remove(key);
         }
         Ok(old)
+    }
+
+    /// Where an atomic update of `key` ([`KeyUpdate`](crate::KeyUpdate)) goes: the
+    /// stored session's key, the key's value as stored when this request loaded it (or
+    /// last updated it), and the expiry the write sets (the session seen at `now`).
+    /// `None` when there is no stored record to update (a new or destroyed session, a
+    /// cookie session): the caller then changes the key in this request's delta.
+    ///
+    /// # Errors
+    /// [`SessionError::ReservedKey`], [`SessionError::NotLoaded`].
+    pub fn update_target(&self, key: &str, now: Timestamp) -> Result<Option<UpdateTarget>, SessionError> {
+        check_key(key)?;
+        let live = self.live()?;
+        let Some((_, store_key)) = &live.loaded else {
+            return Ok(None);
+        };
+        let expires_at = self
+            .spec
+            .def()
+            .expiry
+            .deadlines(live.original.created_at, now, &live.life)
+            .expires_at();
+        Ok(Some(UpdateTarget {
+            key: store_key.clone(),
+            current: live.original.data.get(key).cloned(),
+            expires_at,
+        }))
+    }
+
+    /// Checks that `value` may be stored under `key` (not reserved, within the value
+    /// limits), as [`insert_value`](Self::insert_value) does.
+    ///
+    /// # Errors
+    /// [`SessionError::ReservedKey`], [`SessionError::ValueTooLarge`].
+    pub fn check_value(&self, key: &str, value: &Value) -> Result<(), SessionError> {
+        check_key(key)?;
+        crate::value::check(value).map_err(|limit| SessionError::ValueTooLarge {
+            key: key.to_owned(),
+            what: match limit {
+                crate::value::ValueLimit::Depth => "deeply nested",
+                crate::value::ValueLimit::Len => "large",
+            },
+        })
+    }
+
+    /// Takes in an atomic update the store applied at `now`: the key holds `value`
+    /// (`None`: absent) as stored, so this request reads it and its save does not write
+    /// it again. A change of the same key this request made before is replaced.
+    ///
+    /// # Errors
+    /// [`SessionError::ReservedKey`], [`SessionError::NotLoaded`].
+    pub fn absorb_update(&mut self, key: &str, value: Option<Value>, now: Timestamp) -> Result<(), SessionError> {
+        check_key(key)?;
+        let live = self.live_mut()?;
+        live.original.last_seen = live.original.last_seen.max(now);
+        if live.delta.is_cleared() {
+            // A clear earlier in this request hides the stored data; the updated key
+            // stays visible through the delta.
+            match value {
+                Some(value) => live.delta.set(key.to_owned(), value),
+                None => live.delta.remove(key),
+            }
+            return Ok(());
+        }
+        live.delta.forget(key);
+        match value {
+            Some(value) => {
+                live.original.data.insert(key.to_owned(), value);
+            }
+            None => {
+                live.original.data.remove(key);
+            }
+        }
+        Ok(())
     }
 
     /// Removes every key (flash messages included). The session itself lives on.
@@ -848,6 +914,18 @@ fn own_metadata(data: &serde_json::Map<String, Value>) -> Option<(SessionLifetim
     let life = SessionLifetime::from_value(data.get(LIFETIME_KEY)).ok()?;
     let user = UserBinding::from_value(data.get(USER_KEY)).ok()?;
     Some((life, user))
+}
+
+/// Where an atomic update goes; see [`SessionMachine::update_target`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UpdateTarget {
+    /// The stored session's key.
+    pub key: StoreKey,
+    /// The key's value as stored when last seen by this request.
+    pub current: Option<Value>,
+    /// The expiry an update written now sets.
+    pub expires_at: Timestamp,
 }
 
 fn check_key(key: &str) -> Result<(), SessionError> {
