@@ -24,7 +24,7 @@ else
   rport=$(port)
   redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
   redis_pid=$!
-  for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 200); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
   args+=(--redis "redis://127.0.0.1:$rport")
 fi
 if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
@@ -33,13 +33,15 @@ else
   nodes=()
   cluster_pids=""
   for n in 1 2 3 4 5 6; do
+    # A cluster node also listens on its port + 10000 (the cluster bus).
     cport=$(port)
+    while [ "$cport" -gt 55535 ]; do cport=$(port); done
     mkdir -p "$scratch/cluster-$n"
     redis-server --port "$cport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
       --dir "$scratch/cluster-$n" --cluster-enabled yes --cluster-config-file nodes.conf \
       --cluster-node-timeout 1000 >/dev/null &
     cluster_pids="$cluster_pids $!"
-    for _ in $(seq 50); do redis-cli -p "$cport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    for _ in $(seq 200); do redis-cli -p "$cport" ping >/dev/null 2>&1 && break; sleep 0.1; done
     nodes+=("127.0.0.1:$cport")
   done
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null

@@ -13,11 +13,19 @@ use sessionkit::{
     SystemClock, Timestamp, WriteResult,
 };
 
-/// How a driver learns the time.
+/// How a driver learns the time, as declared by [`DriverFactory::time`].
+///
+/// The declaration must match the driver: a driver that reads the system clock but is
+/// declared `Manual` never sees the time the suite moves, and one that follows the
+/// suite's clock but is declared `Real` sees it stand still while the suite sleeps.
+/// Either way the expiry cases fail, and their messages say which declaration to
+/// check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeSource {
     /// It follows the clock passed to [`DriverFactory::build`]; the suite moves that
-    /// clock instead of sleeping.
+    /// clock instead of sleeping, so the expiry cases take no time and can check the
+    /// exact instant of expiry. The default, and the right choice for any driver that
+    /// takes a [`SharedClock`](sessionkit::SharedClock).
     Manual,
     /// It uses a clock of its own (a store server's); the suite uses short real
     /// lifetimes and sleeps past them (a few seconds in all).
@@ -30,17 +38,21 @@ pub trait DriverFactory: Send + Sync + 'static {
     /// The driver type.
     type Driver: Driver;
 
-    /// Builds a fresh driver. Drivers that accept a clock should use `clock`.
+    /// Builds a fresh driver. Drivers that accept a clock should use `clock`
+    /// (`clock.shared()`), and keep the default [`time`](Self::time).
     fn build(&self, clock: &ManualClock) -> impl Future<Output = Self::Driver> + Send;
 
-    /// How the driver learns the time.
+    /// How the driver learns the time: [`TimeSource::Manual`] (the default) when it
+    /// follows the clock given to [`build`](Self::build), [`TimeSource::Real`] when it
+    /// reads the system clock or its store's.
     fn time(&self) -> TimeSource {
         TimeSource::Manual
     }
 
-    /// Writes bytes that are not a valid record under `key`, for the corrupt-record
-    /// case. Return `false` when the store cannot hold such bytes (then the case only
-    /// checks that loading a never-written key is not an error).
+    /// Writes bytes that are not a valid record under `key` (live, not expired), for
+    /// the corrupt-record case. Return `false` when the store cannot hold such bytes;
+    /// then the case only checks that loading a never-written key is not an error, and
+    /// prints a notice that it was skipped. The default returns `false`.
     fn corrupt(&self, driver: &Self::Driver, key: &StoreKey) -> impl Future<Output = bool> + Send {
         let _ = (driver, key);
         async { false }
@@ -68,6 +80,8 @@ pub trait DriverFactory: Send + Sync + 'static {
         false
     }
 }
+
+pub use crate::update::update_is_compare_and_set;
 
 /// The short lifetime expiry cases use.
 pub const SHORT: Duration = Duration::from_millis(1_500);
@@ -109,6 +123,23 @@ impl<D: Driver> Ctx<D> {
         match self.time {
             TimeSource::Manual => self.clock.now(),
             TimeSource::Real => SystemClock.now(),
+        }
+    }
+
+    /// What a failed expiry check adds to its message: the declared [`TimeSource`],
+    /// and the other one to try when the driver reads another clock.
+    pub fn time_hint(&self) -> &'static str {
+        match self.time {
+            TimeSource::Manual => {
+                "the factory declares TimeSource::Manual, so the suite moved the clock passed to \
+                 DriverFactory::build instead of waiting; if this driver reads the system clock or its store's \
+                 own clock, declare TimeSource::Real in DriverFactory::time"
+            }
+            TimeSource::Real => {
+                "the factory declares TimeSource::Real, so the suite lets real time pass and never moves the clock \
+                 passed to DriverFactory::build; if this driver follows that clock, declare TimeSource::Manual in \
+                 DriverFactory::time (the default)"
+            }
         }
     }
 
@@ -176,6 +207,26 @@ async fn found<D: Driver>(ctx: &Ctx<D>, key: &StoreKey) -> Record {
 async fn missing<D: Driver>(ctx: &Ctx<D>, key: &StoreKey, why: &str) {
     let result = load(ctx, key).await;
     assert_eq!(result, LoadResult::Missing, "{why}");
+}
+
+/// `missing` after time passed: the message names the declared time source.
+async fn expired<D: Driver>(ctx: &Ctx<D>, key: &StoreKey, why: &str) {
+    let result = load(ctx, key).await;
+    assert_eq!(result, LoadResult::Missing, "{why} ({})", ctx.time_hint());
+}
+
+/// `found` after time passed: the message names the declared time source.
+async fn still_live<D: Driver>(ctx: &Ctx<D>, key: &StoreKey, why: &str) -> Record {
+    match load(ctx, key).await {
+        LoadResult::Found(record) => record,
+        other => panic!("{why}: expected a record, got {other:?} ({})", ctx.time_hint()),
+    }
+}
+
+/// Asserts that a write after time passed answered `expected`, naming the declared time
+/// source when it did not.
+fn after_time<D: Driver>(ctx: &Ctx<D>, got: WriteResult, expected: WriteResult, why: &str) {
+    assert_eq!(got, expected, "{why} ({})", ctx.time_hint());
 }
 
 fn map(value: Value) -> Map<String, Value> {
@@ -251,10 +302,12 @@ pub async fn create_after_expiry_succeeds<F: DriverFactory>(f: &F) {
         .expect("create");
     ctx.pass(PAST_SHORT).await;
     let fresh = ctx.record(json!({"v": 2}));
-    ctx.driver
-        .create(&key, &fresh, ctx.later(LONG))
-        .await
-        .expect("create over an expired record");
+    if let Err(err) = ctx.driver.create(&key, &fresh, ctx.later(LONG)).await {
+        panic!(
+            "a create over an expired record must succeed, got {err:?} ({})",
+            ctx.time_hint()
+        );
+    }
     assert_eq!(found(&ctx, &key).await, fresh);
 }
 
@@ -422,8 +475,123 @@ pub async fn load_never_returns_expired<F: DriverFactory>(f: &F) {
         .expect("create");
     found(&ctx, &short).await;
     ctx.pass(PAST_SHORT).await;
-    missing(&ctx, &short, "an expired record must not be returned").await;
-    found(&ctx, &long).await;
+    expired(&ctx, &short, "an expired record must not be returned").await;
+    still_live(&ctx, &long, "a record whose expiry is an hour away").await;
+}
+
+/// Expired means `now >= expires_at`: a record is live up to the millisecond before
+/// its expiry and expired at that very instant. There `load` says `Missing` (and
+/// `lookup` finds no record), `patch` and `touch` are `Gone` and revive nothing, and a
+/// `create` under the key succeeds.
+///
+/// With [`TimeSource::Manual`] the case stops the clock one millisecond before the
+/// expiry and then exactly at it. A real clock cannot be stopped, so with
+/// [`TimeSource::Real`] the records expire at the instant they are written, which
+/// has been reached by the time they are read back.
+pub async fn expired_at_the_expiry_instant<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let (loaded, patched, touched) = (ctx.key(), ctx.key(), ctx.key());
+    let expires_at = match ctx.time {
+        TimeSource::Manual => ctx.later(SHORT),
+        TimeSource::Real => ctx.now(),
+    };
+    for key in [&loaded, &patched, &touched] {
+        ctx.driver
+            .create(key, &ctx.record(json!({"a": 1})), expires_at)
+            .await
+            .expect("create");
+    }
+    if ctx.time == TimeSource::Manual {
+        ctx.pass(SHORT.saturating_sub(Duration::from_millis(1))).await;
+        for key in [&loaded, &patched, &touched] {
+            still_live(&ctx, key, "one millisecond before its expiry a record is live").await;
+        }
+        ctx.pass(Duration::from_millis(1)).await;
+        assert_eq!(ctx.now(), expires_at, "the suite's clock stands at the expiry");
+    }
+    let at = match ctx.time {
+        TimeSource::Manual => "at now == expires_at",
+        TimeSource::Real => "once now >= expires_at",
+    };
+    expired(
+        &ctx,
+        &loaded,
+        &format!("{at} a record has expired (expired means now >= expires_at) and must not be returned"),
+    )
+    .await;
+    let lookup = ctx.driver.lookup(&loaded).await.expect("lookup");
+    assert!(
+        !matches!(
+            lookup,
+            Lookup::Loaded(LoadResult::Found(_)) | Lookup::Forwarded { .. }
+        ),
+        "{at} lookup must not find the record, got {lookup:?} ({})",
+        ctx.time_hint()
+    );
+    let p = patch(json!({"b": 2}), &[], false, ctx.now());
+    let result = ctx
+        .driver
+        .patch(&patched, &p, ctx.later(LONG))
+        .await
+        .expect("patch");
+    after_time(
+        &ctx,
+        result,
+        WriteResult::Gone,
+        &format!("{at} a patch finds the record expired"),
+    );
+    let result = ctx
+        .driver
+        .touch(&touched, ctx.now(), ctx.later(LONG))
+        .await
+        .expect("touch");
+    after_time(
+        &ctx,
+        result,
+        WriteResult::Gone,
+        &format!("{at} a touch finds the record expired"),
+    );
+    for key in [&patched, &touched] {
+        expired(&ctx, key, "a write at the expiry instant revives nothing").await;
+    }
+    let fresh = ctx.record(json!({"v": 2}));
+    if let Err(err) = ctx.driver.create(&loaded, &fresh, ctx.later(LONG)).await {
+        panic!(
+            "{at} an expired record must not block a create, got {err:?} ({})",
+            ctx.time_hint()
+        );
+    }
+    assert_eq!(found(&ctx, &loaded).await, fresh);
+}
+
+/// An expiry as late as [`Timestamp::MAX`] ("never") is kept, through create, patch
+/// and touch: a store whose expiry type is narrower (signed 64-bit milliseconds, a SQL
+/// timestamp) clamps it to its latest instant, never fails or wraps it into the past.
+pub async fn never_expiring_records_are_kept<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let beyond_i64 = Timestamp::from_millis(1 << 63);
+    for far in [Timestamp::MAX, beyond_i64] {
+        let key = ctx.key();
+        let record = ctx.record(json!({"a": 1}));
+        ctx.driver
+            .create(&key, &record, far)
+            .await
+            .unwrap_or_else(|err| panic!("create expiring at {far:?}: {err:?}"));
+        assert_eq!(found(&ctx, &key).await, record, "expiring at {far:?}");
+        let p = patch(json!({"b": 2}), &[], false, ctx.now());
+        assert_eq!(
+            ctx.driver.patch(&key, &p, far).await.expect("patch"),
+            WriteResult::Applied,
+            "a patch with the expiry {far:?}"
+        );
+        assert_eq!(
+            ctx.driver.touch(&key, ctx.now(), far).await.expect("touch"),
+            WriteResult::Applied,
+            "a touch with the expiry {far:?}"
+        );
+        assert_eq!(found(&ctx, &key).await.data["b"], 2, "expiring at {far:?}");
+        ctx.driver.delete(&key).await.expect("delete");
+    }
 }
 
 /// Patch and touch move the expiry to what they are given.
@@ -447,8 +615,9 @@ pub async fn patch_and_touch_extend_expiry<F: DriverFactory>(f: &F) {
         .await
         .expect("touch");
     ctx.pass(PAST_SHORT).await;
-    assert_eq!(found(&ctx, &patched).await.data["b"], 2);
-    found(&ctx, &touched).await;
+    let patched = still_live(&ctx, &patched, "a patch moves the expiry").await;
+    assert_eq!(patched.data["b"], 2);
+    still_live(&ctx, &touched, "a touch moves the expiry").await;
 }
 
 /// A patch or touch after expiry is `Gone`: an expired session is not revived.
@@ -461,18 +630,15 @@ pub async fn patch_after_expiry_is_gone<F: DriverFactory>(f: &F) {
         .expect("create");
     ctx.pass(PAST_SHORT).await;
     let p = patch(json!({"b": 2}), &[], false, ctx.now());
-    assert_eq!(
-        ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch"),
-        WriteResult::Gone
-    );
-    assert_eq!(
-        ctx.driver
-            .touch(&key, ctx.now(), ctx.later(LONG))
-            .await
-            .expect("touch"),
-        WriteResult::Gone
-    );
-    missing(&ctx, &key, "an expired session must not be revived").await;
+    let patched = ctx.driver.patch(&key, &p, ctx.later(LONG)).await.expect("patch");
+    after_time(&ctx, patched, WriteResult::Gone, "a patch of an expired record");
+    let touched = ctx
+        .driver
+        .touch(&key, ctx.now(), ctx.later(LONG))
+        .await
+        .expect("touch");
+    after_time(&ctx, touched, WriteResult::Gone, "a touch of an expired record");
+    expired(&ctx, &key, "an expired session must not be revived").await;
 }
 
 /// Values of 1 MiB round-trip through create and patch.
@@ -656,6 +822,11 @@ pub async fn corrupt_record_is_not_an_error<F: DriverFactory>(f: &F) {
     if !f.corrupt(&ctx.driver, &key).await {
         // This store holds typed records only; nothing can be corrupt. Loading a key
         // never written must still not be an error.
+        eprintln!(
+            "corrupt_record_is_not_an_error: skipped, the factory has no corrupt hook (DriverFactory::corrupt \
+             returned false), so only a load of a never-written key was checked; implement it to store bytes \
+             that are not a record"
+        );
         missing(&ctx, &key, "never written").await;
         return;
     }
@@ -663,8 +834,28 @@ pub async fn corrupt_record_is_not_an_error<F: DriverFactory>(f: &F) {
         Ok(LoadResult::Corrupt | LoadResult::Missing) => {}
         other => panic!("a corrupt record must load as Corrupt or Missing, got {other:?}"),
     }
+    // A patch or touch that meets it (the record went bad after a request loaded it) is
+    // `Gone`, or, from a store that writes without reading back, `Applied`; never an
+    // error, and the record still does not load as an error.
+    let p = patch(json!({"after": 1}), &[], false, ctx.now());
+    let patched = ctx.driver.patch(&key, &p, ctx.later(LONG)).await;
+    assert!(
+        matches!(patched, Ok(WriteResult::Gone | WriteResult::Applied)),
+        "a patch of an undecodable record must be Gone (or Applied), never an error, got {patched:?}"
+    );
+    let touched = ctx.driver.touch(&key, ctx.now(), ctx.later(LONG)).await;
+    assert!(
+        matches!(touched, Ok(WriteResult::Gone | WriteResult::Applied)),
+        "a touch of an undecodable record must be Gone (or Applied), never an error, got {touched:?}"
+    );
+    let reloaded = ctx.driver.load(&key).await;
+    assert!(
+        reloaded.is_ok(),
+        "loading a corrupt record after a write must not fail, got {reloaded:?}"
+    );
     // A corrupt record must not block the session layer: delete works.
     ctx.driver.delete(&key).await.expect("delete of a corrupt record");
+    missing(&ctx, &key, "a deleted corrupt record").await;
 }
 
 /// `close` succeeds and can be called twice.
@@ -791,7 +982,8 @@ pub async fn rotate_forwards_for_the_grace_window<F: DriverFactory>(f: &F) {
     assert_eq!(
         lookup,
         Lookup::Loaded(LoadResult::Missing),
-        "no forward after the window"
+        "no forward after the window ({})",
+        ctx.time_hint()
     );
     found(&ctx, &rotation.to).await;
 
@@ -993,7 +1185,8 @@ pub async fn user_sessions_follow_every_write<F: DriverFactory>(f: &F) {
     ctx.pass(PAST_SHORT).await;
     assert!(
         ctx.listed("carol").await.is_empty(),
-        "an expired session is not listed"
+        "an expired session is not listed ({})",
+        ctx.time_hint()
     );
 }
 

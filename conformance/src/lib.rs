@@ -3,31 +3,74 @@
 //!
 //! # For driver authors
 //!
-//! Implement [`DriverFactory`] for your driver and invoke the macros in a test file:
+//! Implement [`DriverFactory`] for your driver and invoke the macros in a test file,
+//! `tests/conformance.rs` of your driver crate, with this crate as a dev-dependency
+//! (`[dev-dependencies] sessionkit-conformance = "0.1"`):
 //!
-//! ```ignore
-//! // tests/conformance.rs of your driver crate
+//! ```no_run
+//! # mod my_driver {
+//! #     use sessionkit::{Driver, DriverError, LoadResult, Patch, Record, SharedClock, StoreKey, Timestamp, WriteResult};
+//! #     pub struct MyDriver;
+//! #     impl MyDriver {
+//! #         pub fn new(_clock: SharedClock) -> Self { MyDriver }
+//! #         pub fn put_raw(&self, _key: &StoreKey, _bytes: &[u8], _expires_at: Timestamp) {}
+//! #     }
+//! #     impl Driver for MyDriver {
+//! #         async fn load(&self, _: &StoreKey) -> Result<LoadResult, DriverError> { Ok(LoadResult::Missing) }
+//! #         async fn create(&self, _: &StoreKey, _: &Record, _: Timestamp) -> Result<(), DriverError> { Ok(()) }
+//! #         async fn patch(&self, _: &StoreKey, _: &Patch, _: Timestamp) -> Result<WriteResult, DriverError> { Ok(WriteResult::Gone) }
+//! #         async fn touch(&self, _: &StoreKey, _: Timestamp, _: Timestamp) -> Result<WriteResult, DriverError> { Ok(WriteResult::Gone) }
+//! #         async fn delete(&self, _: &StoreKey) -> Result<(), DriverError> { Ok(()) }
+//! #     }
+//! # }
+//! use my_driver::MyDriver;
+//! use sessionkit::{ManualClock, StoreKey, Timestamp};
+//! use sessionkit_conformance::{DriverBackend, DriverFactory, driver_suite, session_suite};
+//!
 //! struct Factory;
 //!
-//! impl sessionkit_conformance::DriverFactory for Factory {
+//! impl DriverFactory for Factory {
 //!     type Driver = MyDriver;
-//!     async fn build(&self, _clock: &sessionkit::ManualClock) -> MyDriver {
-//!         MyDriver::connect("...").await.unwrap()
+//!
+//!     // The driver decides expiry with the clock it is given, so the suite moves
+//!     // this clock instead of sleeping: `TimeSource::Manual`, the default `time()`.
+//!     async fn build(&self, clock: &ManualClock) -> MyDriver {
+//!         MyDriver::new(clock.shared())
 //!     }
-//!     fn time(&self) -> sessionkit_conformance::TimeSource {
-//!         sessionkit_conformance::TimeSource::Real // the store keeps its own time
+//!
+//!     // Stores bytes that are not a record, for the corrupt-record case. Without this
+//!     // hook the case is skipped (with a notice on stderr).
+//!     async fn corrupt(&self, driver: &MyDriver, key: &StoreKey) -> bool {
+//!         driver.put_raw(key, b"not a record", Timestamp::MAX);
+//!         true
 //!     }
 //! }
 //!
-//! sessionkit_conformance::driver_suite!(Factory);
-//! sessionkit_conformance::session_suite!(sessionkit_conformance::DriverBackend(Factory));
+//! driver_suite!(Factory);
+//! session_suite!(DriverBackend(Factory));
 //! ```
 //!
 //! [`driver_suite!`] checks the driver contract call by call ([`driver`] lists every
 //! case); [`session_suite!`] runs whole requests through `sessionkit` on top of it
-//! ([`session`] lists those). Each case becomes its own `#[test]`. Cases that need time
-//! to pass move the manual clock for drivers that follow it, and otherwise sleep past
-//! short real lifetimes (about two seconds, once per expiry case).
+//! ([`session`] lists those). Each case becomes its own `#[test]`.
+//!
+//! **Time.** A driver that takes a [`SharedClock`](sessionkit::SharedClock) and
+//! decides expiry with it (as the [driver contract](sessionkit::driver#time) asks)
+//! gets the suite's [`ManualClock`](sessionkit::ManualClock) in
+//! [`DriverFactory::build`]. The expiry cases then move that clock: they take no time,
+//! and they check the exact instant of expiry (a record is expired once
+//! `now >= expires_at`). A driver whose store keeps its own time (a database server's
+//! clock) cannot follow it: its factory declares
+//! [`TimeSource::Real`] in [`DriverFactory::time`], and the expiry cases use short real
+//! lifetimes and sleep past them instead (about two seconds per case). When the
+//! declaration does not match the driver, the expiry cases fail with a message that
+//! names the declaration to check.
+//!
+//! **Optional parts.** [`DriverFactory::corrupt`] (bytes that are not a record),
+//! [`DriverFactory::grace_window`], [`DriverFactory::user_index`] and
+//! [`DriverFactory::namespace_delete`] (capabilities of the driver) default to "not
+//! available"; a case that needs one then checks what it can and prints a notice that
+//! the rest was skipped.
 //!
 //! The built-in memory driver runs the whole suite in this crate's tests; the
 //! sealed-cookie driver runs the session suite (`session_suite!(CookieBackend)`), where
@@ -37,6 +80,7 @@ pub mod adapter;
 pub mod driver;
 pub mod http;
 pub mod session;
+pub mod update;
 pub mod values;
 pub mod wrappers;
 
@@ -73,8 +117,10 @@ macro_rules! driver_suite {
             patch_and_touch_after_delete_are_gone,
             delete_is_idempotent,
             load_never_returns_expired,
+            expired_at_the_expiry_instant,
             patch_and_touch_extend_expiry,
             patch_after_expiry_is_gone,
+            never_expiring_records_are_kept,
             large_values_round_trip,
             accepted_values_round_trip,
             unicode_keys_and_values_round_trip,
@@ -88,6 +134,7 @@ macro_rules! driver_suite {
             user_sessions_follow_every_write,
             user_indexes_are_separate,
             delete_namespace_ends_only_that_namespace,
+            update_is_compare_and_set,
             close_is_clean
         );
     };
@@ -134,6 +181,7 @@ macro_rules! session_suite {
             an_admin_can_end_every_session,
             large_sessions,
             large_cookie_sessions_are_chunked_when_allowed,
+            concurrent_updates_lose_nothing,
             misuse_is_a_clear_error
         );
     };

@@ -21,6 +21,8 @@ use sessionkit::Clock as _;
 use crate::driver::DriverFactory;
 use crate::wrappers::{CountingDriver, Counts, Switch, SwitchableDriver};
 
+pub use crate::update::concurrent_updates_lose_nothing;
+
 /// The name the store under test is registered under.
 pub const DRIVER_NAME: &str = "under-test";
 /// The primary secret of the suite.

@@ -87,6 +87,15 @@ impl Driver for CountingDriver {
         self.write();
         self.inner.patch(key, patch, expires_at).await
     }
+    async fn update(
+        &self,
+        key: &StoreKey,
+        update: &sessionkit::KeyUpdate,
+        expires_at: Timestamp,
+    ) -> Result<sessionkit::UpdateResult, DriverError> {
+        self.write();
+        self.inner.update(key, update, expires_at).await
+    }
     async fn touch(
         &self,
         key: &StoreKey,
@@ -227,6 +236,15 @@ impl Driver for SwitchableDriver {
     ) -> Result<WriteResult, DriverError> {
         self.check()?;
         self.inner.patch(key, patch, expires_at).await
+    }
+    async fn update(
+        &self,
+        key: &StoreKey,
+        update: &sessionkit::KeyUpdate,
+        expires_at: Timestamp,
+    ) -> Result<sessionkit::UpdateResult, DriverError> {
+        self.check()?;
+        self.inner.update(key, update, expires_at).await
     }
     async fn touch(
         &self,

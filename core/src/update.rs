@@ -86,8 +86,14 @@ mod tests {
     #[test]
     fn applies_only_over_the_expected_value() {
         let mut record = Record::new(Timestamp::from_millis(1), serde_json::Map::new());
-        assert_eq!(update(Some(json!(0)), Some(json!(1))).apply_to(&mut record), UpdateResult::Conflict(None));
-        assert_eq!(update(None, Some(json!(1))).apply_to(&mut record), UpdateResult::Applied);
+        assert_eq!(
+            update(Some(json!(0)), Some(json!(1))).apply_to(&mut record),
+            UpdateResult::Conflict(None)
+        );
+        assert_eq!(
+            update(None, Some(json!(1))).apply_to(&mut record),
+            UpdateResult::Applied
+        );
         assert_eq!(record.data["n"], json!(1));
         assert_eq!(record.last_seen, Timestamp::from_millis(9));
         assert_eq!(
@@ -99,7 +105,10 @@ mod tests {
             UpdateResult::Conflict(Some(json!(1))),
             "1 and 1.0 are different JSON"
         );
-        assert_eq!(update(Some(json!(1)), None).apply_to(&mut record), UpdateResult::Applied);
+        assert_eq!(
+            update(Some(json!(1)), None).apply_to(&mut record),
+            UpdateResult::Applied
+        );
         assert!(!record.data.contains_key("n"));
     }
 }

@@ -79,7 +79,11 @@ fn new_sessions_and_reserved_keys_have_no_target() {
     let mut w = world();
     let now = w.now;
     w.request(|s| {
-        assert_eq!(s.update_target("n", now).expect("ready"), None, "nothing stored yet");
+        assert_eq!(
+            s.update_target("n", now).expect("ready"),
+            None,
+            "nothing stored yet"
+        );
         assert!(matches!(
             s.update_target("__sessionkit.x", now),
             Err(SessionError::ReservedKey { .. })

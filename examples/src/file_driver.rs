@@ -6,6 +6,36 @@
 //! [`LoadResult::Corrupt`], and never return an expired record. It passes the public
 //! conformance suite (`tests/file_driver_conformance.rs`), grace-window cases included.
 //!
+//! Time: the driver decides expiry with the clock it is built with, which must be the
+//! registry's (`FileDriver::new(dir, registry.clock().clone())`; in tests one
+//! [`ManualClock`](sessionkit::ManualClock) for both), by the contract's rule: a file
+//! whose expiry is `expires_at` is expired once `now >= expires_at`
+//! ([`is_expired`]). Expired files are never returned, but nothing removes them as a
+//! side effect; [`FileDriver::purge_expired`] does, run on an interval with
+//! [`sessionkit::cleanup::purge_every`]:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use sessionkit::Registry;
+//! use sessionkit_examples::file_driver::FileDriver;
+//!
+//! let mut registry = Registry::new();
+//! let files = Arc::new(FileDriver::new("/var/lib/myapp/sessions", registry.clock().clone()));
+//! registry.register_shared_driver("files", files.clone())?;
+//! let (purge, _purging) = sessionkit::cleanup::purge_every(Duration::from_secs(300), move || {
+//!     let files = files.clone();
+//!     async move { files.purge_expired().await }
+//! });
+//! tokio::spawn(purge); // runs until `_purging` is dropped
+//! # Ok(()) }
+//! ```
+//!
+//! An undecodable file is `Corrupt` to `load`; a `patch` or `touch` of it is `Gone`
+//! and writes nothing, and `purge_expired` leaves it (its expiry cannot be read):
+//! the session layer gives its client a new session under a new key.
+//!
 //! Layout: `<dir>/<namespace>/<store key hex>.session`, holding the expiry in
 //! milliseconds on the first line and the encoded record after it. Writes go to a
 //! temporary file that is renamed over the old one, so readers never see half a
@@ -41,9 +71,10 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sessionkit::driver::is_expired;
 use sessionkit::{
-    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, SharedClock, StoreKey, Timestamp,
-    UserKey, WriteResult,
+    Driver, DriverError, KeyUpdate, LoadResult, Lookup, Patch, Record, Rotation, SharedClock, StoreKey,
+    Timestamp, UpdateResult, UserKey, WriteResult,
 };
 use tokio::sync::Mutex;
 
@@ -76,6 +107,34 @@ fn hex(digest: &[u8; 32]) -> String {
     out
 }
 
+/// A session or forward file's expiry (its first line) and what follows it; `None`
+/// when the first line is not a number of milliseconds.
+fn split_expiry(bytes: &[u8]) -> Option<(Timestamp, &[u8])> {
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    let millis = std::str::from_utf8(&bytes[..newline]).ok()?.parse::<u64>().ok()?;
+    Some((Timestamp::from_millis(millis), &bytes[newline + 1..]))
+}
+
+/// Whether the file at `path` holds an expired session or forward (a missing file or
+/// one whose expiry cannot be read: no).
+async fn expired_file(path: &Path, now: Timestamp) -> Result<bool, DriverError> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(split_expiry(&bytes).is_some_and(|(expires_at, _)| is_expired(expires_at, now))),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(DriverError::unavailable(err)),
+    }
+}
+
+/// The entries of the directory `dir`, or `None` when it does not exist or is not a
+/// directory.
+async fn read_dir(dir: &Path) -> Result<Option<tokio::fs::ReadDir>, DriverError> {
+    match tokio::fs::read_dir(dir).await {
+        Ok(entries) => Ok(Some(entries)),
+        Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(err) => Err(DriverError::unavailable(err)),
+    }
+}
+
 /// What starts the second line of a forward file.
 const FORWARD: &[u8] = b"forward:";
 
@@ -97,7 +156,8 @@ fn parse_digest(hex: &[u8]) -> Option<[u8; 32]> {
 }
 
 impl FileDriver {
-    /// Sessions under `dir` (created on first write), with expiry decided by `clock`.
+    /// Sessions under `dir` (created on first write), with expiry decided by `clock`:
+    /// pass the registry's ([`Registry::clock`](sessionkit::Registry::clock)).
     pub fn new(dir: impl Into<PathBuf>, clock: SharedClock) -> Self {
         FileDriver {
             dir: dir.into(),
@@ -190,16 +250,9 @@ impl FileDriver {
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Stored::Missing),
             Err(err) => return Err(DriverError::unavailable(err)),
         };
-        let Some(newline) = bytes.iter().position(|b| *b == b'\n') else {
+        let Some((expires_at, body)) = split_expiry(&bytes) else {
             return Ok(Stored::Corrupt);
         };
-        let expires = std::str::from_utf8(&bytes[..newline])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok());
-        let Some(expires) = expires else {
-            return Ok(Stored::Corrupt);
-        };
-        let body = &bytes[newline + 1..];
         let stored = match body.strip_prefix(FORWARD) {
             Some(hex) => match parse_digest(hex) {
                 Some(digest) => Stored::Forward(digest),
@@ -210,10 +263,51 @@ impl FileDriver {
                 Err(_) => return Ok(Stored::Corrupt),
             },
         };
-        if Timestamp::from_millis(expires) <= self.clock.now() {
+        if is_expired(expires_at, self.clock.now()) {
             return Ok(Stored::Missing);
         }
         Ok(stored)
+    }
+
+    /// Deletes the session and forward files that have expired by the driver's clock
+    /// and answers how many went. It reads every session file of every namespace (a
+    /// scan: run it in the background, never on a request path), and takes the write
+    /// lock per expired file, re-checking it there, so a record written meanwhile under
+    /// the same key stays. Files whose expiry cannot be read stay too; index files are
+    /// left to [`user_sessions`](Driver::user_sessions), which prunes them.
+    ///
+    /// # Errors
+    /// [`DriverError::Unavailable`] when the directory cannot be read or a file cannot
+    /// be removed.
+    pub async fn purge_expired(&self) -> Result<u64, DriverError> {
+        let now = self.clock.now();
+        let mut purged = 0;
+        let Some(mut namespaces) = read_dir(&self.dir).await? else {
+            return Ok(0);
+        };
+        while let Some(namespace) = namespaces.next_entry().await.map_err(DriverError::unavailable)? {
+            let Some(mut files) = read_dir(&namespace.path()).await? else {
+                continue;
+            };
+            while let Some(file) = files.next_entry().await.map_err(DriverError::unavailable)? {
+                let path = file.path();
+                if path.extension().is_none_or(|ext| ext != "session") {
+                    continue;
+                }
+                if !expired_file(&path, now).await? {
+                    continue;
+                }
+                let _guard = self.writes.lock().await;
+                if expired_file(&path, now).await? {
+                    match tokio::fs::remove_file(&path).await {
+                        Ok(()) => purged += 1,
+                        Err(err) if err.kind() == ErrorKind::NotFound => {}
+                        Err(err) => return Err(DriverError::unavailable(err)),
+                    }
+                }
+            }
+        }
+        Ok(purged)
     }
 
     async fn write(&self, key: &StoreKey, record: &Record, expires_at: Timestamp) -> Result<(), DriverError> {
@@ -260,19 +354,24 @@ impl FileDriver {
             .map_err(DriverError::unavailable)
     }
 
-    async fn update(
+    /// Changes the live record under `key` with `change` (which says whether to write
+    /// it), holding the write lock, so that the read and the write are one step for
+    /// every other writer of this driver; `None` when there is no live record.
+    async fn modify<T>(
         &self,
         key: &StoreKey,
         expires_at: Timestamp,
-        change: impl FnOnce(&mut Record),
-    ) -> Result<WriteResult, DriverError> {
+        change: impl FnOnce(&mut Record) -> (bool, T),
+    ) -> Result<Option<T>, DriverError> {
         let _guard = self.writes.lock().await;
         let Stored::Live(mut record) = self.read(key).await? else {
-            return Ok(WriteResult::Gone);
+            return Ok(None);
         };
-        change(&mut record);
-        self.write(key, &record, expires_at).await?;
-        Ok(WriteResult::Applied)
+        let (write, answer) = change(&mut record);
+        if write {
+            self.write(key, &record, expires_at).await?;
+        }
+        Ok(Some(answer))
     }
 
     async fn remove(&self, key: &StoreKey) -> Result<(), DriverError> {
@@ -353,8 +452,30 @@ impl Driver for FileDriver {
         last_seen: Timestamp,
         expires_at: Timestamp,
     ) -> Result<WriteResult, DriverError> {
-        self.update(key, expires_at, |record| record.last_seen = last_seen)
-            .await
+        let touched = self
+            .modify(key, expires_at, |record| {
+                record.last_seen = last_seen;
+                (true, ())
+            })
+            .await?;
+        Ok(touched.map_or(WriteResult::Gone, |()| WriteResult::Applied))
+    }
+
+    /// A compare-and-set under the driver's write lock (one process: the lock is what
+    /// makes it atomic; several processes sharing a directory would need file locks).
+    async fn update(
+        &self,
+        key: &StoreKey,
+        update: &KeyUpdate,
+        expires_at: Timestamp,
+    ) -> Result<UpdateResult, DriverError> {
+        let result = self
+            .modify(key, expires_at, |record| {
+                let result = update.apply_to(record);
+                (result == UpdateResult::Applied, result)
+            })
+            .await?;
+        Ok(result.unwrap_or(UpdateResult::Gone))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {
@@ -378,10 +499,11 @@ impl Driver for FileDriver {
         }
         rotation.patch.apply_to(&mut record);
         self.write(to, &record, rotation.expires_at).await?;
-        if rotation.grace_until > self.clock.now() {
-            self.write_forward(from, to, rotation.grace_until).await?;
-        } else {
+        if is_expired(rotation.grace_until, self.clock.now()) {
+            // A window that is already over leaves no forward.
             self.remove(from).await?;
+        } else {
+            self.write_forward(from, to, rotation.grace_until).await?;
         }
         if let Some(user) = UserKey::of_record(to, &record) {
             self.index(&user, to, Some(from)).await?;
@@ -408,5 +530,92 @@ impl Driver for FileDriver {
             self.write_index(user, &live).await?;
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use serde_json::Map;
+    use sessionkit::core::Namespace;
+    use sessionkit::{Clock, ManualClock};
+
+    use super::*;
+
+    fn scratch_dir() -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        std::env::temp_dir().join(format!("sessionkit-file-purge-{}-{n}", std::process::id()))
+    }
+
+    fn key(namespace: &str, n: u8) -> StoreKey {
+        StoreKey::from_digest(Namespace::new(namespace).expect("namespace"), [n; 32])
+    }
+
+    #[tokio::test]
+    async fn purge_deletes_the_expired_files_and_only_those() {
+        let clock = ManualClock::starting_now();
+        let driver = FileDriver::temporary(scratch_dir(), clock.shared());
+        assert_eq!(driver.purge_expired().await.expect("purge of nothing"), 0);
+        let record = Record::new(clock.now(), Map::new());
+        let at = |secs| clock.now().saturating_add(Duration::from_secs(secs));
+        let (short, exact, long, other_app) = (key("a", 1), key("a", 2), key("a", 3), key("b", 1));
+        driver.create(&short, &record, at(10)).await.expect("create");
+        driver.create(&exact, &record, at(60)).await.expect("create");
+        driver.create(&long, &record, at(3_600)).await.expect("create");
+        driver.create(&other_app, &record, at(10)).await.expect("create");
+        std::fs::write(driver.dir.join("a").join("stray.txt"), b"not a session").expect("write");
+        let corrupt = key("a", 4);
+        std::fs::write(driver.path(&corrupt), b"no expiry line").expect("write");
+
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(driver.purge_expired().await.expect("purge"), 2);
+        assert!(!driver.path(&short).exists() && !driver.path(&other_app).exists());
+        assert!(
+            driver.path(&exact).exists(),
+            "one second before its expiry the file is live"
+        );
+
+        clock.advance(Duration::from_secs(1)); // now == the expiry of `exact`
+        assert_eq!(driver.purge_expired().await.expect("purge"), 1);
+        assert!(!driver.path(&exact).exists());
+        assert!(driver.path(&long).exists());
+        assert!(
+            driver.path(&corrupt).exists(),
+            "an unreadable expiry is left alone"
+        );
+        assert!(matches!(driver.load(&long).await, Ok(LoadResult::Found(_))));
+    }
+
+    #[tokio::test]
+    async fn purge_every_removes_expired_files_in_the_background() {
+        let clock = ManualClock::starting_now();
+        let driver = Arc::new(FileDriver::temporary(scratch_dir(), clock.shared()));
+        let key = key("a", 9);
+        let expires_at = clock.now().saturating_add(Duration::from_secs(1));
+        let record = Record::new(clock.now(), Map::new());
+        driver.create(&key, &record, expires_at).await.expect("create");
+        let purging = driver.clone();
+        let (task, handle) = sessionkit::cleanup::purge_every(Duration::from_millis(5), move || {
+            let driver = purging.clone();
+            async move { driver.purge_expired().await }
+        });
+        let task = tokio::spawn(task);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(driver.path(&key).exists(), "not expired yet");
+        clock.advance(Duration::from_secs(1));
+        let start = std::time::Instant::now();
+        while driver.path(&key).exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the file was never purged"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        handle.stop().await;
+        task.await.expect("the loop ended cleanly");
     }
 }

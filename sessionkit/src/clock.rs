@@ -1,4 +1,13 @@
 //! Where the async layer gets `now` from: the system clock, or a manual clock in tests.
+//!
+//! The registry owns one [`SharedClock`]: [`SystemClock`] from
+//! [`Registry::new`](crate::Registry::new), or the one given to
+//! [`Registry::with_clock`](crate::Registry::with_clock); [`Registry::clock`](crate::Registry::clock)
+//! returns it. It dates records, computes every expiry a driver is given, and the
+//! built-in memory driver decides expiry with it. A driver of your own that decides
+//! expiry itself takes the same clock (a clone of the `Arc`) when it is built, so that
+//! both agree on `now` and a [`ManualClock`] in tests moves them together; see
+//! [the driver docs](crate::driver#time).
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +23,8 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Timestamp;
 }
 
-/// A clock shared by the registry, its drivers and tests.
+/// A clock shared by the registry, its drivers and tests: clone the `Arc` to hand the
+/// registry's clock to a driver.
 pub type SharedClock = Arc<dyn Clock>;
 
 /// The operating system's wall clock.
@@ -27,7 +37,9 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to. Clones share the same time.
+/// A clock that only moves when told to. Clones share the same time, so one clock can
+/// drive a registry ([`Registry::with_clock`](crate::Registry::with_clock)), its
+/// drivers and the test that moves it.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicU64>);
 
@@ -55,7 +67,7 @@ impl ManualClock {
         self.0.store(to.as_millis(), Ordering::SeqCst);
     }
 
-    /// This clock as a [`SharedClock`].
+    /// This clock as a [`SharedClock`] (sharing the time with `self`).
     pub fn shared(&self) -> SharedClock {
         Arc::new(self.clone())
     }

@@ -62,7 +62,10 @@ pub enum SetupError {
         name: String,
     },
     /// A session was named that is not registered.
-    #[error("no session named {name:?} is registered")]
+    #[error(
+        "no session named {name:?} is registered: register it first with Registry::add_session({name:?}) or \
+         Registry::register_session"
+    )]
     UnknownSession {
         /// The name that was asked for.
         name: String,
@@ -122,8 +125,13 @@ pub enum SetupError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The registry has no session of this name.
-    #[error("no session named {name:?} is registered (registered: {known})")]
+    /// The registry has no session of this name. The message lists the registered
+    /// names and says how to register this one.
+    #[error(
+        "no session named {name:?} is registered (registered: {known}): register it at startup with \
+         Registry::add_session({name:?}) or Registry::register_session, then configure it under \
+         [session.sessions.{name}] if needed"
+    )]
     UnknownSession {
         /// The name the handler asked for.
         name: String,
@@ -163,7 +171,7 @@ pub enum Error {
     Store {
         /// The session the driver call was for.
         session: SessionName,
-        /// `load`, `create`, `patch`, `touch` or `delete`.
+        /// `load`, `create`, `patch`, `touch`, `update` or `delete`.
         operation: &'static str,
         /// The driver's error.
         #[source]
@@ -184,6 +192,26 @@ pub enum Error {
         /// The cap.
         max: u32,
     },
+    /// [`Session::update`](crate::Session::update) found the stored session gone (a
+    /// concurrent logout or regeneration ended it, or it expired): nothing was written
+    /// and nothing was created. The default response is `409 Conflict`.
+    #[error("session `{session}` ended while this request ran; nothing was updated")]
+    SessionEnded {
+        /// The session.
+        session: SessionName,
+    },
+    /// [`Session::update`](crate::Session::update) lost the race for its key to
+    /// concurrent updates every time it tried. Nothing was written; the default response
+    /// is `503 Service Unavailable` (retry).
+    #[error("session `{session}`: key {key:?} changed under every one of {attempts} update attempts")]
+    UpdateContended {
+        /// The session.
+        session: SessionName,
+        /// The data key.
+        key: String,
+        /// How many times the update was tried.
+        attempts: u32,
+    },
     /// A user-sessions call on a session that is not bound to a user.
     #[error("session `{session}` is not bound to a user: call set_user at sign-in")]
     NotBound {
@@ -198,9 +226,9 @@ impl Error {
     /// 409 for a sign-in refused by the per-user cap, 500 for everything else, a store
     /// that answered with an error included (retrying would not help).
     pub fn status(&self) -> StatusCode {
-        if self.is_store_unavailable() {
+        if self.is_store_unavailable() || matches!(self, Error::UpdateContended { .. }) {
             StatusCode::SERVICE_UNAVAILABLE
-        } else if matches!(self, Error::SessionLimit { .. }) {
+        } else if matches!(self, Error::SessionLimit { .. } | Error::SessionEnded { .. }) {
             StatusCode::CONFLICT
         } else {
             StatusCode::INTERNAL_SERVER_ERROR

@@ -12,6 +12,10 @@ use sessionkit_core::{Deadlines, SessionHandle, SessionLifetime, SessionMachine,
 use crate::error::Error;
 use crate::sessions::Sessions;
 
+/// How many times [`Session::update`] tries before it gives up with
+/// [`Error::UpdateContended`].
+pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
+
 /// One named session of one request: cheap to clone, `Send + Sync`, and synchronous.
 ///
 /// A handle is handed out already loaded (loading is what extracting it does), so every
@@ -129,6 +133,138 @@ impl Session {
     /// When the key is reserved, or after saving.
     pub fn remove(&self, key: &str) -> Result<Option<Value>, Error> {
         self.with(|m| m.remove(key))
+    }
+
+    /// Removes `key` and returns its old value decoded as `T` (the key is removed even
+    /// when it does not decode).
+    ///
+    /// # Errors
+    /// When the old value is not a `T`, the key is reserved, or after saving.
+    pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let old = self.remove(key)?;
+        old.map(|value| {
+            T::deserialize(value).map_err(|source| {
+                Error::Session(sessionkit_core::SessionError::Deserialize {
+                    key: key.to_owned(),
+                    source,
+                })
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets `key` to `value` and returns the value it replaces, as JSON (`insert`
+    /// returns nothing, which saves a clone when the old value is not wanted).
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub fn replace<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Option<Value>, Error> {
+        self.with(|m| {
+            let old = m.get_value(key)?.cloned();
+            m.insert(key, value)?;
+            Ok(old)
+        })
+    }
+
+    /// Reads, changes and writes one key atomically, against concurrent requests of
+    /// the same session: `f` gets the key's current value (`None`: absent) and returns
+    /// the new one (`None`: remove the key), which is stored at once, before the
+    /// response, and only if nobody changed the key in between; otherwise `f` runs
+    /// again on the newer value (at most [`MAX_UPDATE_ATTEMPTS`] times). So a thousand
+    /// concurrent increments of a counter give a thousand. Returns the value stored.
+    ///
+    /// - A stored session is updated in the store by a compare-and-set
+    ///   ([`Driver::update`](crate::Driver::update)); the rest of this request's
+    ///   changes are saved with the response as usual, and an earlier change of the
+    ///   same key in this request is replaced by the update.
+    /// - A new session (nothing stored yet) and a cookie session change the key in
+    ///   this request, like [`insert`](Self::insert): there is no shared state to race
+    ///   with (two concurrent requests with one cookie session each write their own
+    ///   cookie, and the last response wins).
+    ///
+    /// `f` may run several times: keep it free of side effects.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails or its driver has no atomic updates
+    /// ([`DriverError::Unsupported`](crate::DriverError::Unsupported)),
+    /// [`Error::SessionEnded`] when the session ended meanwhile (nothing is written),
+    /// [`Error::UpdateContended`] after too many lost races, and what
+    /// [`get`](Self::get) and [`insert`](Self::insert) refuse.
+    pub async fn update<T, F>(&self, key: &str, mut f: F) -> Result<Option<T>, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Option<T>,
+    {
+        let sessions = self.sessions().clone();
+        let now = sessions.clock().now();
+        let Some(target) = self.with(|m| m.update_target(key, now))? else {
+            let new = f(self.get::<T>(key)?);
+            match &new {
+                Some(value) => self.insert(key, value)?,
+                None => drop(self.remove(key)?),
+            }
+            return Ok(new);
+        };
+        let (name, entry) = sessions.entry_or_error(self.name().as_str())?;
+        let store_error = |source| Error::Store {
+            session: name.clone(),
+            operation: "update",
+            source,
+        };
+        let driver = entry
+            .driver
+            .as_deref()
+            .ok_or_else(|| store_error(crate::DriverError::Unsupported("atomic updates of one key")))?;
+        let mut current = target.current;
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let old = current
+                .clone()
+                .map(T::deserialize)
+                .transpose()
+                .map_err(|source| sessionkit_core::SessionError::Deserialize {
+                    key: key.to_owned(),
+                    source,
+                })?;
+            let new = f(old);
+            let new_value = new
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .map_err(|source| sessionkit_core::SessionError::Serialize {
+                    key: key.to_owned(),
+                    source,
+                })?;
+            if let Some(value) = &new_value {
+                self.with(|m| m.check_value(key, value))?;
+            }
+            let update = sessionkit_core::KeyUpdate {
+                key: key.to_owned(),
+                expected: current.clone(),
+                new: new_value.clone(),
+                last_seen: now,
+            };
+            match driver
+                .update(&target.key, &update, target.expires_at)
+                .await
+                .map_err(store_error)?
+            {
+                sessionkit_core::UpdateResult::Applied => {
+                    self.with(|m| m.absorb_update(key, new_value, now))?;
+                    return Ok(new);
+                }
+                sessionkit_core::UpdateResult::Conflict(stored) => current = stored,
+                sessionkit_core::UpdateResult::Gone => {
+                    return Err(Error::SessionEnded {
+                        session: name.clone(),
+                    });
+                }
+            }
+        }
+        Err(Error::UpdateContended {
+            session: name.clone(),
+            key: key.to_owned(),
+            attempts: MAX_UPDATE_ATTEMPTS,
+        })
     }
 
     /// Whether `key` is set.

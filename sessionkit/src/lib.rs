@@ -56,8 +56,78 @@
 //! (the record sealed with AES-256-GCM in the cookie itself) are built in; Redis and
 //! PostgreSQL live in `sessionkit-redis` and `sessionkit-postgres`. To write your own,
 //! implement [`Driver`] with plain `async fn`s, following the contract in the
-//! [`driver`] module, register it with [`Registry::register_driver`], and run the
-//! public conformance suite (`sessionkit-conformance`) against it.
+//! [`driver`] module (which walks through a complete driver, the expiry rule and how
+//! a driver shares the registry's clock), register it with
+//! [`Registry::register_driver`], and run the public conformance suite
+//! (`sessionkit-conformance`) against it. A store that keeps expired records until
+//! they are deleted can purge them on an interval with [`cleanup::purge_every`].
+//!
+//! # Named sessions
+//!
+//! Beside `web`, `admin` and `api` (see [`Registry`]), an application registers its
+//! own sessions by name, each with its own cookie, lifetimes and driver. Register a
+//! session in code first ([`Registry::add_session`], or [`Registry::register_session`]
+//! with a whole [`SessionDef`]); configuration then adjusts it under
+//! `[session.sessions.<name>]` (a section for an unregistered name is an error, as is
+//! asking a request for one).
+//!
+//! ```
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use http::HeaderMap;
+//! use sessionkit::{Registry, Secret};
+//!
+//! let mut registry = Registry::new();
+//! registry.set_secret(Secret::new(*b"a development secret of 32 bytes")?);
+//! registry.add_session("cart")?; // cookie `__Host-cart`, on the memory driver
+//! registry.apply_toml(
+//!     r#"
+//!     [session.sessions.cart]
+//!     ttl = "30d"
+//!     idle_timeout = "7d"
+//!     same_site = "strict"
+//!     "#,
+//! )?;
+//! let sessions = registry.build()?;
+//! let cart = sessions.info().iter().find(|s| s.name.as_str() == "cart").unwrap();
+//! assert_eq!(cart.cookie_name, "__Host-cart");
+//! assert_eq!(cart.idle_timeout, Some(Duration::from_secs(7 * 24 * 3600)));
+//!
+//! // Per request, by name (adapters do this part, see below).
+//! let request = sessions.request_from_headers(&HeaderMap::new());
+//! request.session("cart").await?.insert("items", &["tea"])?;
+//! let mut headers = HeaderMap::new();
+//! request.save(200).await?.apply_to(&mut headers);
+//! assert!(headers["set-cookie"].to_str()?.starts_with("__Host-cart="));
+//!
+//! // A name that was never registered is an error that says how to register it.
+//! let request = sessions.request_from_headers(&HeaderMap::new());
+//! let err = request.session("wishlist").await.unwrap_err();
+//! assert!(err.to_string().contains("Registry::add_session"));
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! ```
+//!
+//! An adapter carries the default session on every route; a named one only where its
+//! layer (or filter, or middleware) adds it. With `sessionkit-axum`:
+//!
+//! ```rust,ignore
+//! use axum::{Router, routing::post};
+//! use sessionkit_axum::{NamedSessions, SessionLayer, SessionRejection};
+//!
+//! async fn add_to_cart(sessions: NamedSessions) -> Result<&'static str, SessionRejection> {
+//!     let cart = sessions.get("cart").await?;
+//!     let mut items: Vec<String> = cart.get("items")?.unwrap_or_default();
+//!     items.push("tea".to_owned());
+//!     cart.insert("items", &items)?;
+//!     Ok("added")
+//! }
+//!
+//! // `sessions` as built above.
+//! let app: Router = Router::new()
+//!     .route("/cart", post(add_to_cart))
+//!     .layer(SessionLayer::new(sessions).with_session("cart"));
+//! ```
 //!
 //! # Configuration and secrets
 //!
@@ -103,6 +173,7 @@
 //! timestamps. A driver that keeps none reports `reason="unknown"`, as does an id the
 //! store never had or that another request ended.
 
+pub mod cleanup;
 mod clock;
 pub mod driver;
 mod error;
@@ -120,7 +191,7 @@ mod users;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use driver::{BoxError, Driver, DriverError, DynDriver, Lookup};
 pub use error::{ERROR_CONTENT_TYPE, Error, SetupError};
-pub use handle::Session;
+pub use handle::{MAX_UPDATE_ATTEMPTS, Session};
 pub use mapping::{AdapterState, ErrorMapping};
 pub use memory::{DEFAULT_MAX_SESSIONS, DEFAULT_SHARDS, MemoryDriver, MemoryDriverBuilder};
 pub use registry::{DEFAULT_NAMESPACE, MEMORY_DRIVER, Registry, SessionInfo};
@@ -130,7 +201,8 @@ pub use users::UserSession;
 
 pub use sessionkit_core as core;
 pub use sessionkit_core::{
-    ClearSiteData, CookieSettings, Deadlines, DefError, DriverChoice, DriverName, ExpiryPolicy,
+    ClearSiteData, CookieSettings, Deadlines, DefError, DriverChoice, DriverName, ExpiryPolicy, KeyUpdate,
     LifetimeError, LimitPolicy, LoadResult, Patch, Placement, Record, Rotation, SameSite, Secret, SessionDef,
-    SessionHandle, SessionLifetime, SessionLimit, SessionName, StoreKey, Timestamp, UserKey, WriteResult,
+    SessionHandle, SessionLifetime, SessionLimit, SessionName, StoreKey, Timestamp, UpdateResult, UserKey,
+    WriteResult,
 };

@@ -226,7 +226,7 @@ impl EnabledSessions {
             Some(name) => name.clone(),
             None => match SessionName::new(name) {
                 Ok(name) => {
-                    tracing::error!(target: "sessionkit", session = %name, "{adapter}: no such session is registered");
+                    tracing::error!(target: "sessionkit", session = %name, "{adapter}: no such session is registered (register it with Registry::add_session or Registry::register_session)");
                     name
                 }
                 Err(err) => {

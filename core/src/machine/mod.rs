@@ -27,7 +27,6 @@ mod server;
 
 pub use output::{Event, FinishError, LoadResult, Outcome, Write, WriteResult};
 
-
 /// Keys starting with this prefix are sessionkit's own and refused by `insert`/`remove`.
 pub const RESERVED_PREFIX: &str = "__sessionkit.";
 /// Where flash messages are kept.
@@ -689,7 +688,12 @@ impl SessionMachine {
     ///
     /// # Errors
     /// [`SessionError::ReservedKey`], [`SessionError::NotLoaded`].
-    pub fn absorb_update(&mut self, key: &str, value: Option<Value>, now: Timestamp) -> Result<(), SessionError> {
+    pub fn absorb_update(
+        &mut self,
+        key: &str,
+        value: Option<Value>,
+        now: Timestamp,
+    ) -> Result<(), SessionError> {
         check_key(key)?;
         let live = self.live_mut()?;
         live.original.last_seen = live.original.last_seen.max(now);

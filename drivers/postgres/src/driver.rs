@@ -10,8 +10,8 @@ use serde_json::Value;
 use sessionkit::core::Namespace;
 use sessionkit::timeouts;
 use sessionkit::{
-    Driver, DriverError, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp, UserKey,
-    WriteResult,
+    Driver, DriverError, KeyUpdate, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp,
+    UpdateResult, UserKey, WriteResult,
 };
 use tokio_postgres::error::Severity;
 use tokio_postgres::types::ToSql;
@@ -533,6 +533,49 @@ impl Driver for PostgresDriver {
         self.execute(&self.inner.sql.touch, Retry::Idempotent, &params)
             .await
             .map(applied)
+    }
+
+    /// One `UPDATE` that compares and sets; when it changes no row, one `SELECT` (the
+    /// load) tells a conflict, with the value now stored, from a session that is gone.
+    async fn update(
+        &self,
+        key: &StoreKey,
+        update: &KeyUpdate,
+        expires_at: Timestamp,
+    ) -> Result<UpdateResult, DriverError> {
+        let stored_key = escape::escape(&update.key).into_owned();
+        let expected = update
+            .expected
+            .as_ref()
+            .map(|value| object_text([(&update.key, value)]))
+            .transpose()?;
+        let new = match &update.new {
+            Some(value) => object_text([(&update.key, value)])?,
+            None => "{}".to_owned(),
+        };
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &key.namespace().as_str(),
+            &&key.digest()[..],
+            &stored_key,
+            &expected,
+            &update.new.is_some(),
+            &new,
+            &PgTime::new(update.last_seen),
+            &PgTime::new(expires_at),
+        ];
+        // Not idempotent (a second run compares with what the first wrote): retried
+        // only when surely never sent.
+        if self
+            .execute(&self.inner.sql.update, Retry::IfNotSent, &params)
+            .await?
+            > 0
+        {
+            return Ok(UpdateResult::Applied);
+        }
+        Ok(match self.load(key).await? {
+            LoadResult::Found(record) => UpdateResult::Conflict(record.data.get(&update.key).cloned()),
+            _ => UpdateResult::Gone,
+        })
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), DriverError> {

@@ -22,6 +22,8 @@ pub(crate) struct Statements {
     pub(crate) create: String,
     pub(crate) patch: String,
     pub(crate) touch: String,
+    /// A compare-and-set of one key (`Driver::update`).
+    pub(crate) update: String,
     pub(crate) delete: String,
     pub(crate) delete_namespace: String,
     pub(crate) rotate: String,
@@ -160,6 +162,18 @@ CREATE INDEX IF NOT EXISTS {user_index} ON {t} (namespace, user_key) WHERE user_
                 "UPDATE {t} SET last_seen = $3, expires_at = $4 \
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL"
             ),
+            // A compare-and-set of one key ($3, in its stored form): only when the live
+            // record's value under it equals the one in the object $4 (NULL: absent),
+            // set it from the object $6 ($5) or remove it, with last-seen $7 and expiry
+            // $8. A concurrent write to the row makes PostgreSQL check the condition
+            // again on the row as that write left it, so no update is lost.
+            update: format!(
+                "UPDATE {t} SET \
+                 data = CASE WHEN $5::boolean THEN data || $6::text::jsonb ELSE data - $3::text END, \
+                 last_seen = $7, expires_at = $8 \
+                 WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL \
+                 AND (data -> $3::text) IS NOT DISTINCT FROM ($4::text::jsonb -> $3::text)"
+            ),
             delete: format!("DELETE FROM {t} WHERE namespace = $1 AND store_key = $2"),
             // Every row of a namespace (an admin's "end every session"); the primary key's
             // leading column serves it.
@@ -258,6 +272,7 @@ mod tests {
             &s.create,
             &s.patch,
             &s.touch,
+            &s.update,
             &s.delete,
             &s.rotate,
             &s.user_sessions,
@@ -271,7 +286,7 @@ mod tests {
                 .contains("ALTER TABLE \"app\".\"sessions\" ADD COLUMN IF NOT EXISTS forward_to bytea;")
         );
         // Forwards are never loaded, patched or touched as records.
-        for sql in [&s.patch, &s.touch] {
+        for sql in [&s.patch, &s.touch, &s.update] {
             assert!(sql.contains("AND forward_to IS NULL"), "{sql}");
         }
         assert!(s.load.contains("forward_to"));

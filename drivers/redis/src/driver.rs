@@ -14,8 +14,8 @@ use sessionkit::core::Namespace;
 use sessionkit::core::placement::Group;
 use sessionkit::timeouts;
 use sessionkit::{
-    Driver, DriverError, LoadResult, Lookup, Patch, Placement, Record, Rotation, StoreKey, Timestamp,
-    UserKey, WriteResult,
+    Driver, DriverError, KeyUpdate, LoadResult, Lookup, Patch, Placement, Record, Rotation, StoreKey,
+    Timestamp, UpdateResult, UserKey, WriteResult,
 };
 
 use crate::codec::{self, DecodeError, Entry};
@@ -426,6 +426,22 @@ impl RedisDriver {
         head: Head,
         args: Vec<Vec<u8>>,
     ) -> Result<i64, DriverError> {
+        match self.save_value(keys, namespace, retry, head, args).await? {
+            redis::Value::Int(answer) => Ok(answer),
+            _ => Err(DriverError::backend(StoreError::UnexpectedReply)),
+        }
+    }
+
+    /// [`save`](Self::save), answering the script's reply as it is (after the index
+    /// step, which answers `Int(1)`).
+    async fn save_value(
+        &self,
+        keys: &[String],
+        namespace: &Namespace,
+        retry: Retry,
+        head: Head,
+        args: Vec<Vec<u8>>,
+    ) -> Result<redis::Value, DriverError> {
         let Head {
             mode,
             expires_at,
@@ -438,7 +454,6 @@ impl RedisDriver {
         all.push(self.placement.bits().to_string().into_bytes());
         all.extend(args);
         match self.run_script(&self.script, keys, retry, &all).await? {
-            redis::Value::Int(answer) => Ok(answer),
             redis::Value::BulkString(digest) => {
                 let digest = codec::parse_digest(&digest)
                     .ok_or_else(|| DriverError::backend(StoreError::UnexpectedReply))?;
@@ -459,9 +474,9 @@ impl RedisDriver {
                     &index_args,
                 )
                 .await?;
-                Ok(1)
+                Ok(redis::Value::Int(1))
             }
-            _ => Err(DriverError::backend(StoreError::UnexpectedReply)),
+            other => Ok(other),
         }
     }
 
@@ -813,6 +828,69 @@ impl Driver for RedisDriver {
         Ok(found)
     }
 
+    /// One `EVALSHA`: the script compares the field's stored JSON text with the
+    /// expected value's and writes only when they match. Should they differ in text
+    /// only (a value written with other number formatting), the update is sent once
+    /// more with the stored text.
+    async fn update(
+        &self,
+        key: &StoreKey,
+        update: &KeyUpdate,
+        expires_at: Timestamp,
+    ) -> Result<UpdateResult, DriverError> {
+        let keys = [self.redis_key(key)];
+        let mut expected = update.expected.as_ref().map(codec::json);
+        for _ in 0..2 {
+            let args = vec![
+                codec::data_field(&update.key),
+                if expected.is_some() {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                },
+                expected.clone().unwrap_or_default(),
+                if update.new.is_some() {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                },
+                update.new.as_ref().map(codec::json).unwrap_or_default(),
+            ];
+            let head = Head {
+                mode: "update",
+                expires_at,
+                last_seen: update.last_seen,
+            };
+            // Not idempotent (a second run compares with what the first wrote): retried
+            // only when surely never sent.
+            let reply = self
+                .save_value(&keys, key.namespace(), Retry::IfNotSent, head, args)
+                .await?;
+            let current = match reply {
+                redis::Value::Int(1) => return Ok(UpdateResult::Applied),
+                redis::Value::Int(0) => return Ok(UpdateResult::Gone),
+                redis::Value::Array(items) => match items.get(1) {
+                    None => None,
+                    Some(redis::Value::BulkString(text)) => Some(text.clone()),
+                    Some(_) => return Err(DriverError::backend(StoreError::UnexpectedReply)),
+                },
+                _ => return Err(DriverError::backend(StoreError::UnexpectedReply)),
+            };
+            let Some(text) = current else {
+                return Ok(UpdateResult::Conflict(None));
+            };
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(&text) else {
+                // A field that is not JSON: the record is corrupt, as a load would say.
+                return Ok(UpdateResult::Gone);
+            };
+            if update.expected.as_ref() != Some(&value) {
+                return Ok(UpdateResult::Conflict(Some(value)));
+            }
+            expected = Some(text);
+        }
+        Err(DriverError::backend(StoreError::UnexpectedReply))
+    }
+
     fn placement(&self) -> Placement {
         self.placement
     }
@@ -865,27 +943,35 @@ impl RedisDriver {
                 routed,
                 SlotAddr::Master,
             )));
-            loop {
-                let keys = self.keys_in_slot(slot, &route).await?;
-                let total = keys.len();
-                let ours: Vec<String> = keys.into_iter().filter(|key| key.starts_with(prefix)).collect();
-                let ours_count = ours.len();
-                deleted += self.unlink(ours).await?;
-                // A full batch of ours may hide more; a batch with none of ours is the rest.
-                if ours_count == 0 || total < KEYS_PER_SLOT_BATCH {
-                    break;
-                }
+            // Every key of the slot at once (other namespaces' may share it), ours
+            // unlinked: what is written meanwhile may stay, as with SCAN.
+            let count: u64 = self
+                .in_slot(&route, &["COUNTKEYSINSLOT", &slot.to_string()])
+                .await?;
+            if count == 0 {
+                continue;
             }
+            let keys: Vec<String> = self
+                .in_slot(&route, &["GETKEYSINSLOT", &slot.to_string(), &count.to_string()])
+                .await?;
+            let ours: Vec<String> = keys.into_iter().filter(|key| key.starts_with(prefix)).collect();
+            deleted += self.unlink(ours).await?;
         }
         Ok(deleted)
     }
 
-    /// Up to [`KEYS_PER_SLOT_BATCH`] keys of one slot, from the slot's primary.
-    async fn keys_in_slot(&self, slot: u16, route: &RoutingInfo) -> Result<Vec<String>, DriverError> {
+    /// `CLUSTER <args>` on the primary of `route`'s slot, decoded as `T`.
+    async fn in_slot<T: redis::FromRedisValue>(
+        &self,
+        route: &RoutingInfo,
+        args: &[&str],
+    ) -> Result<T, DriverError> {
         let value = self
             .run(Retry::Idempotent, |manager| {
                 let mut cmd = redis::cmd("CLUSTER");
-                cmd.arg("GETKEYSINSLOT").arg(slot).arg(KEYS_PER_SLOT_BATCH);
+                for arg in args {
+                    cmd.arg(*arg);
+                }
                 let route = route.clone();
                 async move {
                     match manager {
@@ -898,9 +984,6 @@ impl RedisDriver {
         redis::from_redis_value(value).map_err(|_| DriverError::backend(StoreError::UnexpectedReply))
     }
 }
-
-/// How many keys one `CLUSTER GETKEYSINSLOT` asks for.
-const KEYS_PER_SLOT_BATCH: usize = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 -- sessionkit-redis: every write to a session hash, in one atomic round trip.
 --
 -- KEYS[1]  the session hash ('index' mode: the user's index set)
--- ARGV[1]  mode: 'create', 'patch', 'touch', 'rotate' or 'index'
+-- ARGV[1]  mode: 'create', 'patch', 'touch', 'rotate', 'update' or 'index'
 -- ARGV[2]  expires_at, milliseconds since the Unix epoch (PEXPIREAT)
 -- ARGV[3]  last seen, milliseconds ('index' mode: the member, a store key)
 -- ARGV[4]  placement bits: 0 on one server, the number of group bits on a cluster
@@ -11,6 +11,9 @@
 -- rotate:  KEYS[2] the new session hash; ARGV[5] grace_until, milliseconds (the
 --          forward's PEXPIREAT), ARGV[6] the forward's 'fwd' value, then the patch
 --          arguments from ARGV[7] on, laid out as patch's from ARGV[5] on
+-- update:  a compare-and-set of one field: ARGV[5] the field ('d:<key>'), ARGV[6] '1'
+--          when the field must hold ARGV[7] (JSON text) or '0' when it must be absent,
+--          ARGV[8] '1' to set it to ARGV[9] or '0' to remove it
 -- index:   adds ARGV[3] to the set KEYS[1], whose expiry becomes at least ARGV[2]
 --
 -- A forward (left under KEYS[1] by 'rotate') is a hash whose only field is 'fwd'.
@@ -36,7 +39,9 @@
 -- Returns 1 when applied (or the digest of an index to update, as above); 0 for a
 -- create over an existing key (duplicate), a patch/touch/rotate of a key that is
 -- missing, expired, a forward or not a hash (gone). Nothing is written in the 0
--- cases. 'rotate' returns 2 (nothing written) when KEYS[2] exists already.
+-- cases. 'rotate' returns 2 (nothing written) when KEYS[2] exists already. 'update'
+-- returns {'conflict', current text} or {'conflict'} (absent) when the field holds
+-- something else (nothing written).
 
 local mode = ARGV[1]
 local BITS = tonumber(ARGV[4])
@@ -189,6 +194,31 @@ end
 
 if mode == 'patch' then
   apply_patch(key, 5)
+  return index_record(key)
+end
+
+if mode == 'update' then
+  local field = ARGV[5]
+  local current = redis.call('HGET', key, field)
+  local matches
+  if ARGV[6] == '1' then
+    matches = current == ARGV[7]
+  else
+    matches = not current
+  end
+  if not matches then
+    if current then
+      return {'conflict', current}
+    end
+    return {'conflict'}
+  end
+  if ARGV[8] == '1' then
+    redis.call('HSET', key, field, ARGV[9])
+  else
+    redis.call('HDEL', key, field)
+  end
+  redis.call('HSET', key, 'seen', ARGV[3])
+  redis.call('PEXPIREAT', key, ARGV[2])
   return index_record(key)
 end
 

@@ -12,7 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 
 use sessionkit_core::{
-    LoadResult, Namespace, Patch, Record, Rotation, StoreKey, Timestamp, UserKey, WriteResult,
+    KeyUpdate, LoadResult, Namespace, Patch, Record, Rotation, StoreKey, Timestamp, UpdateResult, UserKey,
+    WriteResult,
 };
 
 use self::shard::{Limits, Segment, Shard};
@@ -299,6 +300,24 @@ impl Driver for MemoryDriver {
             self.index_user(user, key);
         }
         Ok(WriteResult::Applied)
+    }
+
+    async fn update(
+        &self,
+        key: &StoreKey,
+        update: &KeyUpdate,
+        expires_at: Timestamp,
+    ) -> Result<UpdateResult, DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key, now)?;
+        let Some(entry) = shard.live(key, now) else {
+            return Ok(UpdateResult::Gone);
+        };
+        let result = update.apply_to(&mut entry.record);
+        if result == UpdateResult::Applied {
+            shard.used(key, expires_at);
+        }
+        Ok(result)
     }
 
     async fn touch(

@@ -59,8 +59,18 @@ impl RedisServer {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let dir = std::env::temp_dir().join(format!("sessionkit-redis-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            // A cluster node also listens on its port + 10000 (the cluster bus).
+            let mut port = spare_port()?;
+            if args.contains(&"--cluster-enabled") {
+                for _ in 0..100 {
+                    if port <= 55_535 {
+                        break;
+                    }
+                    port = spare_port()?;
+                }
+            }
             let mut server = RedisServer {
-                port: spare_port()?,
+                port,
                 args: args
                     .iter()
                     .map(|arg| arg.replace("{dir}", &dir.display().to_string()))
@@ -293,15 +303,27 @@ impl DriverFactory for Factory {
     }
 
     async fn corrupt(&self, driver: &RedisDriver, key: &StoreKey) -> bool {
-        let mut raw = self.raw().await;
-        redis::cmd("HSET")
-            .arg(driver.redis_key(key))
-            .arg(&["v", "1", "created", "1", "seen", "1", "d:user", "{not json"])
-            .exec_async(&mut raw)
-            .await
-            .expect("HSET");
-        true
+        corrupt(&mut self.raw().await, driver, key).await
     }
+}
+
+/// Writes a session hash under `key` whose data field is not JSON (the conformance
+/// suite's corrupt record), over any connection (one server's or a cluster's).
+///
+/// # Panics
+/// When the write fails.
+pub async fn corrupt(
+    raw: &mut impl redis::aio::ConnectionLike,
+    driver: &RedisDriver,
+    key: &StoreKey,
+) -> bool {
+    redis::cmd("HSET")
+        .arg(driver.redis_key(key))
+        .arg(&["v", "1", "created", "1", "seen", "1", "d:user", "{not json"])
+        .exec_async(raw)
+        .await
+        .expect("HSET");
+    true
 }
 
 /// The Redis [`Factory`](crate::servers::redis::Factory), or an early `return` from

@@ -289,14 +289,7 @@ impl DriverFactory for ClusterFactory {
     }
 
     async fn corrupt(&self, driver: &RedisDriver, key: &StoreKey) -> bool {
-        let mut raw = self.raw().await;
-        redis::cmd("HSET")
-            .arg(driver.redis_key(key))
-            .arg(&["v", "1", "created", "1", "seen", "1", "d:user", "{not json"])
-            .exec_async(&mut raw)
-            .await
-            .expect("HSET");
-        true
+        super::redis::corrupt(&mut self.raw().await, driver, key).await
     }
 }
 
