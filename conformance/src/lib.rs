@@ -182,6 +182,7 @@ macro_rules! session_suite {
             large_sessions,
             large_cookie_sessions_are_chunked_when_allowed,
             concurrent_updates_lose_nothing,
+            an_update_follows_a_renewal,
             misuse_is_a_clear_error
         );
     };

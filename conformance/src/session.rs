@@ -21,7 +21,7 @@ use sessionkit::Clock as _;
 use crate::driver::DriverFactory;
 use crate::wrappers::{CountingDriver, Counts, Switch, SwitchableDriver};
 
-pub use crate::update::concurrent_updates_lose_nothing;
+pub use crate::update::{an_update_follows_a_renewal, concurrent_updates_lose_nothing};
 
 /// The name the store under test is registered under.
 pub const DRIVER_NAME: &str = "under-test";

@@ -81,6 +81,20 @@ pub async fn update_is_compare_and_set<F: DriverFactory>(f: &F) {
         UpdateResult::Conflict(None),
         "an expected value where there is none conflicts"
     );
+    let float = ctx.key();
+    ctx.driver
+        .create(&float, &ctx.record(json!({"f": 1.5, "g": 2.0})), ctx.later(SHORT))
+        .await
+        .expect("create");
+    let integer = update(&ctx, "g", Some(json!(2)), Some(json!(3)));
+    assert_eq!(
+        ctx.driver
+            .update(&float, &integer, ctx.later(SHORT))
+            .await
+            .expect("update"),
+        UpdateResult::Conflict(Some(json!(2.0))),
+        "2 and 2.0 are different JSON values"
+    );
     let later = ctx.later(Duration::from_secs(3_600));
     let good = update(&ctx, "n", Some(json!(1)), Some(json!({"count": 2})));
     assert_eq!(
@@ -220,6 +234,50 @@ pub async fn concurrent_updates_lose_nothing<B: SessionBackend>(b: &B) {
     );
     h.with_session(&mut jar, "web", |s| {
         assert_eq!(s.get::<u64>("n").expect("get"), Some(INCREMENTS as u64));
+    })
+    .await;
+}
+
+/// An update by a request still holding the old id of a session that a concurrent
+/// request just renewed follows the renewal's forward: it lands in the renewed session
+/// (never in a resurrected old one), and the renewed session reads it.
+pub async fn an_update_follows_a_renewal<B: SessionBackend>(b: &B) {
+    let h = Harness::new(b).await;
+    if !(h.server_side() && h.grace_window) {
+        eprintln!("an_update_follows_a_renewal: skipped (no grace window for this backend)");
+        return;
+    }
+    let mut jar = Jar::default();
+    h.with_session(&mut jar, "api", |s| s.insert("n", &0).expect("insert"))
+        .await;
+    h.clock.advance(crate::session::RENEW_AFTER);
+    // In flight with the old id, loaded before the renewal.
+    let slow = h.request(&jar);
+    let slow_session = slow.session("api").await.expect("load");
+    let mut renewed = jar.clone();
+    let out = h
+        .with_session(&mut renewed, "api", |s| assert!(!s.is_new().expect("ready")))
+        .await;
+    assert_eq!(out.set_cookies().count(), 1, "the other request renewed the id");
+    let probe = slow_session
+        .update::<u64, _>("n", |n| Some(n.unwrap_or(0) + 1))
+        .await;
+    if let Err(Error::Store {
+        source: DriverError::Unsupported(_),
+        ..
+    }) = probe
+    {
+        eprintln!("an_update_follows_a_renewal: skipped, the driver has no atomic updates");
+        return;
+    }
+    assert_eq!(probe.expect("the update follows the forward"), Some(1));
+    h.save(&slow, &mut jar.clone(), 200).await.expect("save");
+    h.with_session(&mut renewed, "api", |s| {
+        assert_eq!(
+            s.get::<u64>("n").expect("get"),
+            Some(1),
+            "the renewed session has it"
+        );
     })
     .await;
 }

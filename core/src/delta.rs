@@ -36,9 +36,9 @@ impl Delta {
         self.changes.insert(key.to_owned(), None);
     }
 
-    /// Drops this request's change of `key` (the stored value stands).
-    pub(crate) fn forget(&mut self, key: &str) {
-        self.changes.remove(key);
+    /// Whether this request set or removed `key`.
+    pub(crate) fn changes_key(&self, key: &str) -> bool {
+        self.changes.contains_key(key)
     }
 
     /// Whether this request cleared the data.

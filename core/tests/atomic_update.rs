@@ -35,43 +35,59 @@ fn a_stored_session_is_updated_in_the_store_and_not_written_again() {
 }
 
 #[test]
-fn an_update_replaces_this_requests_own_change_of_the_key() {
-    let mut w = world();
-    w.request(|s| s.insert("n", &1).expect("insert"));
-    let now = w.now;
-    let r = w.request(|s| {
-        s.insert("n", &100).expect("insert");
-        s.insert("other", &1).expect("insert");
-        let target = s.update_target("n", now).expect("ready").expect("stored");
-        assert_eq!(target.current, Some(json!(1)), "compares with the stored value");
-        s.absorb_update("n", None, now).expect("absorb");
-        assert_eq!(s.get::<i32>("n").expect("ready"), None);
-    });
-    let Some(Write::Patch { patch, .. }) = r.outcome.write() else {
-        panic!("a patch: {:?}", r.outcome);
-    };
-    assert_eq!(patch.set.keys().collect::<Vec<_>>(), ["other"]);
-    assert!(patch.remove.is_empty());
-}
-
-#[test]
-fn after_a_clear_the_updated_key_survives_through_the_patch() {
+fn a_key_this_request_changed_or_cleared_is_updated_locally() {
     let mut w = world();
     w.request(|s| {
         s.insert("n", &1).expect("insert");
         s.insert("x", &1).expect("insert");
     });
     let now = w.now;
-    let r = w.request(|s| {
+    w.request(|s| {
+        s.insert("n", &100).expect("insert");
+        assert_eq!(s.update_target("n", now).expect("ready"), None, "builds on 100");
+        assert!(
+            s.update_target("x", now).expect("ready").is_some(),
+            "other keys go to the store"
+        );
+    });
+    w.request(|s| {
         s.clear().expect("clear");
+        assert_eq!(
+            s.update_target("x", now).expect("ready"),
+            None,
+            "cleared: nothing to compare with"
+        );
+    });
+}
+
+#[test]
+fn a_change_made_while_the_update_ran_wins_and_a_destroyed_session_takes_nothing() {
+    let mut w = world();
+    w.request(|s| s.insert("n", &1).expect("insert"));
+    let now = w.now;
+    let r = w.request(|s| {
+        assert!(s.update_target("n", now).expect("ready").is_some());
+        // A clone of the handle changed the key while the driver call was in flight.
+        s.insert("n", &50).expect("insert");
         s.absorb_update("n", Some(json!(2)), now).expect("absorb");
-        assert_eq!(s.keys().expect("ready"), ["n"]);
+        assert_eq!(s.get::<i32>("n").expect("ready"), Some(50));
     });
     let Some(Write::Patch { patch, .. }) = r.outcome.write() else {
         panic!("a patch: {:?}", r.outcome);
     };
-    assert!(patch.clear);
-    assert_eq!(patch.set.get("n"), Some(&json!(2)));
+    assert_eq!(patch.set.get("n"), Some(&json!(50)));
+
+    let r = w.request(|s| {
+        assert!(s.update_target("n", now).expect("ready").is_some());
+        s.destroy().expect("destroy");
+        s.absorb_update("n", Some(json!(51)), now).expect("absorb");
+        assert_eq!(s.get::<i32>("n").expect("ready"), None, "not in the next session");
+    });
+    assert!(
+        !matches!(r.outcome.write(), Some(Write::Create { .. })),
+        "no session is created from it: {:?}",
+        r.outcome
+    );
 }
 
 #[test]

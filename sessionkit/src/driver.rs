@@ -410,6 +410,27 @@ use sessionkit_core::{
 /// A boxed error from a store client.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+/// A renewal in three calls, for drivers without forwards (the default
+/// [`Driver::rotate`]): loads the record under `rotation.from` ([`WriteResult::Gone`],
+/// writing nothing, when there is no live one: a session ended meanwhile is never
+/// revived), creates `rotation.to` from it with the rotation's patch applied, and
+/// deletes `from`.
+///
+/// # Errors
+/// The driver's errors; [`DriverError::Duplicate`] when `to` exists already.
+pub async fn rotate_by_copy<D: Driver + ?Sized>(
+    driver: &D,
+    rotation: &Rotation,
+) -> Result<WriteResult, DriverError> {
+    let LoadResult::Found(mut record) = driver.load(&rotation.from).await? else {
+        return Ok(WriteResult::Gone);
+    };
+    rotation.patch.apply_to(&mut record);
+    driver.create(&rotation.to, &record, rotation.expires_at).await?;
+    driver.delete(&rotation.from).await?;
+    Ok(WriteResult::Applied)
+}
+
 /// Whether a record (or forward) that expires at `expires_at` has expired at `now`:
 /// `now >= expires_at`. The rule of the [contract](self#time): a record is live up to
 /// the millisecond before its expiry and expired at that instant.
@@ -563,15 +584,11 @@ pub trait Driver: Send + Sync + 'static {
     /// Renews an id: moves the record from `rotation.from` to `rotation.to` with the
     /// rotation's patch applied, leaving a forward for the grace window (see the
     /// [module documentation](self#renewal-and-its-grace-window)). The default, for
-    /// drivers without forwards, creates `to` from `rotation.record` and deletes
-    /// `from`: correct, with no grace window.
+    /// drivers without forwards, is [`rotate_by_copy`]: no grace window, and not
+    /// atomic (a change another request makes between its steps can be lost), so a
+    /// driver that offers [`update`](Self::update) should implement this too.
     fn rotate(&self, rotation: &Rotation) -> impl Future<Output = Result<WriteResult, DriverError>> + Send {
-        async move {
-            self.create(&rotation.to, &rotation.record, rotation.expires_at)
-                .await?;
-            self.delete(&rotation.from).await?;
-            Ok(WriteResult::Applied)
-        }
+        rotate_by_copy(self, rotation)
     }
 
     /// The live records bound to the user of `user` (optional capability: per-user

@@ -174,13 +174,18 @@ impl Session {
     /// concurrent increments of a counter give a thousand. Returns the value stored.
     ///
     /// - A stored session is updated in the store by a compare-and-set
-    ///   ([`Driver::update`](crate::Driver::update)); the rest of this request's
-    ///   changes are saved with the response as usual, and an earlier change of the
-    ///   same key in this request is replaced by the update.
-    /// - A new session (nothing stored yet) and a cookie session change the key in
-    ///   this request, like [`insert`](Self::insert): there is no shared state to race
-    ///   with (two concurrent requests with one cookie session each write their own
-    ///   cookie, and the last response wins).
+    ///   ([`Driver::update`](crate::Driver::update)), following the forward when a
+    ///   concurrent request just renewed the id; the rest of this request's changes
+    ///   are saved with the response as usual. The update is written even if the
+    ///   response then fails (a 5xx drops only the request's other changes), and it
+    ///   keeps the session's stored lifetime choices (this request's unsaved ones are
+    ///   written with the response).
+    /// - A new session (nothing stored yet), a cookie session, and a key this request
+    ///   already changed (or data it cleared) are changed in this request, like
+    ///   [`insert`](Self::insert): there is no shared state to race with, or this
+    ///   request's own change is what the update builds on (two concurrent requests
+    ///   with one cookie session each write their own cookie, and the last response
+    ///   wins).
     ///
     /// `f` may run several times: keep it free of side effects.
     ///
@@ -206,16 +211,30 @@ impl Session {
             return Ok(new);
         };
         let (name, entry) = sessions.entry_or_error(self.name().as_str())?;
-        let store_error = |source| Error::Store {
-            session: name.clone(),
-            operation: "update",
-            source,
+        let store_error = |source: crate::DriverError| {
+            crate::metrics::store_error(name, &entry.spec, "update", &source);
+            Error::Store {
+                session: name.clone(),
+                operation: "update",
+                source,
+            }
         };
+        let ended = || {
+            tracing::debug!(session = %name, "update: the session ended meanwhile");
+            Error::SessionEnded {
+                session: name.clone(),
+            }
+        };
+        if target.expires_at <= now {
+            return Err(ended());
+        }
         let driver = entry
             .driver
             .as_deref()
             .ok_or_else(|| store_error(crate::DriverError::Unsupported("atomic updates of one key")))?;
         let mut current = target.current;
+        let mut store_key = target.key;
+        let mut followed = false;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let old = current
                 .clone()
@@ -244,7 +263,7 @@ impl Session {
                 last_seen: now,
             };
             match driver
-                .update(&target.key, &update, target.expires_at)
+                .update(&store_key, &update, target.expires_at)
                 .await
                 .map_err(store_error)?
             {
@@ -254,12 +273,21 @@ impl Session {
                 }
                 sessionkit_core::UpdateResult::Conflict(stored) => current = stored,
                 sessionkit_core::UpdateResult::Gone => {
-                    return Err(Error::SessionEnded {
-                        session: name.clone(),
-                    });
+                    // A renewal by a concurrent request moved the session and left a
+                    // forward for the grace window: the update follows it, once.
+                    if !followed
+                        && let crate::Lookup::Forwarded { to } =
+                            driver.lookup(&store_key).await.map_err(store_error)?
+                    {
+                        store_key = to;
+                        followed = true;
+                        continue;
+                    }
+                    return Err(ended());
                 }
             }
         }
+        tracing::debug!(session = %name, "update: lost every race for its key");
         Err(Error::UpdateContended {
             session: name.clone(),
             key: key.to_owned(),

@@ -641,9 +641,12 @@ impl SessionMachine {
 
     /// Where an atomic update of `key` ([`KeyUpdate`](crate::KeyUpdate)) goes: the
     /// stored session's key, the key's value as stored when this request loaded it (or
-    /// last updated it), and the expiry the write sets (the session seen at `now`).
-    /// `None` when there is no stored record to update (a new or destroyed session, a
-    /// cookie session): the caller then changes the key in this request's delta.
+    /// last updated it), and the expiry the write sets (the session seen at `now`, with
+    /// its lifetime choices as stored: this request's unsaved ones are not written by
+    /// an update). `None` when the update is a change of this request instead: there is
+    /// no stored record (a new or destroyed session, a cookie session), or this request
+    /// already changed `key` or cleared the data (its own change is what the update
+    /// must build on, and its save writes it).
     ///
     /// # Errors
     /// [`SessionError::ReservedKey`], [`SessionError::NotLoaded`].
@@ -653,11 +656,17 @@ impl SessionMachine {
         let Some((_, store_key)) = &live.loaded else {
             return Ok(None);
         };
+        if live.delta.is_cleared() || live.delta.changes_key(key) {
+            return Ok(None);
+        }
+        let stored_life = own_metadata(&live.original.data)
+            .map(|(life, _)| life)
+            .unwrap_or_default();
         let expires_at = self
             .spec
             .def()
             .expiry
-            .deadlines(live.original.created_at, now, &live.life)
+            .deadlines(live.original.created_at, now, &stored_life)
             .expires_at();
         Ok(Some(UpdateTarget {
             key: store_key.clone(),
@@ -683,8 +692,11 @@ impl SessionMachine {
     }
 
     /// Takes in an atomic update the store applied at `now`: the key holds `value`
-    /// (`None`: absent) as stored, so this request reads it and its save does not write
-    /// it again. A change of the same key this request made before is replaced.
+    /// (`None`: absent) as stored, so this request reads it (unless it changed the key
+    /// or cleared the data since, which then wins with its save) and its save does not
+    /// write it again. Nothing happens when the session was destroyed meanwhile (by a
+    /// clone of the handle): the update belongs to the ended session, never to a new
+    /// one.
     ///
     /// # Errors
     /// [`SessionError::ReservedKey`], [`SessionError::NotLoaded`].
@@ -696,17 +708,10 @@ impl SessionMachine {
     ) -> Result<(), SessionError> {
         check_key(key)?;
         let live = self.live_mut()?;
-        live.original.last_seen = live.original.last_seen.max(now);
-        if live.delta.is_cleared() {
-            // A clear earlier in this request hides the stored data; the updated key
-            // stays visible through the delta.
-            match value {
-                Some(value) => live.delta.set(key.to_owned(), value),
-                None => live.delta.remove(key),
-            }
+        if live.loaded.is_none() {
             return Ok(());
         }
-        live.delta.forget(key);
+        live.original.last_seen = live.original.last_seen.max(now);
         match value {
             Some(value) => {
                 live.original.data.insert(key.to_owned(), value);

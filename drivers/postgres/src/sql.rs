@@ -166,13 +166,15 @@ CREATE INDEX IF NOT EXISTS {user_index} ON {t} (namespace, user_key) WHERE user_
             // record's value under it equals the one in the object $4 (NULL: absent),
             // set it from the object $6 ($5) or remove it, with last-seen $7 and expiry
             // $8. A concurrent write to the row makes PostgreSQL check the condition
-            // again on the row as that write left it, so no update is lost.
+            // again on the row as that write left it, so no update is lost. The values
+            // compare as jsonb text (which keeps a number's scale), so `1` and `1.0`
+            // differ, as they do for every other driver.
             update: format!(
                 "UPDATE {t} SET \
                  data = CASE WHEN $5::boolean THEN data || $6::text::jsonb ELSE data - $3::text END, \
                  last_seen = $7, expires_at = $8 \
                  WHERE namespace = $1 AND store_key = $2 AND expires_at > now() AND forward_to IS NULL \
-                 AND (data -> $3::text) IS NOT DISTINCT FROM ($4::text::jsonb -> $3::text)"
+                 AND (data -> $3::text)::text IS NOT DISTINCT FROM ($4::text::jsonb -> $3::text)::text"
             ),
             delete: format!("DELETE FROM {t} WHERE namespace = $1 AND store_key = $2"),
             // Every row of a namespace (an admin's "end every session"); the primary key's

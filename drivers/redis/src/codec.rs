@@ -379,7 +379,10 @@ mod tests {
         // CRC16/XMODEM("123456789") = 0x31c3, below 16384.
         assert_eq!(super::key_slot(b"123456789"), 0x31c3);
         assert_eq!(super::key_slot(b"a{123456789}b"), super::key_slot(b"123456789"));
-        assert_eq!(super::key_slot(b"{}x"), super::key_slot(b"{}x"));
+        // No closing brace, or an empty tag: the whole key is hashed.
+        assert_ne!(super::key_slot(b"{a"), super::key_slot(b"a"));
+        assert_eq!(super::key_slot(b"a}{b}"), super::key_slot(b"b"));
+        assert_ne!(super::key_slot(b"{}{a}"), super::key_slot(b"a"));
         assert_ne!(super::key_slot(b"{}x"), super::key_slot(b"x"));
         assert_eq!(super::key_slot(b"{a}{b}"), super::key_slot(b"a"));
     }

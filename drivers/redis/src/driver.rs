@@ -46,14 +46,56 @@ pub const CLUSTER_PLACEMENT_BITS: u8 = 10;
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    /// Two cluster connections: one whose client retries (redirections, reconnection,
+    /// resending), for idempotent calls, and one whose client sends each command once,
+    /// for the calls that must not run twice (create, rotate, update). `once` says
+    /// which this handle uses.
+    Cluster {
+        retrying: ClusterConnection,
+        single_shot: ClusterConnection,
+        once: bool,
+    },
+}
+
+impl Connection {
+    /// This connection, for calls retried as `retry` says.
+    fn for_calls(mut self, retry: Retry) -> Self {
+        if let Connection::Cluster { once, .. } = &mut self {
+            *once = retry == Retry::IfNotSent;
+        }
+        self
+    }
+
+    fn cluster(&mut self) -> Option<&mut ClusterConnection> {
+        match self {
+            Connection::Single(_) => None,
+            Connection::Cluster {
+                retrying,
+                single_shot,
+                once,
+            } => Some(if *once { single_shot } else { retrying }),
+        }
+    }
+}
+
+/// The answer of a `Connection` that is neither single nor cluster: none exists.
+fn unreachable_connection<T: Send + 'static>() -> RedisFuture<'static, T> {
+    Box::pin(async {
+        Err(RedisError::from((
+            redis::ErrorKind::Client,
+            "sessionkit-redis: no connection",
+        )))
+    })
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Single(c) => c.req_packed_command(cmd),
-            Connection::Cluster(c) => c.req_packed_command(cmd),
+        if let Connection::Single(c) = self {
+            return c.req_packed_command(cmd);
+        }
+        match self.cluster() {
+            Some(c) => c.req_packed_command(cmd),
+            None => unreachable_connection(),
         }
     }
 
@@ -63,16 +105,19 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        if let Connection::Single(c) = self {
+            return c.req_packed_commands(pipeline, offset, count);
+        }
+        match self.cluster() {
+            Some(c) => c.req_packed_commands(pipeline, offset, count),
+            None => unreachable_connection(),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Connection::Single(c) => c.get_db(),
-            Connection::Cluster(c) => c.get_db(),
+            Connection::Cluster { retrying, .. } => retrying.get_db(),
         }
     }
 }
@@ -236,18 +281,29 @@ impl RedisDriverBuilder {
     /// The cluster client: it learns the topology from any reachable node, follows
     /// `MOVED`/`ASK` redirections, and refreshes the topology after a failover.
     async fn connect_cluster(&self, urls: &[String]) -> Result<Connection, SetupError> {
-        let client = ClusterClient::builder(urls.iter().map(String::as_str))
-            .connection_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
-            // The operation timeout bounds a call anyway; within it, a call retries
-            // quickly (a redirection, a primary being replaced).
-            .retries(6)
-            .min_retry_wait(20)
-            .max_retry_wait(250)
-            .build()
-            .map_err(SetupError::InvalidUrl)?;
-        self.bounded_connect(async { client.get_async_connection().await.map(Connection::Cluster) })
-            .await
+        let client = |retries: u32| {
+            ClusterClient::builder(urls.iter().map(String::as_str))
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.response_timeout)
+                .retries(retries)
+                .min_retry_wait(20)
+                .max_retry_wait(250)
+                .build()
+                .map_err(SetupError::InvalidUrl)
+        };
+        // The operation timeout bounds a call anyway; within it, idempotent calls retry
+        // quickly (a redirection, a primary being replaced). The others are sent once:
+        // a command whose answer was lost may have run, and must not run again (the
+        // driver retries those itself only when the command surely never ran).
+        let (retrying, single_shot) = (client(6)?, client(0)?);
+        self.bounded_connect(async {
+            Ok(Connection::Cluster {
+                retrying: retrying.get_async_connection().await?,
+                single_shot: single_shot.get_async_connection().await?,
+                once: false,
+            })
+        })
+        .await
     }
 
     /// Opens a connection within the operation timeout.
@@ -405,7 +461,7 @@ impl RedisDriver {
         F: Fn(Connection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let manager = self.manager()?;
+        let manager = self.manager()?.for_calls(retry);
         timeouts::bounded(STORE, self.operation_timeout, async {
             timeouts::retry(1, || call(manager.clone()), |err| should_retry(retry, err))
                 .await
@@ -466,14 +522,21 @@ impl RedisDriver {
                     session.as_bytes().to_vec(),
                     self.placement.bits().to_string().into_bytes(),
                 ];
-                // Adding a member again changes nothing, so a retry is safe.
-                self.run_script(
-                    &self.script,
-                    &[self.user_index_key(&user)],
-                    Retry::Idempotent,
-                    &index_args,
-                )
-                .await?;
+                // Adding a member again changes nothing, so a retry is safe. The write
+                // itself is done: a failure here is logged, not returned (the caller
+                // would report a stored write as failed), and the next write of the
+                // session indexes it again.
+                if let Err(err) = self
+                    .run_script(
+                        &self.script,
+                        &[self.user_index_key(&user)],
+                        Retry::Idempotent,
+                        &index_args,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %err, "sessionkit-redis: a session was written but its user index (in another slot) was not updated");
+                }
                 Ok(redis::Value::Int(1))
             }
             other => Ok(other),
@@ -549,7 +612,20 @@ fn push_patch_args(args: &mut Vec<Vec<u8>>, patch: &Patch) {
 fn should_retry(retry: Retry, err: &RedisError) -> bool {
     match retry {
         Retry::Idempotent => is_unavailable(err) && (err.is_io_error() || err.is_connection_dropped()),
-        Retry::IfNotSent => err.is_connection_refusal(),
+        // Refused connections, and a cluster node that did not run the command because
+        // the slot is elsewhere or in flux (the client has rebuilt its slot map since).
+        Retry::IfNotSent => {
+            err.is_connection_refusal()
+                || matches!(
+                    err.kind(),
+                    redis::ErrorKind::Server(
+                        redis::ServerErrorKind::Moved
+                            | redis::ServerErrorKind::Ask
+                            | redis::ServerErrorKind::TryAgain
+                            | redis::ServerErrorKind::ClusterDown
+                    )
+                )
+        }
     }
 }
 
@@ -721,18 +797,15 @@ impl Driver for RedisDriver {
     ///
     /// On a cluster the two keys share a slot (the new id was drawn in the old id's
     /// placement group). Should they not (an id drawn without placement), the renewal
-    /// falls back to what drivers without forwards do: create the new key from the
-    /// request's view and delete the old one, with no grace window.
+    /// falls back to what drivers without forwards do
+    /// ([`rotate_by_copy`](sessionkit::driver::rotate_by_copy)), with no grace window.
     async fn rotate(&self, rotation: &Rotation) -> Result<WriteResult, DriverError> {
         if rotation.from.namespace() != rotation.to.namespace() {
             // A forward keeps only the digest, in the old key's namespace.
             return Err(DriverError::backend(StoreError::CrossNamespaceRotation));
         }
         if self.placement.group_of_key(&rotation.from) != self.placement.group_of_key(&rotation.to) {
-            self.create(&rotation.to, &rotation.record, rotation.expires_at)
-                .await?;
-            self.delete(&rotation.from).await?;
-            return Ok(WriteResult::Applied);
+            return sessionkit::driver::rotate_by_copy(self, rotation).await;
         }
         let patch = &rotation.patch;
         let mut args = Vec::with_capacity(4 + patch.remove.len() + 2 * patch.set.len());
@@ -803,8 +876,13 @@ impl Driver for RedisDriver {
             let decoded = match &pair[1] {
                 redis::Value::Int(0) => {
                     let fetched = self.fetch(&key).await?;
-                    if !matches!(&fetched, Ok(Some(Entry::Record(record))) if UserKey::of_record(&key, record).as_ref() == Some(user))
-                    {
+                    // Pruned only when it can never come back (ids are never reused):
+                    // gone, a forward, or not a hash. A session bound to someone else
+                    // now may be rebound meanwhile, and its index entry must stay.
+                    if matches!(
+                        &fetched,
+                        Ok(None | Some(Entry::Forward(_))) | Err(DecodeError::NotAHash)
+                    ) {
                         dead.push(member.clone());
                     }
                     fetched
@@ -840,6 +918,7 @@ impl Driver for RedisDriver {
     ) -> Result<UpdateResult, DriverError> {
         let keys = [self.redis_key(key)];
         let mut expected = update.expected.as_ref().map(codec::json);
+        let mut last = None;
         for _ in 0..2 {
             let args = vec![
                 codec::data_field(&update.key),
@@ -886,9 +965,12 @@ impl Driver for RedisDriver {
             if update.expected.as_ref() != Some(&value) {
                 return Ok(UpdateResult::Conflict(Some(value)));
             }
-            expected = Some(text);
+            expected = Some(text.clone());
+            last = Some(value);
         }
-        Err(DriverError::backend(StoreError::UnexpectedReply))
+        // The stored text changed again between the two calls: a conflict like any
+        // other, which the session layer retries.
+        Ok(UpdateResult::Conflict(last))
     }
 
     fn placement(&self) -> Placement {
@@ -974,9 +1056,10 @@ impl RedisDriver {
                 }
                 let route = route.clone();
                 async move {
-                    match manager {
-                        Connection::Cluster(mut cluster) => cluster.route_command(cmd, route).await,
-                        Connection::Single(mut single) => cmd.query_async(&mut single).await,
+                    let mut manager = manager;
+                    match manager.cluster() {
+                        Some(cluster) => cluster.route_command(cmd, route).await,
+                        None => cmd.query_async(&mut manager).await,
                     }
                 }
             })
