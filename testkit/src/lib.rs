@@ -9,16 +9,24 @@
 //!   catches regressions a fuzzer once found.
 //! - [`MemoryFactory`]: the memory driver for the conformance suites.
 //!
-//! It enables the driver crates' unstable `internal` feature (their `decode_stored`
-//! fuzz entry points). The core fuzz bodies use the core's public API of today.
+//! Features (all on by default; `fuzz/` turns them off and picks per target):
+//! `servers` ([`servers`] and [`MemoryFactory`]), and one per adapter or driver fuzz
+//! body: `axum`, `warp`, `poem`, `actix`, `redis`, `postgres`. With none, the crate is
+//! the core fuzz bodies and [`replay`] over sessionkit-core alone.
+//!
+//! It enables the core's and the driver crates' unstable `internal` feature (the
+//! envelope codecs, and the drivers' `decode_stored` fuzz entry points).
 
 pub mod fuzz;
 pub mod replay;
+#[cfg(feature = "servers")]
 pub mod servers;
 
 /// The memory driver on the harness clock, for the suites that run on it.
+#[cfg(feature = "servers")]
 pub struct MemoryFactory;
 
+#[cfg(feature = "servers")]
 impl sessionkit_conformance::DriverFactory for MemoryFactory {
     type Driver = sessionkit::MemoryDriver;
     async fn build(&self, clock: &sessionkit::ManualClock) -> sessionkit::MemoryDriver {

@@ -134,7 +134,7 @@ pub fn forward_value(to: &StoreKey) -> Vec<u8> {
 
 /// A digest as 64 lowercase hex digits (store keys in forwards and user indexes,
 /// user index keys).
-pub(crate) fn hex(digest: &[u8; 32]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
     for byte in digest {

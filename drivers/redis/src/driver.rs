@@ -47,9 +47,9 @@ pub const CLUSTER_PLACEMENT_BITS: u8 = 10;
 enum Connection {
     Single(ConnectionManager),
     /// Two cluster connections: one whose client retries (redirections, reconnection,
-    /// resending), for idempotent calls, and one whose client sends each command once,
-    /// for the calls that must not run twice (create, rotate, update). `once` says
-    /// which this handle uses.
+    /// resending), and one whose client sends each command once, for the one call that
+    /// must not run twice (update: see [`Retry::NeverResend`]). `once` says which this
+    /// handle uses.
     Cluster {
         retrying: ClusterConnection,
         single_shot: ClusterConnection,
@@ -61,7 +61,7 @@ impl Connection {
     /// This connection, for calls retried as `retry` says.
     fn for_calls(mut self, retry: Retry) -> Self {
         if let Connection::Cluster { once, .. } = &mut self {
-            *once = retry == Retry::IfNotSent;
+            *once = retry == Retry::NeverResend;
         }
         self
     }
@@ -291,10 +291,12 @@ impl RedisDriverBuilder {
                 .build()
                 .map_err(SetupError::InvalidUrl)
         };
-        // The operation timeout bounds a call anyway; within it, idempotent calls retry
-        // quickly (a redirection, a primary being replaced). The others are sent once:
-        // a command whose answer was lost may have run, and must not run again (the
-        // driver retries those itself only when the command surely never ran).
+        // The operation timeout bounds a call anyway; within it, calls retry quickly (a
+        // redirection, a primary being replaced), and the scripts recognise their own
+        // earlier run. Updates are sent once: a compare-and-set whose answer was lost
+        // may have run, and must not run again (the driver retries it itself only
+        // when it surely never ran). That client learns a new topology from its own
+        // failures, so the first update after a failover may answer 503.
         let (retrying, single_shot) = (client(6)?, client(0)?);
         self.bounded_connect(async {
             Ok(Connection::Cluster {
@@ -342,8 +344,13 @@ struct Head {
 enum Retry {
     /// The call is idempotent: retry after any connection failure.
     Idempotent,
-    /// Retry only when the command surely never reached the server.
+    /// Retry only when the command surely never reached the server. The script
+    /// recognises its own earlier run (create, rotate), so the cluster client may
+    /// re-send it.
     IfNotSent,
+    /// As `IfNotSent`, and a second run would do harm (a compare-and-set would compare
+    /// with its own first write): on a cluster, sent by the client that never re-sends.
+    NeverResend,
 }
 
 impl RedisDriver {
@@ -614,7 +621,7 @@ fn should_retry(retry: Retry, err: &RedisError) -> bool {
         Retry::Idempotent => is_unavailable(err) && (err.is_io_error() || err.is_connection_dropped()),
         // Refused connections, and a cluster node that did not run the command because
         // the slot is elsewhere or in flux (the client has rebuilt its slot map since).
-        Retry::IfNotSent => {
+        Retry::IfNotSent | Retry::NeverResend => {
             err.is_connection_refusal()
                 || matches!(
                     err.kind(),
@@ -667,8 +674,9 @@ impl Driver for RedisDriver {
         record: &Record,
         expires_at: Timestamp,
     ) -> Result<(), DriverError> {
-        let mut args = Vec::with_capacity(1 + 2 * record.data.len());
+        let mut args = Vec::with_capacity(2 + 2 * record.data.len());
         args.push(codec::millis(record.created_at).into_bytes());
+        args.push(codec::hex(&rand::random::<[u8; 16]>()).into_bytes());
         for (name, value) in &record.data {
             args.push(codec::data_field(name));
             args.push(codec::json(value));
@@ -943,7 +951,7 @@ impl Driver for RedisDriver {
             // Not idempotent (a second run compares with what the first wrote): retried
             // only when surely never sent.
             let reply = self
-                .save_value(&keys, key.namespace(), Retry::IfNotSent, head, args)
+                .save_value(&keys, key.namespace(), Retry::NeverResend, head, args)
                 .await?;
             let current = match reply {
                 redis::Value::Int(1) => return Ok(UpdateResult::Applied),

@@ -5,7 +5,8 @@
 -- ARGV[2]  expires_at, milliseconds since the Unix epoch (PEXPIREAT)
 -- ARGV[3]  last seen, milliseconds ('index' mode: the member, a store key)
 -- ARGV[4]  placement bits: 0 on one server, the number of group bits on a cluster
--- create:  ARGV[5] created, then field/value pairs ('d:<key>', JSON)
+-- create:  ARGV[5] created, ARGV[6] a nonce of this create (hex), then field/value
+--          pairs ('d:<key>', JSON)
 -- patch:   ARGV[5] '1' to clear, ARGV[6] = n removed fields, n field names,
 --          then field/value pairs to set
 -- rotate:  KEYS[2] the new session hash; ARGV[5] grace_until, milliseconds (the
@@ -35,6 +36,10 @@
 -- anyway (a session bound without a new id), the script cannot touch it (it is in
 -- another slot): it returns the binding's digest instead of 1, and the driver adds
 -- the session to that index with an 'index' call. On one server every index is local.
+--
+-- A create or rotate run a second time (a client re-sending after a lost answer)
+-- recognises its first run and answers 1 again; an update must not run twice, and the
+-- driver never re-sends it.
 --
 -- Returns 1 when applied (or the digest of an index to update, as above); 0 for a
 -- create over an existing key (duplicate), a patch/touch/rotate of a key that is
@@ -174,15 +179,28 @@ end
 
 if mode == 'create' then
   if redis.call('EXISTS', key) == 1 then
+    -- This very create, sent again by a client that lost the first answer, finds the
+    -- marker its first run left: done already. Any other create of the key is refused.
+    if redis.call('EXISTS', string.sub(key, 1, -65) .. 'op:' .. ARGV[6]) == 1 then
+      return 1
+    end
     return 0
   end
   redis.call('HSET', key, 'v', '1', 'created', ARGV[5], 'seen', ARGV[3])
-  hset_pairs(key, 6)
+  hset_pairs(key, 7)
+  -- The marker of this create, for a re-sent copy of it; gone after a minute.
+  redis.call('SET', string.sub(key, 1, -65) .. 'op:' .. ARGV[6], '1', 'PX', 60000)
   redis.call('PEXPIREAT', key, ARGV[2])
   return index_record(key)
 end
 
 if not is_record(key) then
+  -- A rotation sent again after its answer was lost finds its own forward (to a key
+  -- drawn for this rotation alone): done already.
+  if mode == 'rotate' and redis.call('TYPE', key).ok == 'hash'
+      and redis.call('HGET', key, 'fwd') == ARGV[6] then
+    return 1
+  end
   return 0
 end
 

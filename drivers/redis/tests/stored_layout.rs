@@ -281,3 +281,81 @@ async fn one_round_trip_to_load_and_one_to_save_whatever_the_patch_size() {
         "patch and touch are one EVALSHA each, load one HGETALL: {after:?}"
     );
 }
+
+/// A client that lost the answer of a create or a renewal may send it again (the
+/// cluster client does): the script recognises its own first run and answers "done"
+/// again, while another create of the same key is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_create_or_rotate_is_recognised_and_applied_once() {
+    let factory = factory!();
+    let driver = factory.driver().await;
+    let mut raw = factory.raw().await;
+    let script = redis::Script::new(include_str!("../src/save.lua"));
+    let (from, to) = (key("resend"), key("resend"));
+    let (from_key, to_key) = (driver.redis_key(&from), driver.redis_key(&to));
+    let later = SystemClock.now().saturating_add(Duration::from_secs(600));
+    let ms = |t: sessionkit::Timestamp| t.as_millis().to_string();
+    let create = |nonce: &str| {
+        let mut call = script.prepare_invoke();
+        call.key(&from_key)
+            .arg("create")
+            .arg(ms(later))
+            .arg("1000")
+            .arg("0")
+            .arg("1000")
+            .arg(nonce)
+            .arg("d:n")
+            .arg("1");
+        call
+    };
+    assert_eq!(answer(&create("aa"), &mut raw).await, redis::Value::Int(1));
+    assert_eq!(
+        answer(&create("aa"), &mut raw).await,
+        redis::Value::Int(1),
+        "the same create again"
+    );
+    assert_eq!(
+        answer(&create("bb"), &mut raw).await,
+        redis::Value::Int(0),
+        "another create: a duplicate"
+    );
+    assert_eq!(found(&driver, &from).await.data["n"], json!(1));
+
+    let forward = sessionkit_redis::codec::forward_value(&to);
+    let rotate = || {
+        let mut call = script.prepare_invoke();
+        call.key(&from_key)
+            .key(&to_key)
+            .arg("rotate")
+            .arg(ms(later))
+            .arg("2000")
+            .arg("0")
+            .arg(ms(later))
+            .arg(forward.as_slice())
+            .arg("0")
+            .arg("0");
+        call
+    };
+    assert_eq!(answer(&rotate(), &mut raw).await, redis::Value::Int(1));
+    assert_eq!(
+        answer(&rotate(), &mut raw).await,
+        redis::Value::Int(1),
+        "the same rotation again"
+    );
+    assert_eq!(found(&driver, &to).await.data["n"], json!(1));
+    let _: () = raw.del(&to_key).await.expect("DEL");
+}
+
+async fn answer(
+    call: &redis::ScriptInvocation<'_>,
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> redis::Value {
+    call.invoke_async(raw).await.expect("EVALSHA")
+}
+
+async fn found(driver: &RedisDriver, key: &StoreKey) -> Record {
+    match driver.load(key).await.expect("load") {
+        LoadResult::Found(record) => record,
+        other => panic!("{other:?}"),
+    }
+}
