@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use sessionkit_core::internal::cookie_values;
 use sessionkit_core::internal::{self, SealedRecord};
 use sessionkit_core::{
-    DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
-    SessionName, SessionSpec, Timestamp,
+    DriverChoice, KeyRing, LoadResult, Namespace, Placement, Record, Secret, SessionDef, SessionId,
+    SessionMachine, SessionName, SessionSpec, Timestamp,
 };
 
 fn spec(driver: DriverChoice) -> Arc<SessionSpec> {
@@ -161,5 +161,32 @@ fn state_machine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, id_cookie, sealed_cookie, cookie_header, state_machine);
+/// Drawing an id in a placement group (sign-in and renewal on Redis Cluster), beside
+/// one plain draw: the cost is `2^bits` draws on average.
+fn placement(c: &mut Criterion) {
+    let namespace = Namespace::new("bench").expect("ns");
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut group = c.benchmark_group("placement");
+    group.bench_function("one-draw", |b| {
+        b.iter(|| SessionId::generate(&mut rng).store_key(black_box(&namespace)));
+    });
+    let cluster = Placement::groups(10).expect("bits");
+    let mut target = 0u16;
+    group.bench_function("draw-in-group-10-bits", |b| {
+        b.iter(|| {
+            target = (target + 1) % 1024;
+            cluster.draw(&mut rng, black_box(&namespace), Some(target))
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    id_cookie,
+    sealed_cookie,
+    cookie_header,
+    state_machine,
+    placement
+);
 criterion_main!(benches);
