@@ -16,8 +16,9 @@
 //!
 //! Drawing costs `2^bits` id draws and SHA-256 runs on average (10 bits: 179 µs
 //! beside 0.17 µs for one draw, `cargo bench --bench core -- placement`), and only
-//! happens on those writes. The ids stay uniformly random among those of the group: `bits` of the 256 bits are public (the store key shows them anyway),
-//! nothing else is. With a broken random source the draw gives up after
+//! happens on those writes. The ids stay uniformly random among those of the group:
+//! `bits` of the 256 bits are public (the store key shows them anyway), nothing else
+//! is. With a broken random source the draw gives up after
 //! [`Placement::MAX_TRIES_PER_GROUP`] tries per group and keeps an id outside the group;
 //! a placing store must therefore still handle keys in other groups (more round trips,
 //! never a wrong answer).
