@@ -136,7 +136,7 @@ pub use id::{Fingerprint, NameError, Namespace, SessionId, StoreKey};
 pub use keys::{KeyError, KeyId, KeyRing, KeyUse, MIN_SECRET_LEN, Secret};
 pub use machine::{
     Event, FLASH_KEY, FinishError, LIFETIME_KEY, LoadResult, Outcome, RESERVED_PREFIX, SessionError,
-    SessionMachine, USER_KEY, UpdateTarget, Write, WriteResult,
+    SessionMachine, USER_KEY, UpdateTarget, Write, WriteResult, decode_value, encode_value,
 };
 pub use placement::Placement;
 pub use record::{Patch, RECORD_VERSION, Record, RecordError, Rotation};

@@ -142,15 +142,9 @@ impl Session {
     /// When the old value is not a `T`, the key is reserved, or after saving.
     pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let old = self.remove(key)?;
-        old.map(|value| {
-            T::deserialize(value).map_err(|source| {
-                Error::Session(sessionkit_core::SessionError::Deserialize {
-                    key: key.to_owned(),
-                    source,
-                })
-            })
-        })
-        .transpose()
+        Ok(old
+            .map(|value| sessionkit_core::decode_value(key, &value))
+            .transpose()?)
     }
 
     /// Sets `key` to `value` and returns the value it replaces, as JSON (`insert`
@@ -237,22 +231,14 @@ impl Session {
         let mut followed = false;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let old = current
-                .clone()
-                .map(T::deserialize)
-                .transpose()
-                .map_err(|source| sessionkit_core::SessionError::Deserialize {
-                    key: key.to_owned(),
-                    source,
-                })?;
+                .as_ref()
+                .map(|value| sessionkit_core::decode_value(key, value))
+                .transpose()?;
             let new = f(old);
             let new_value = new
                 .as_ref()
-                .map(serde_json::to_value)
-                .transpose()
-                .map_err(|source| sessionkit_core::SessionError::Serialize {
-                    key: key.to_owned(),
-                    source,
-                })?;
+                .map(|value| sessionkit_core::encode_value(key, value))
+                .transpose()?;
             if let Some(value) = &new_value {
                 self.with(|m| m.check_value(key, value))?;
             }

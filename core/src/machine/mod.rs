@@ -560,12 +560,7 @@ impl SessionMachine {
     /// [`get_value`](Self::get_value).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.get_value(key)?
-            .map(|value| {
-                T::deserialize(value).map_err(|source| SessionError::Deserialize {
-                    key: key.to_owned(),
-                    source,
-                })
-            })
+            .map(|value| decode_value(key, value))
             .transpose()
     }
 
@@ -618,10 +613,7 @@ impl SessionMachine {
         value: &T,
     ) -> Result<(), SessionError> {
         let key = key.into();
-        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
-            key: key.clone(),
-            source,
-        })?;
+        let value = encode_value(&key, value)?;
         self.insert_value(key, value)
     }
 
@@ -805,10 +797,7 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::Serialize`], or [`SessionError::NotLoaded`].
     pub fn flash<T: Serialize + ?Sized>(&mut self, message: &T) -> Result<(), SessionError> {
-        let message = serde_json::to_value(message).map_err(|source| SessionError::Serialize {
-            key: FLASH_KEY.to_owned(),
-            source,
-        })?;
+        let message = encode_value(FLASH_KEY, message)?;
         let live = self.live_mut()?;
         let mut list = match live.delta.get(&live.original.data, FLASH_KEY) {
             Some(Value::Array(items)) => items.clone(),
@@ -935,6 +924,30 @@ pub struct UpdateTarget {
     pub current: Option<Value>,
     /// The expiry an update written now sets.
     pub expires_at: Timestamp,
+}
+
+/// Decodes the value of data key `key` as `T` ([`SessionError::Deserialize`] when it
+/// is not one): the one decoding of every typed read.
+///
+/// # Errors
+/// [`SessionError::Deserialize`].
+pub fn decode_value<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
+    T::deserialize(value).map_err(|source| SessionError::Deserialize {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Encodes `value` for data key `key` ([`SessionError::Serialize`] when it cannot be):
+/// the one encoding of every typed write.
+///
+/// # Errors
+/// [`SessionError::Serialize`].
+pub fn encode_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Value, SessionError> {
+    serde_json::to_value(value).map_err(|source| SessionError::Serialize {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 fn check_key(key: &str) -> Result<(), SessionError> {

@@ -1,6 +1,6 @@
 //! The driver: connection, key layout, and the contract calls.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -424,11 +424,8 @@ impl RedisDriver {
         out.push_str(namespace);
         out.push(':');
         if self.is_cluster() {
-            out.push('{');
-            out.push_str(namespace);
-            out.push('.');
-            out.push_str(&group.to_string());
-            out.push_str("}:");
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{{{namespace}.{group}}}:");
         }
         out
     }
