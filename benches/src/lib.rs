@@ -34,16 +34,20 @@ pub enum Variant {
     SessionkitCookieBound,
     /// tower-sessions 0.15 with its memory store.
     TowerSessionsMemory,
+    /// tower-sessions 0.15 with its memory store and a signed cookie (`with_signed`),
+    /// the set-up that authenticates its cookie as sessionkit always does.
+    TowerSessionsSigned,
 }
 
 impl Variant {
     /// Every variant, floor first.
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Bare,
         Variant::SessionkitMemory,
         Variant::SessionkitCookie,
         Variant::SessionkitCookieBound,
         Variant::TowerSessionsMemory,
+        Variant::TowerSessionsSigned,
     ];
 
     /// A short name for reports and command lines.
@@ -54,6 +58,7 @@ impl Variant {
             Variant::SessionkitCookie => "sessionkit-cookie",
             Variant::SessionkitCookieBound => "sessionkit-cookie-bound",
             Variant::TowerSessionsMemory => "tower-sessions-memory",
+            Variant::TowerSessionsSigned => "tower-sessions-signed",
         }
     }
 
@@ -150,9 +155,22 @@ fn routes(sessions: sessionkit::Sessions, bind: bool) -> Router {
         .layer(SessionLayer::new(sessions))
 }
 
-fn tower_sessions_app() -> Router {
-    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+fn tower_sessions_app(signed: bool) -> Router {
+    use tower_sessions::{MemoryStore, SessionManagerLayer, cookie::Key};
     let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(true);
+    if signed {
+        // `Key::from` takes 64 bytes: the benchmark secret twice.
+        let mut key = [0u8; 64];
+        key[..32].copy_from_slice(SECRET);
+        key[32..].copy_from_slice(SECRET);
+        tower_sessions_routes().layer(layer.with_signed(Key::from(&key)))
+    } else {
+        tower_sessions_routes().layer(layer)
+    }
+}
+
+fn tower_sessions_routes() -> Router {
+    use tower_sessions::Session;
     Router::new()
         .route("/untouched", get(|| async { "0" }))
         .route(
@@ -167,7 +185,6 @@ fn tower_sessions_app() -> Router {
                 n.to_string()
             }),
         )
-        .layer(layer)
 }
 
 fn bare_app() -> Router {
@@ -181,15 +198,19 @@ fn bare_app() -> Router {
         )
 }
 
-/// The app of `variant`.
+/// The app of `variant`, its routes made ready once (`with_state`), as `axum::serve`
+/// does (`Router::into_make_service`). Without it a `Router<()>` called as a service
+/// builds every route's service again on each request, a cost no served app pays.
 pub fn app(variant: Variant) -> Router {
-    match variant {
+    let app = match variant {
         Variant::Bare => bare_app(),
         Variant::SessionkitMemory => sessionkit_app(false, false),
         Variant::SessionkitCookie => sessionkit_app(true, false),
         Variant::SessionkitCookieBound => sessionkit_app(true, true),
-        Variant::TowerSessionsMemory => tower_sessions_app(),
-    }
+        Variant::TowerSessionsMemory => tower_sessions_app(false),
+        Variant::TowerSessionsSigned => tower_sessions_app(true),
+    };
+    app.with_state(())
 }
 
 /// An app and the cookie of a session it created, ready to send `case` requests.

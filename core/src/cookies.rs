@@ -456,11 +456,12 @@ where
     I: IntoIterator<Item = &'h [u8]>,
 {
     for header in headers {
-        // Pairs are separated by ';' (RFC 6265 section 4.2.1). Only the pairs that
-        // start with the name go to the cookie crate's parser, so a header with thirty
-        // cookies costs one parse, not thirty.
-        // Whitespace is what the crate trims (`str::trim`, Unicode White_Space), so a
-        // pair is skipped here only if the crate would not name it `name` either.
+        // Pairs are separated by ';' (RFC 6265 section 4.2.1). A pair is read the way
+        // the `cookie` crate's `Cookie::parse` reads it, without building a `Cookie`:
+        // the name is what comes before the first '=', trimmed (`str::trim`, Unicode
+        // White_Space); the value what follows it, trimmed, without one pair of
+        // surrounding double quotes (`value_trimmed`). The fuzz target `cookie_header`
+        // checks that both readings agree on any bytes (`values_by_cookie_crate`).
         for piece in header.split(|b| *b == b';') {
             let trimmed = trim_whitespace_start(piece);
             let Some(rest) = trimmed.strip_prefix(name.as_bytes()) else {
@@ -469,26 +470,51 @@ where
             let Some((index, rest)) = chunk_suffix(rest, max_index) else {
                 continue;
             };
-            if !trim_whitespace_start(rest).starts_with(b"=") {
+            // A cookie name is a token (no '=', no whitespace), so this '=' is the
+            // pair's first one and the name before it is exactly `name` + suffix.
+            let Some(value) = trim_whitespace_start(rest).strip_prefix(b"=") else {
                 continue;
-            }
-            let text: Cow<'_, str> = match std::str::from_utf8(trimmed) {
+            };
+            // Invalid UTF-8 is replaced, so such a value can never verify.
+            let text: Cow<'_, str> = match std::str::from_utf8(value) {
                 Ok(text) => Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(trimmed),
+                Err(_) => String::from_utf8_lossy(value),
             };
-            let Ok(cookie) = Cookie::parse(text.as_ref()) else {
-                continue;
-            };
-            let named = cookie
-                .name()
-                .strip_prefix(name)
-                .and_then(|suffix| chunk_suffix(suffix.as_bytes(), max_index))
-                .is_some_and(|(parsed, after)| parsed == index && after.is_empty());
-            if named && visit(index, cookie.value_trimmed()) {
+            if visit(index, without_quotes(text.trim())) {
                 return;
             }
         }
     }
+}
+
+/// `value` without one pair of surrounding double quotes (RFC 6265 allows a quoted
+/// cookie value), as the `cookie` crate's `value_trimmed` gives it.
+fn without_quotes(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(value)
+}
+
+/// Every value of the cookie called `name`, read by the `cookie` crate's parser: the
+/// oracle the fuzz target `cookie_header` holds [`cookie_values`] to.
+#[cfg(any(test, feature = "internal"))]
+pub(crate) fn values_by_cookie_crate<'h, I>(headers: I, name: &str) -> Vec<String>
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
+    let mut found = Vec::new();
+    for header in headers {
+        for piece in String::from_utf8_lossy(header).split(';') {
+            let Ok(cookie) = Cookie::parse(piece) else {
+                continue;
+            };
+            if cookie.name() == name && found.len() < MAX_CANDIDATES {
+                found.push(cookie.value_trimmed().to_owned());
+            }
+        }
+    }
+    found
 }
 
 /// Splits what follows a cookie name into the chunk index it names and the rest:
@@ -558,6 +584,13 @@ mod tests {
             (&["a=1;sid=abc"], "sid", &["abc"]),
             (&["  sid = abc  ;"], "sid", &["abc"]),
             (&["sid=\"abc\""], "sid", &["abc"]),
+            (
+                &["sid=\"; sid=\"\"; sid= \"x\" ; sid=\"y"],
+                "sid",
+                &["\"", "", "x", "\"y"],
+            ),
+            (&["\u{a0}sid\u{2003}=\u{85}v\u{3000}"], "sid", &["v"]),
+            (&["sid=a=b; sid x=1"], "sid", &["a=b"]),
             (&["sid=one; sid=two"], "sid", &["one", "two"]),
             (&["x=1", "sid=second-header"], "sid", &["second-header"]),
             (&["=junk; ;;; sid=ok; %%%"], "sid", &["ok"]),
@@ -572,6 +605,8 @@ mod tests {
         ];
         for (headers, name, expected) in table {
             assert_eq!(&values(headers, name), expected, "headers {headers:?}");
+            let by_crate = values_by_cookie_crate(headers.iter().map(|h| h.as_bytes()), name);
+            assert_eq!(&by_crate, expected, "the cookie crate reads {headers:?} so too");
         }
     }
 

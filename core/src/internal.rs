@@ -74,3 +74,12 @@ where
 {
     crate::cookies::cookie_values(headers, name)
 }
+
+/// Every value of the cookie called `name`, read by the `cookie` crate's own parser: the
+/// reference [`cookie_values`] must agree with (fuzzed).
+pub fn values_by_cookie_crate<'h, I>(headers: I, name: &str) -> Vec<String>
+where
+    I: IntoIterator<Item = &'h [u8]>,
+{
+    crate::cookies::values_by_cookie_crate(headers, name)
+}

@@ -8,8 +8,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use sessionkit_core::cookies::{MAX_CANDIDATES, MAX_SET_COOKIE_LEN};
-use sessionkit_core::internal::cookie_values;
 use sessionkit_core::internal::{self, SealedRecord};
+use sessionkit_core::internal::{cookie_values, values_by_cookie_crate};
 use sessionkit_core::{
     DriverChoice, KeyRing, LoadResult, Namespace, Record, Secret, SessionDef, SessionId, SessionMachine,
     SessionName, SessionSpec, StoreKey, Timestamp, Write, WriteResult,
@@ -44,6 +44,11 @@ pub fn cookie_header(data: &[u8]) {
     for name in ["__Host-web", "sid", "a"] {
         let values = cookie_values(headers.iter().copied(), name);
         assert!(values.len() <= MAX_CANDIDATES);
+        assert_eq!(
+            values,
+            values_by_cookie_crate(headers.iter().copied(), name),
+            "the hand-written pair reader disagrees with the cookie crate's parser"
+        );
     }
     let now = Timestamp::from_millis(T0);
     for cookie_driver in [false, true] {
