@@ -1,7 +1,7 @@
 //! The session handle handlers use.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -10,7 +10,7 @@ use serde_json::Value;
 use sessionkit_core::{Deadlines, SessionHandle, SessionLifetime, SessionMachine, SessionName, Timestamp};
 
 use crate::error::Error;
-use crate::sessions::Sessions;
+use crate::sessions::{RequestInner, Sessions};
 
 /// How many times [`Session::update`] tries before it gives up with
 /// [`Error::UpdateContended`].
@@ -24,30 +24,19 @@ pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
 /// [`Error::AlreadySaved`].
 #[derive(Clone)]
 pub struct Session {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    name: SessionName,
-    machine: Mutex<Option<SessionMachine>>,
-    /// The registry, for the calls that reach beyond this session (its user's
-    /// sessions).
-    sessions: Sessions,
+    /// The request, whose slot `index` holds this session's machine (and whose registry
+    /// serves the calls that reach beyond this session, such as its user's sessions).
+    request: Arc<RequestInner>,
+    index: usize,
 }
 
 impl Session {
-    pub(crate) fn new(name: SessionName, machine: SessionMachine, sessions: Sessions) -> Self {
-        Session {
-            inner: Arc::new(Inner {
-                name,
-                machine: Mutex::new(Some(machine)),
-                sessions,
-            }),
-        }
+    pub(crate) fn new(request: Arc<RequestInner>, index: usize) -> Self {
+        Session { request, index }
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
+        self.request.sessions()
     }
 
     pub(crate) fn with_machine<T>(
@@ -57,13 +46,15 @@ impl Session {
         self.with(f)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<SessionMachine>> {
-        // The machine's methods do not panic on any input, so a poisoned lock only means
-        // a handler panicked elsewhere while holding it; the state is still consistent.
-        self.inner
-            .machine
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The machine, while the request is not saved (`None` after).
+    fn lock(&self) -> Option<MutexGuard<'_, Option<SessionMachine>>> {
+        // A handle exists only once its slot is filled. The machine's methods do not
+        // panic on any input, so a poisoned lock only means a handler panicked
+        // elsewhere while holding it; the state is still consistent.
+        self.request
+            .slot(self.index)
+            .get()
+            .map(|slot| slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     fn with<T>(
@@ -71,20 +62,18 @@ impl Session {
         f: impl FnOnce(&mut SessionMachine) -> Result<T, sessionkit_core::SessionError>,
     ) -> Result<T, Error> {
         let mut guard = self.lock();
-        let machine = guard.as_mut().ok_or_else(|| Error::AlreadySaved {
-            session: self.inner.name.clone(),
-        })?;
+        let machine = guard
+            .as_mut()
+            .and_then(|guard| guard.as_mut())
+            .ok_or_else(|| Error::AlreadySaved {
+                session: self.name().clone(),
+            })?;
         Ok(f(machine)?)
-    }
-
-    /// Takes the machine out for saving; the handle is finished afterwards.
-    pub(crate) fn take(&self) -> Option<SessionMachine> {
-        self.lock().take()
     }
 
     /// The session name.
     pub fn name(&self) -> &SessionName {
-        &self.inner.name
+        self.sessions().name_at(self.index)
     }
 
     /// Whether this request started without a live session (or destroyed it).
@@ -448,14 +437,19 @@ impl Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.lock().as_ref().map(SessionMachine::is_new) {
+        let guard = self.lock();
+        let state = match guard
+            .as_ref()
+            .and_then(|g| g.as_ref())
+            .map(SessionMachine::is_new)
+        {
             Some(Ok(true)) => "new",
             Some(Ok(false)) => "existing",
             Some(Err(_)) => "loading",
             None => "saved",
         };
         f.debug_struct("Session")
-            .field("name", &self.inner.name)
+            .field("name", self.name())
             .field("state", &state)
             .finish()
     }

@@ -196,7 +196,10 @@ pub use mapping::{AdapterState, ErrorMapping};
 pub use memory::{DEFAULT_MAX_SESSIONS, DEFAULT_SHARDS, MemoryDriver, MemoryDriverBuilder};
 pub use registry::{DEFAULT_NAMESPACE, MEMORY_DRIVER, Registry, SessionInfo};
 pub use secrets::{MIN_DISTINCT_SECRET_BYTES, SecretOrigin, env, is_development};
-pub use sessions::{EnabledSessions, HeaderLines, RequestSessions, SaveOutcome, Sessions};
+pub use sessions::{
+    EnabledSessions, Finish, FinishPending, HeaderLines, PendingSave, RequestSessions, SaveOutcome, SaveStep,
+    Sessions,
+};
 pub use users::UserSession;
 
 pub use sessionkit_core as core;

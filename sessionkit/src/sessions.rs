@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -42,6 +42,8 @@ struct Inner {
     /// A handful of sessions: a linear scan beats hashing the name.
     entries: Vec<(SessionName, SessionEntry)>,
     default: SessionName,
+    /// The default session's index in `entries`.
+    default_index: usize,
     clock: SharedClock,
     drivers: Vec<(String, Arc<dyn DynDriver>)>,
     info: Vec<SessionInfo>,
@@ -64,10 +66,12 @@ impl Sessions {
         info: Vec<SessionInfo>,
         secret_origin: SecretOrigin,
     ) -> Self {
+        let default_index = entries.iter().position(|(n, _)| *n == default).unwrap_or(0);
         Sessions {
             inner: Arc::new(Inner {
                 entries,
                 default,
+                default_index,
                 clock,
                 drivers,
                 info,
@@ -103,6 +107,11 @@ impl Sessions {
 
     pub(crate) fn now(&self) -> Timestamp {
         self.inner.clock.now()
+    }
+
+    /// The name of the session at `index` in the registry's entries.
+    pub(crate) fn name_at(&self, index: usize) -> &SessionName {
+        &self.inner.entries[index].0
     }
 
     pub(crate) fn entry_or_error(&self, name: &str) -> Result<(&SessionName, &SessionEntry), Error> {
@@ -252,18 +261,20 @@ impl EnabledSessions {
 /// `Clear-Site-Data`, which the `http` crate has no constant for.
 const CLEAR_SITE_DATA: HeaderName = HeaderName::from_static("clear-site-data");
 
-/// How many session slots live inside the request's own allocation; registries with
-/// more sessions get a separate allocation for the rest.
-const INLINE_SLOTS: usize = 4;
+/// Where one session of one request lives once a handler asked for it: its machine,
+/// until the save takes it.
+pub(crate) type Slot = OnceCell<Mutex<Option<SessionMachine>>>;
 
-struct RequestInner {
+pub(crate) struct RequestInner {
     sessions: Sessions,
     cookies: CookieHeaders,
     enabled: Option<Arc<[SessionName]>>,
-    /// One lazily loaded slot per registered session, by index into the registry's
-    /// entries; nothing is allocated per slot until a session is asked for.
-    inline_slots: [OnceCell<Session>; INLINE_SLOTS],
-    more_slots: Box<[OnceCell<Session>]>,
+    /// The default session's slot, inside the request's one allocation. Nothing is
+    /// built in it until the session is asked for.
+    default_slot: Slot,
+    /// The other sessions' slots, by index into the registry's entries, allocated when
+    /// the first of them is asked for.
+    other_slots: OnceLock<Box<[Slot]>>,
     /// The request's `now`, read from the clock when a session is first loaded and used
     /// for the whole request.
     now: OnceLock<Timestamp>,
@@ -271,15 +282,34 @@ struct RequestInner {
 }
 
 impl RequestInner {
-    fn slot(&self, index: usize) -> &OnceCell<Session> {
-        match index.checked_sub(INLINE_SLOTS) {
-            None => &self.inline_slots[index],
-            Some(rest) => &self.more_slots[rest],
-        }
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
-    fn slots(&self) -> impl Iterator<Item = &OnceCell<Session>> {
-        self.inline_slots.iter().chain(self.more_slots.iter())
+    pub(crate) fn slot(&self, index: usize) -> &Slot {
+        if index == self.sessions.inner.default_index {
+            return &self.default_slot;
+        }
+        let others = self.other_slots.get_or_init(|| {
+            (0..self.sessions.inner.entries.len())
+                .map(|_| OnceCell::new())
+                .collect()
+        });
+        &others[index]
+    }
+
+    /// The slots of the sessions a handler asked for, with their indexes.
+    fn loaded_slots(&self) -> impl Iterator<Item = (usize, &Slot)> {
+        let default = self.sessions.inner.default_index;
+        std::iter::once((default, &self.default_slot))
+            .chain(
+                self.other_slots
+                    .get()
+                    .into_iter()
+                    .flat_map(|others| others.iter().enumerate())
+                    .filter(move |(index, _)| *index != default),
+            )
+            .filter(|(_, slot)| slot.initialized())
     }
 
     fn now(&self) -> Timestamp {
@@ -369,15 +399,13 @@ pub struct RequestSessions {
 
 impl RequestSessions {
     fn new(sessions: Sessions, cookies: CookieHeaders, enabled: Option<Arc<[SessionName]>>) -> Self {
-        let more = sessions.inner.entries.len().saturating_sub(INLINE_SLOTS);
-        let more_slots = (0..more).map(|_| OnceCell::new()).collect();
         RequestSessions {
             inner: Arc::new(RequestInner {
                 sessions,
                 cookies,
                 enabled,
-                inline_slots: std::array::from_fn(|_| OnceCell::new()),
-                more_slots,
+                default_slot: OnceCell::new(),
+                other_slots: OnceLock::new(),
                 now: OnceLock::new(),
                 saved: AtomicBool::new(false),
             }),
@@ -427,15 +455,16 @@ impl RequestSessions {
                 session: session_name.clone(),
             });
         }
-        let session = self
-            .inner
+        self.inner
             .slot(index)
-            .get_or_try_init(|| self.load(session_name, entry))
+            .get_or_try_init(|| async {
+                Ok::<_, Error>(Mutex::new(Some(self.load(session_name, entry).await?)))
+            })
             .await?;
-        Ok(session.clone())
+        Ok(Session::new(self.inner.clone(), index))
     }
 
-    async fn load(&self, name: &SessionName, entry: &SessionEntry) -> Result<Session, Error> {
+    async fn load(&self, name: &SessionName, entry: &SessionEntry) -> Result<SessionMachine, Error> {
         let now = self.inner.now();
         let mut machine = SessionMachine::begin(
             entry.spec.clone(),
@@ -474,12 +503,12 @@ impl RequestSessions {
             events::emit(name, &event);
             metrics::event(name, &entry.spec, &event);
         }
-        Ok(Session::new(name.clone(), machine, self.inner.sessions.clone()))
+        Ok(machine)
     }
 
     /// Whether a handler asked for (and so loaded) any session of this request.
     pub fn any_loaded(&self) -> bool {
-        self.inner.slots().any(OnceCell::initialized)
+        self.inner.loaded_slots().next().is_some()
     }
 
     /// Saves every session that was asked for, given the response status (a 5xx drops
@@ -491,23 +520,60 @@ impl RequestSessions {
     /// written), or [`Error::Store`] when the store fails. Either way the response must
     /// not go out as a success.
     pub async fn save(&self, status: u16) -> Result<SaveOutcome, Error> {
+        match self.start_save(status) {
+            SaveStep::Done(result) => result,
+            SaveStep::Store(pending) => pending.run().await,
+        }
+    }
+
+    /// The synchronous first half of [`save`](Self::save): decides every session's
+    /// outcome and, when none needs the store (a route that loaded nothing, a read, a
+    /// cookie session's write), finishes at once. Otherwise the store calls are left to
+    /// [`PendingSave::run`]. For adapters that want no future on the common path;
+    /// `save` is both halves.
+    pub fn start_save(&self, status: u16) -> SaveStep {
         self.inner.saved.store(true, Ordering::Release);
-        let outcomes = self.finish_all(status)?;
+        let decided = match self.finish_all(status) {
+            Ok(decided) => decided,
+            Err(error) => return SaveStep::Done(Err(error)),
+        };
+        if decided.iter().any(|(_, outcome)| outcome.needs_store()) {
+            return SaveStep::Store(PendingSave {
+                request: self.clone(),
+                decided,
+            });
+        }
         let entries = &self.inner.sessions.inner.entries;
         let mut saved = SaveOutcome {
             // The response depends on a session exactly when a handler loaded one.
-            depends_on_session: !outcomes.is_empty(),
+            depends_on_session: !decided.is_empty(),
+            ..SaveOutcome::default()
+        };
+        for (index, outcome) in decided {
+            let (name, entry) = &entries[index];
+            for event in outcome.events() {
+                events::emit(name, event);
+            }
+            saved.record(name, entry, outcome, Stored::APPLIED);
+        }
+        SaveStep::Done(Ok(saved))
+    }
+
+    async fn run_save(&self, decided: Decided) -> Result<SaveOutcome, Error> {
+        let entries = &self.inner.sessions.inner.entries;
+        let mut saved = SaveOutcome {
+            depends_on_session: !decided.is_empty(),
             ..SaveOutcome::default()
         };
         // A refused sign-in (per-user cap) refuses the whole save, before any write.
-        for (index, outcome) in &outcomes {
+        for (index, outcome) in decided.iter() {
             let (name, entry) = &entries[*index];
             self.inner
                 .sessions
                 .enforce_limit(name, entry, outcome, false)
                 .await?;
         }
-        for (index, outcome) in outcomes {
+        for (index, outcome) in decided {
             let (name, entry) = &entries[index];
             for event in outcome.events() {
                 events::emit(name, event);
@@ -531,28 +597,7 @@ impl RequestSessions {
                     .enforce_limit(name, entry, &outcome, true)
                     .await?;
             }
-            // Counted once written: a create that failed created nothing.
-            for event in outcome.events() {
-                metrics::event(name, &entry.spec, event);
-            }
-            if result.dropped(&outcome) {
-                metrics::save_dropped(name, &entry.spec);
-                saved.dropped.push(name.clone());
-            }
-            if let Some(value) = outcome.clear_site_data()
-                && let Ok(value) = HeaderValue::from_str(value)
-                && !saved.clear_site_data.contains(&value)
-            {
-                saved.clear_site_data.push(value);
-            }
-            // Rendered cookies are visible ASCII (validated names and attributes, base64
-            // values), so this conversion takes the String without a copy and cannot
-            // fail. A chunked cookie session gives several lines.
-            saved.set_cookies.extend(
-                outcome
-                    .into_set_cookies(result.result)
-                    .filter_map(|cookie| HeaderValue::try_from(cookie.into_string()).ok()),
-            );
+            saved.record(name, entry, outcome, result);
         }
         Ok(saved)
     }
@@ -560,23 +605,24 @@ impl RequestSessions {
     /// Finishes every session that was asked for, deciding everything before anything
     /// is written: if one session cannot be saved, none is. A request that never asked
     /// for a session costs no clock read and no RNG.
-    fn finish_all(&self, status: u16) -> Result<Vec<(usize, Outcome)>, Error> {
+    fn finish_all(&self, status: u16) -> Result<Decided, Error> {
         let mut machines = self
             .inner
-            .slots()
-            .enumerate()
-            .filter_map(|(index, slot)| slot.get().and_then(Session::take).map(|m| (index, m)))
+            .loaded_slots()
+            .filter_map(|(index, slot)| slot.get().and_then(take_machine).map(|m| (index, m)))
             .peekable();
+        let mut decided = Decided::default();
         if machines.peek().is_none() {
-            return Ok(Vec::new());
+            return Ok(decided);
         }
         let now = self.inner.now();
         // The thread RNG (OS-seeded ChaCha) is not reseeded after `fork`: fork before
         // building the Registry, or reseed in the child (README, security model).
         let mut rng = rand::rng();
-        machines
-            .map(|(index, machine)| Ok((index, machine.finish(status, now, &mut rng)?)))
-            .collect()
+        for (index, machine) in machines {
+            decided.push(index, machine.finish(status, now, &mut rng)?);
+        }
+        Ok(decided)
     }
 
     /// [`save`](Self::save), then [`SaveOutcome::apply_to`] on the response headers.
@@ -597,17 +643,36 @@ impl RequestSessions {
     /// [`StatusCode`](http::StatusCode), of either major version, or a `u16`).
     pub async fn finish_response<R>(
         &self,
-        mut response: R,
+        response: R,
         status: impl Into<u16>,
         mapping: &ErrorMapping<R>,
         apply: impl FnOnce(&mut R, SaveOutcome),
     ) -> R {
-        match self.save(status.into()).await {
-            Ok(saved) => {
-                apply(&mut response, saved);
-                response
-            }
-            Err(error) => mapping.respond(&error),
+        match self.start_save(status.into()) {
+            SaveStep::Done(result) => finish_with(response, result, mapping, apply),
+            SaveStep::Store(pending) => finish_with(response, pending.run().await, mapping, apply),
+        }
+    }
+
+    /// [`finish_response`](Self::finish_response) without a future when the save needs
+    /// no store call (nothing loaded, a read, a cookie session's write): the finished
+    /// response, or the store calls still to make ([`FinishPending::run`] ends the
+    /// same way). An adapter's own future then needs no allocation for most requests.
+    pub fn finish_now<R>(
+        &self,
+        response: R,
+        status: impl Into<u16>,
+        mapping: &ErrorMapping<R>,
+        apply: fn(&mut R, SaveOutcome),
+    ) -> Finish<R> {
+        match self.start_save(status.into()) {
+            SaveStep::Done(result) => Finish::Ready(finish_with(response, result, mapping, apply)),
+            SaveStep::Store(pending) => Finish::Pending(FinishPending {
+                pending,
+                response,
+                mapping: mapping.clone(),
+                apply,
+            }),
         }
     }
 
@@ -618,10 +683,84 @@ impl RequestSessions {
         mapping: &ErrorMapping<http::Response<B>>,
     ) -> http::Response<B> {
         let status = response.status();
-        self.finish_response(response, status, mapping, |response, saved| {
-            saved.apply_to(response.headers_mut());
-        })
-        .await
+        self.finish_response(response, status, mapping, apply_to_http)
+            .await
+    }
+
+    /// [`finish_now`](Self::finish_now) for an `http::Response`.
+    pub fn finish_http_now<B>(
+        &self,
+        response: http::Response<B>,
+        mapping: &ErrorMapping<http::Response<B>>,
+    ) -> Finish<http::Response<B>> {
+        let status = response.status();
+        self.finish_now(response, status, mapping, apply_to_http)
+    }
+}
+
+fn apply_to_http<B>(response: &mut http::Response<B>, saved: SaveOutcome) {
+    saved.apply_to(response.headers_mut());
+}
+
+/// Takes a slot's machine out for saving; its handles are finished afterwards.
+pub(crate) fn take_machine(slot: &Mutex<Option<SessionMachine>>) -> Option<SessionMachine> {
+    // The machine's methods do not panic on any input, so a poisoned lock only means a
+    // handler panicked elsewhere while holding it; the state is still consistent.
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+}
+
+/// The end of [`RequestSessions::finish_response`]: the headers on the response, or the
+/// mapped error (logged first) in its place.
+fn finish_with<R>(
+    mut response: R,
+    result: Result<SaveOutcome, Error>,
+    mapping: &ErrorMapping<R>,
+    apply: impl FnOnce(&mut R, SaveOutcome),
+) -> R {
+    match result {
+        Ok(saved) => {
+            apply(&mut response, saved);
+            response
+        }
+        Err(error) => mapping.respond(&error),
+    }
+}
+
+/// What [`RequestSessions::finish_now`] gives: the finished response, or the store
+/// calls to make before it is.
+#[derive(Debug)]
+#[must_use = "the response is only finished once `FinishPending::run` completes"]
+pub enum Finish<R> {
+    /// The response, finished.
+    Ready(R),
+    /// The store calls still to make.
+    Pending(FinishPending<R>),
+}
+
+/// A response waiting for its save's store calls.
+pub struct FinishPending<R> {
+    pending: PendingSave,
+    response: R,
+    mapping: ErrorMapping<R>,
+    apply: fn(&mut R, SaveOutcome),
+}
+
+impl<R> FinishPending<R> {
+    /// Makes the store calls and finishes the response, as
+    /// [`RequestSessions::finish_response`].
+    pub async fn run(self) -> R {
+        let result = self.pending.run().await;
+        finish_with(self.response, result, &self.mapping, self.apply)
+    }
+}
+
+impl<R> fmt::Debug for FinishPending<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FinishPending")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
     }
 }
 
@@ -747,8 +886,88 @@ struct Stored {
 }
 
 impl Stored {
+    /// What a session with no store work gets: nothing written, nothing dropped.
+    const APPLIED: Stored = Stored {
+        result: WriteResult::Applied,
+        forwarded: false,
+    };
+
     fn dropped(self, outcome: &Outcome) -> bool {
         !self.forwarded && outcome.changes_dropped(self.result)
+    }
+}
+
+/// The outcomes a save decided, by session index. One session, the usual case, is
+/// kept inline: no allocation.
+#[derive(Default)]
+struct Decided {
+    first: Option<(usize, Outcome)>,
+    rest: Vec<(usize, Outcome)>,
+}
+
+impl Decided {
+    fn push(&mut self, index: usize, outcome: Outcome) {
+        if self.first.is_none() {
+            self.first = Some((index, outcome));
+        } else {
+            self.rest.push((index, outcome));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(usize, Outcome)> {
+        self.first.iter().chain(&self.rest)
+    }
+}
+
+impl IntoIterator for Decided {
+    type Item = (usize, Outcome);
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<(usize, Outcome)>, std::vec::IntoIter<(usize, Outcome)>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+/// What [`RequestSessions::start_save`] decided.
+#[derive(Debug)]
+#[must_use = "a save that needs the store is only done once `PendingSave::run` completes"]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per response and consumed at once; boxing would add the allocation this type exists to avoid"
+)]
+pub enum SaveStep {
+    /// The save is done (nothing needed the store), or failed before any write.
+    Done(Result<SaveOutcome, Error>),
+    /// The store calls still to make.
+    Store(PendingSave),
+}
+
+/// The store calls of a save, decided: run them with [`run`](Self::run).
+pub struct PendingSave {
+    request: RequestSessions,
+    decided: Decided,
+}
+
+impl PendingSave {
+    /// Makes the store calls and returns the headers, as [`RequestSessions::save`].
+    ///
+    /// # Errors
+    /// As [`RequestSessions::save`].
+    pub async fn run(self) -> Result<SaveOutcome, Error> {
+        self.request.run_save(self.decided).await
+    }
+}
+
+impl fmt::Debug for PendingSave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSave")
+            .field("sessions", &self.decided.iter().count())
+            .finish_non_exhaustive()
     }
 }
 
@@ -805,6 +1024,33 @@ pub struct SaveOutcome {
 }
 
 impl SaveOutcome {
+    /// Adds what session `name` contributes once its store work (if any) gave
+    /// `stored`: its metrics, a dropped change, its `Clear-Site-Data` and its cookies.
+    fn record(&mut self, name: &SessionName, entry: &SessionEntry, outcome: Outcome, stored: Stored) {
+        // Counted once written: a create that failed created nothing.
+        for event in outcome.events() {
+            metrics::event(name, &entry.spec, event);
+        }
+        if stored.dropped(&outcome) {
+            metrics::save_dropped(name, &entry.spec);
+            self.dropped.push(name.clone());
+        }
+        if let Some(value) = outcome.clear_site_data()
+            && let Ok(value) = HeaderValue::from_str(value)
+            && !self.clear_site_data.contains(&value)
+        {
+            self.clear_site_data.push(value);
+        }
+        // Rendered cookies are visible ASCII (validated names and attributes, base64
+        // values), so this conversion takes the String without a copy and cannot fail.
+        // A chunked cookie session gives several lines.
+        self.set_cookies.extend(
+            outcome
+                .into_set_cookies(stored.result)
+                .filter_map(|cookie| HeaderValue::try_from(cookie.into_string()).ok()),
+        );
+    }
+
     /// The `Set-Cookie` header values: one per session that set or cleared its cookie,
     /// and for a chunked cookie session one per chunk cookie set or removed.
     pub fn set_cookies(&self) -> impl Iterator<Item = &str> {

@@ -63,7 +63,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use http::request::Parts;
-use sessionkit::{AdapterState, Error, RequestSessions, Sessions};
+use sessionkit::{AdapterState, Error, ErrorMapping, Finish, RequestSessions, Sessions};
 
 /// The tower layer that gives a router its sessions.
 #[derive(Clone, Debug)]
@@ -130,7 +130,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = SessionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -142,17 +142,86 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let sessions = self.layer.state.request(request.headers());
         request.extensions_mut().insert(sessions.clone());
-        // Only the mapping travels with the response; the rest of the state is per layer.
-        let errors = self.layer.state.errors().clone();
-        Box::pin(async move {
-            let mut response = inner.call(request).await?.map(Body::new);
-            if let Some(ErrorMarker(error)) = response.extensions_mut().remove::<ErrorMarker>()
-                && errors.is_custom()
-            {
-                response = errors.map(&error);
-            }
-            Ok(sessions.finish_http(response, &errors).await)
-        })
+        SessionFuture {
+            state: State::Handler {
+                handler: inner.call(request),
+                // Only the mapping travels with the response; the rest of the state is
+                // per layer.
+                finish: Some((sessions, self.layer.state.errors().clone())),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`SessionService`]: the inner service's, then the save. A save
+    /// that needs no store call (a route that loaded no session, a read, a cookie
+    /// session's write) ends in the same poll, without an allocation; only store calls
+    /// are boxed.
+    pub struct SessionFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+type Saving = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProjection]
+    enum State<F> {
+        Handler {
+            #[pin]
+            handler: F,
+            finish: Option<(RequestSessions, ErrorMapping<Response>)>,
+        },
+        Saving {
+            saving: Saving,
+        },
+    }
+}
+
+impl<F> fmt::Debug for SessionFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for SessionFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let saving = match state.as_mut().project() {
+                StateProjection::Saving { saving } => return saving.as_mut().poll(cx).map(Ok),
+                StateProjection::Handler { handler, finish } => {
+                    let mut response = match handler.poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                        Poll::Ready(Ok(response)) => response.map(Body::new),
+                    };
+                    // Taken exactly once, when the handler's response is ready.
+                    let Some((sessions, errors)) = finish.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    if let Some(ErrorMarker(error)) = response.extensions_mut().remove::<ErrorMarker>()
+                        && errors.is_custom()
+                    {
+                        response = errors.map(&error);
+                    }
+                    match sessions.finish_http_now(response, &errors) {
+                        Finish::Ready(response) => return Poll::Ready(Ok(response)),
+                        Finish::Pending(pending) => Box::pin(pending.run()) as Saving,
+                    }
+                }
+            };
+            state.set(State::Saving { saving });
+        }
     }
 }
 

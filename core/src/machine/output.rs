@@ -360,6 +360,17 @@ impl Outcome {
         &self.events
     }
 
+    /// Whether carrying out the outcome needs the store: a write, a delete, writes to
+    /// revocation records, or a new user binding (whose per-user cap the session layer
+    /// enforces by listing the user's sessions). Without any, the outcome is only
+    /// headers and events, and a session layer can finish the response at once.
+    pub fn needs_store(&self) -> bool {
+        self.write.is_some()
+            || self.delete.is_some()
+            || !self.revocations.is_empty()
+            || self.bound_user.is_some()
+    }
+
     /// Whether the outcome does nothing at all.
     pub fn is_noop(&self) -> bool {
         self.write.is_none()
