@@ -7,16 +7,11 @@
 # Note: under valgrind the CPU reports no SHA extensions (AES-NI stays), so SHA-256 and
 # HMAC run their portable code there; instruction counts of HMAC-heavy paths are higher
 # than the hardware path would suggest. The ns column is native.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-N1="${N1:-200}"
-N2="${N2:-1200}"
+# shellcheck source=valgrind-common.sh
+source "$(dirname "$0")/valgrind-common.sh"
 NATIVE="${NATIVE:-20000}"
-command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install -y valgrind)"; exit 1; }
-cargo build --release -q -p sessionkit-benches --bin reqloop
-BIN=target/release/reqloop
-VARIANTS="${VARIANTS:-bare sessionkit-memory sessionkit-cookie tower-sessions-memory}"
-CASES="${CASES:-untouched read read-write first}"
+TSV="$RESULTS/callgrind.tsv"
+printf 'variant\tcase\tinstr\tns\tover_bare\tns_over_bare\n' > "$TSV"
 
 instructions() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" "$1" "$2" "$3" 2>&1 >/dev/null |
@@ -35,5 +30,6 @@ for case in $CASES; do
     over="-"; over_ns="-"
     if [ -n "$base_i" ] && [ "$variant" != bare ]; then over=$((per - base_i)); over_ns=$((ns - base_ns)); fi
     printf '%-22s %-11s %12s %10s %12s %10s\n' "$variant" "$case" "$per" "$ns" "$over" "$over_ns"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$case" "$per" "$ns" "$over" "$over_ns" >> "$TSV"
   done
 done

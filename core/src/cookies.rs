@@ -248,13 +248,67 @@ impl CookieSettings {
         value: &str,
         max_age: Option<Duration>,
     ) -> Result<SetCookie, SetCookieTooLarge> {
+        // Written by hand, attribute for attribute as the `cookie` crate's `Display`
+        // writes them (a test holds the two to the same bytes): this runs on every
+        // response that sets a cookie, and the crate's formatter costs several times
+        // more.
+        let mut out = String::with_capacity(
+            self.name.len()
+                + value.len()
+                + self.path.len()
+                + self.domain.as_ref().map_or(0, String::len)
+                + 80,
+        );
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(value);
+        if self.http_only {
+            out.push_str("; HttpOnly");
+        }
+        out.push_str(match self.same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::None => "; SameSite=None",
+        });
+        if self.partitioned {
+            out.push_str("; Partitioned");
+        }
+        if self.secure || self.partitioned {
+            out.push_str("; Secure");
+        }
+        out.push_str("; Path=");
+        out.push_str(&self.path);
+        if let Some(domain) = &self.domain {
+            // The crate writes a domain without its leading dot.
+            out.push_str("; Domain=");
+            out.push_str(domain.strip_prefix('.').unwrap_or(domain));
+        }
+        if let Some(max_age) = max_age {
+            let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
+            let secs = secs.min(i64::MAX.unsigned_abs());
+            out.push_str("; Max-Age=");
+            push_decimal(&mut out, secs);
+        }
+        if out.len() > MAX_SET_COOKIE_LEN {
+            return Err(SetCookieTooLarge {
+                cookie: self.name.clone(),
+                size: out.len(),
+            });
+        }
+        Ok(SetCookie(out))
+    }
+
+    /// The same cookie rendered by the `cookie` crate: what
+    /// [`render_cookie`](Self::render_cookie) must equal.
+    #[cfg(test)]
+    fn render_by_cookie_crate(&self, value: &str, max_age: Option<Duration>) -> String {
         let mut builder = self.builder(value);
         if let Some(max_age) = max_age {
             let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
             let secs = i64::try_from(secs).unwrap_or(i64::MAX);
             builder = builder.max_age(cookie::time::Duration::seconds(secs));
         }
-        self.finish(&builder.build().to_string())
+        builder.build().to_string()
     }
 
     /// Renders the removal of this cookie: empty value, `Max-Age=0` and an `Expires` in
@@ -264,16 +318,6 @@ impl CookieSettings {
         let mut cookie = self.builder("").build();
         cookie.make_removal();
         SetCookie(cookie.to_string())
-    }
-
-    fn finish(&self, rendered: &str) -> Result<SetCookie, SetCookieTooLarge> {
-        if rendered.len() > MAX_SET_COOKIE_LEN {
-            return Err(SetCookieTooLarge {
-                cookie: self.name.clone(),
-                size: rendered.len(),
-            });
-        }
-        Ok(SetCookie(rendered.to_owned()))
     }
 }
 
@@ -335,6 +379,24 @@ impl CookieSettings {
             Cow::Borrowed(_) => Cow::Borrowed(self),
             Cow::Owned(name) => Cow::Owned(CookieSettings { name, ..self.clone() }),
         }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast keeps every bit.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
     }
 }
 
@@ -571,6 +633,54 @@ fn trim_whitespace_start(mut bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_cookie_is_rendered_as_the_cookie_crate_renders_it() {
+        let max_ages = [
+            None,
+            Some(Duration::ZERO),
+            Some(Duration::from_millis(1)),
+            Some(Duration::from_secs(1_209_600)),
+            Some(Duration::from_secs(u64::MAX)),
+        ];
+        let mut checked = 0;
+        for same_site in [SameSite::Lax, SameSite::Strict, SameSite::None] {
+            for (secure, http_only, partitioned) in [
+                (true, true, false),
+                (true, false, true),
+                (false, true, false),
+                (false, false, false),
+                (true, true, true),
+            ] {
+                for (path, domain) in [
+                    ("/", None),
+                    ("/app", Some(".example.com")),
+                    ("/a/b", Some("example.com")),
+                ] {
+                    let settings = CookieSettings {
+                        name: "sid".to_owned(),
+                        domain: domain.map(str::to_owned),
+                        path: path.to_owned(),
+                        secure,
+                        http_only,
+                        same_site,
+                        partitioned,
+                        persistent: true,
+                    };
+                    for max_age in max_ages {
+                        let ours = settings.render_cookie("v4lue", max_age).expect("small");
+                        assert_eq!(
+                            ours.as_str(),
+                            settings.render_by_cookie_crate("v4lue", max_age),
+                            "{settings:?} {max_age:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 5 * 3 * 5);
+    }
 
     fn values(headers: &[&str], name: &str) -> Vec<String> {
         cookie_values(headers.iter().map(|h| h.as_bytes()), name)

@@ -698,6 +698,10 @@ impl RequestSessions {
     }
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the shape of `finish_response`'s `apply`, which other frameworks' adapters use to consume the outcome"
+)]
 fn apply_to_http<B>(response: &mut http::Response<B>, saved: SaveOutcome) {
     saved.apply_to(response.headers_mut());
 }
@@ -732,6 +736,10 @@ fn finish_with<R>(
 /// calls to make before it is.
 #[derive(Debug)]
 #[must_use = "the response is only finished once `FinishPending::run` completes"]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per response and consumed at once; boxing the pending save would add an allocation to every write"
+)]
 pub enum Finish<R> {
     /// The response, finished.
     Ready(R),
