@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sessionkit::core::{Namespace, SessionId, SessionName, USER_KEY, UserBinding, UserKey};
 use sessionkit::{
-    Clock, Driver, DriverError, LoadResult, Lookup, ManualClock, Patch, Record, Rotation, StoreKey,
-    SystemClock, Timestamp, WriteResult,
+    Clock, Driver, DriverError, LoadResult, Lookup, LookupNow, ManualClock, Patch, Record, Rotation,
+    StoreKey, SystemClock, Timestamp, WriteResult,
 };
 
 /// How a driver learns the time, as declared by [`DriverFactory::time`].
@@ -896,6 +896,83 @@ fn rotation<D: Driver>(
         expires_at: ctx.later(LONG),
         grace_until: ctx.later(grace),
     }
+}
+
+/// What `lookup_now` answered, in `lookup`'s terms (`None`: it did not answer).
+fn now_as_lookup<D: Driver>(ctx: &Ctx<D>, key: &StoreKey) -> Option<Lookup> {
+    match ctx.driver.lookup_now(key)? {
+        Ok(LookupNow::Shared(record)) => Some(Lookup::Loaded(LoadResult::Found(Record::clone(&record)))),
+        Ok(LookupNow::Lookup(lookup)) => Some(lookup),
+        Ok(other) => panic!("an answer this suite does not know: {other:?}"),
+        Err(err) => panic!("lookup_now must not fail: {err}"),
+    }
+}
+
+/// A driver that answers [`Driver::lookup_now`] answers what `lookup` answers, in every
+/// state a key can be in (live, patched, missing, deleted, renewed, expired), and a
+/// record it lends stays as it was lent when the store's copy is written. A driver
+/// that never answers (the default) passes with a notice.
+pub async fn lookup_now_answers_as_lookup<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    if ctx.driver.lookup_now(&key).is_none() {
+        eprintln!("lookup_now_answers_as_lookup: skipped, the driver does not answer lookup_now (optional)");
+        return;
+    }
+    let agree = |key: &StoreKey, state: &'static str| {
+        let key = key.clone();
+        let ctx = &ctx;
+        async move {
+            let now = now_as_lookup(ctx, &key).expect("a driver that answers once answers always");
+            let later = ctx.driver.lookup(&key).await.expect("lookup");
+            assert_eq!(now, later, "lookup_now and lookup disagree for a {state} key");
+        }
+    };
+    agree(&key, "never written").await;
+    let record = ctx.record(json!({"n": 1, "user": "ada"}));
+    ctx.driver
+        .create(&key, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    agree(&key, "live").await;
+    let Some(Ok(LookupNow::Shared(lent))) = ctx.driver.lookup_now(&key) else {
+        panic!("a live record is lent (LookupNow::Shared)");
+    };
+    assert_eq!(*lent, record, "the lent record is the stored one");
+    let change = patch(json!({"n": 2}), &["user"], false, ctx.now());
+    assert_eq!(
+        ctx.driver
+            .patch(&key, &change, ctx.later(LONG))
+            .await
+            .expect("patch"),
+        WriteResult::Applied
+    );
+    assert_eq!(
+        *lent, record,
+        "a lent record does not change when the store's copy is written"
+    );
+    agree(&key, "patched").await;
+    assert_eq!(found(&ctx, &key).await.data["n"], json!(2));
+    ctx.driver.delete(&key).await.expect("delete");
+    agree(&key, "deleted").await;
+
+    let from = ctx.key();
+    ctx.driver
+        .create(&from, &record, ctx.later(LONG))
+        .await
+        .expect("create");
+    let renewal = rotation(&ctx, &from, &record, json!({}), LONG);
+    ctx.driver.rotate(&renewal).await.expect("rotate");
+    agree(&from, "renewed").await;
+    agree(&renewal.to, "renewed-to").await;
+
+    let short = ctx.key();
+    ctx.driver
+        .create(&short, &record, ctx.later(SHORT))
+        .await
+        .expect("create");
+    ctx.pass(PAST_SHORT).await;
+    agree(&short, "expired").await;
 }
 
 fn grace_skipped<D>(ctx: &Ctx<D>, case: &str) -> bool {

@@ -135,6 +135,7 @@ macro_rules! driver_suite {
             user_indexes_are_separate,
             delete_namespace_ends_only_that_namespace,
             update_is_compare_and_set,
+            lookup_now_answers_as_lookup,
             close_is_clean
         );
     };

@@ -401,6 +401,7 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use sessionkit_core::{
     KeyUpdate, LoadResult, Namespace, Patch, Placement, Record, Rotation, StoreKey, Timestamp, UpdateResult,
@@ -506,6 +507,17 @@ pub enum Lookup {
     },
 }
 
+/// What [`Driver::lookup_now`] answers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum LookupNow {
+    /// The live record, lent: the store keeps it behind this `Arc` and changes its own
+    /// copy when it is written (`Arc::make_mut`), so the caller's stays as loaded.
+    Shared(Arc<Record>),
+    /// Any other answer, as [`Driver::lookup`] gives it.
+    Lookup(Lookup),
+}
+
 /// A session store. See the [module documentation](self) for the contract.
 ///
 /// ```
@@ -544,6 +556,17 @@ pub trait Driver: Send + Sync + 'static {
     /// layer calls this rather than `load`; the default is `load`.
     fn lookup(&self, key: &StoreKey) -> impl Future<Output = Result<Lookup, DriverError>> + Send {
         async move { self.load(key).await.map(Lookup::Loaded) }
+    }
+
+    /// Answers [`lookup`](Self::lookup) at once, without a future, lending the live
+    /// record instead of copying it (optional capability, for stores in this process
+    /// that never wait, such as the memory driver). `None`, the default, means "call
+    /// `lookup`", and the session layer does. A driver that answers must answer what
+    /// `lookup` would at that moment (the conformance suite compares the two); it
+    /// saves the request a boxed future, the copy of the record and its drop.
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        let _ = key;
+        None
     }
 
     /// Inserts a new record that expires at `expires_at`, if no live record exists
@@ -662,6 +685,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait DynDriver: Send + Sync + 'static {
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<LoadResult, DriverError>>;
     fn lookup<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Lookup, DriverError>>;
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        let _ = key;
+        None
+    }
     fn create<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -703,6 +730,9 @@ impl<D: Driver> DynDriver for D {
     }
     fn lookup<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Lookup, DriverError>> {
         Box::pin(Driver::lookup(self, key))
+    }
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        Driver::lookup_now(self, key)
     }
     fn create<'a>(
         &'a self,
@@ -766,6 +796,9 @@ impl<D: Driver> Driver for std::sync::Arc<D> {
     }
     fn lookup(&self, key: &StoreKey) -> impl Future<Output = Result<Lookup, DriverError>> + Send {
         D::lookup(self, key)
+    }
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        D::lookup_now(self, key)
     }
     fn create(
         &self,

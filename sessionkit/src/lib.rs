@@ -189,7 +189,7 @@ pub mod timeouts;
 mod users;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use driver::{BoxError, Driver, DriverError, DynDriver, Lookup};
+pub use driver::{BoxError, Driver, DriverError, DynDriver, Lookup, LookupNow};
 pub use error::{ERROR_CONTENT_TYPE, Error, SetupError};
 pub use handle::{MAX_UPDATE_ATTEMPTS, Session};
 pub use mapping::{AdapterState, ErrorMapping};

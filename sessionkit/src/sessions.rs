@@ -13,7 +13,7 @@ use sessionkit_core::{
 use tokio::sync::OnceCell;
 
 use crate::clock::SharedClock;
-use crate::driver::{DriverError, DynDriver, Lookup};
+use crate::driver::{DriverError, DynDriver, Lookup, LookupNow};
 use crate::error::Error;
 use crate::events;
 use crate::handle::Session;
@@ -480,14 +480,25 @@ impl RequestSessions {
                     source,
                 }
             };
-            let found = driver.lookup(key).await.map_err(store_error)?;
+            // A store in this process answers at once and lends the record; any other
+            // is asked through its future.
+            let found = match driver.lookup_now(key) {
+                Some(Ok(LookupNow::Shared(record))) => {
+                    machine.handle_load_shared(record, now)?;
+                    None
+                }
+                Some(Ok(LookupNow::Lookup(found))) => Some(found),
+                Some(Err(source)) => return Err(store_error(source)),
+                None => Some(driver.lookup(key).await.map_err(store_error)?),
+            };
             match found {
-                Lookup::Loaded(result) => machine.handle_load(result, now)?,
-                Lookup::Expired {
+                None => {}
+                Some(Lookup::Loaded(result)) => machine.handle_load(result, now)?,
+                Some(Lookup::Expired {
                     created_at,
                     last_seen,
-                } => machine.handle_expired(created_at, last_seen, now)?,
-                Lookup::Forwarded { to } => {
+                }) => machine.handle_expired(created_at, last_seen, now)?,
+                Some(Lookup::Forwarded { to }) => {
                     // The id was renewed by a request of the same session a moment ago:
                     // one more round trip, only within the grace window. One hop only:
                     // a forward to a forward is not followed.

@@ -94,11 +94,11 @@ fn accept_opened(
         }
         None => Live::existing(
             None,
-            Record {
+            super::Original::Owned(Record {
                 created_at,
                 last_seen,
                 data,
-            },
+            }),
             (life, user),
             opened.key == KeyUse::Previous,
         ),

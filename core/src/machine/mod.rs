@@ -133,7 +133,7 @@ struct Live {
     /// Boxed: rare, and every request moves the live state a few times.
     revoke: Option<Box<(UserBinding, Timestamp, SessionLifetime)>>,
     /// The data as loaded (empty for a new session).
-    original: Record,
+    original: Original,
     is_new: bool,
     delta: Delta,
     regenerate: bool,
@@ -153,7 +153,7 @@ impl Live {
             user: None,
             user_changed: false,
             revoke: None,
-            original: Record::default(),
+            original: Original::default(),
             is_new: true,
             delta: Delta::default(),
             regenerate: false,
@@ -165,7 +165,7 @@ impl Live {
 
     fn existing(
         loaded: Option<(SessionId, StoreKey)>,
-        original: Record,
+        original: Original,
         (life, user): (SessionLifetime, Option<UserBinding>),
         reissue: bool,
     ) -> Self {
@@ -177,6 +177,61 @@ impl Live {
             is_new: false,
             reissue,
             ..Live::new_session()
+        }
+    }
+}
+
+/// A loaded record: owned (decoded from a store's bytes), or lent by a store in this
+/// process ([`SessionMachine::handle_load_shared`]) and copied only if this request
+/// changes it in place (an atomic update it takes in). Reads are the same either way.
+#[derive(Debug, Clone)]
+enum Original {
+    Owned(Record),
+    Shared(Arc<Record>),
+}
+
+impl Default for Original {
+    fn default() -> Self {
+        Original::Owned(Record::default())
+    }
+}
+
+impl std::ops::Deref for Original {
+    type Target = Record;
+
+    fn deref(&self) -> &Record {
+        match self {
+            Original::Owned(record) => record,
+            Original::Shared(record) => record,
+        }
+    }
+}
+
+impl Original {
+    fn to_mut(&mut self) -> &mut Record {
+        if let Original::Shared(shared) = self {
+            *self = Original::Owned(Record::clone(shared));
+        }
+        match self {
+            Original::Owned(record) => record,
+            Original::Shared(shared) => Arc::make_mut(shared),
+        }
+    }
+}
+
+/// What a store answered for a load, the record owned or lent.
+enum Found {
+    Record(Original),
+    Missing,
+    Corrupt,
+}
+
+impl From<LoadResult> for Found {
+    fn from(result: LoadResult) -> Self {
+        match result {
+            LoadResult::Found(record) => Found::Record(Original::Owned(record)),
+            LoadResult::Missing => Found::Missing,
+            LoadResult::Corrupt => Found::Corrupt,
         }
     }
 }
@@ -283,6 +338,21 @@ impl SessionMachine {
     /// # Errors
     /// [`SessionError::UnexpectedLoad`] when no load was requested.
     pub fn handle_load(&mut self, result: LoadResult, now: Timestamp) -> Result<(), SessionError> {
+        self.handle_found(Found::from(result), now)
+    }
+
+    /// [`handle_load`](Self::handle_load) with a record the store lends rather than
+    /// copies (a store in this process keeps its records behind an `Arc`): the same
+    /// rules, without copying the data. The record is copied only if this request
+    /// changes it in place.
+    ///
+    /// # Errors
+    /// [`SessionError::UnexpectedLoad`] when no load was requested.
+    pub fn handle_load_shared(&mut self, record: Arc<Record>, now: Timestamp) -> Result<(), SessionError> {
+        self.handle_found(Found::Record(Original::Shared(record)), now)
+    }
+
+    fn handle_found(&mut self, result: Found, now: Timestamp) -> Result<(), SessionError> {
         if let State::Checking { .. } = &self.state {
             return self.handle_revocations(&result);
         }
@@ -316,7 +386,7 @@ impl SessionMachine {
     ) -> Result<(), SessionError> {
         if let State::Checking { .. } = &self.state {
             // A revocation record never moves; whatever a store says, it is not there.
-            return self.handle_revocations(&LoadResult::Missing);
+            return self.handle_revocations(&Found::Missing);
         }
         let State::Loading { .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
@@ -327,7 +397,13 @@ impl SessionMachine {
             return Err(SessionError::UnexpectedLoad);
         };
         let from = key.fingerprint();
-        let mut live = server::load(&self.spec, (id, to, key_use), result, now, &mut self.events);
+        let mut live = server::load(
+            &self.spec,
+            (id, to, key_use),
+            Found::from(result),
+            now,
+            &mut self.events,
+        );
         // The window is decided here too, by this clock: the renewed record says when
         // its id was issued, and a store may keep a forward past the window it was
         // given (its own clock, coarse expiry).
@@ -364,7 +440,7 @@ impl SessionMachine {
         now: Timestamp,
     ) -> Result<(), SessionError> {
         if let State::Checking { .. } = &self.state {
-            return self.handle_revocations(&LoadResult::Missing);
+            return self.handle_revocations(&Found::Missing);
         }
         let State::Loading { key, .. } = &self.state else {
             return Err(SessionError::UnexpectedLoad);
@@ -377,7 +453,7 @@ impl SessionMachine {
     /// A bound cookie session's revocation record (or its absence): a revoked session
     /// is an anonymous request, with [`Event::Revoked`]. A record that does not decode
     /// revokes too (fail closed: it is only ever written by sessionkit).
-    fn handle_revocations(&mut self, result: &LoadResult) -> Result<(), SessionError> {
+    fn handle_revocations(&mut self, result: &Found) -> Result<(), SessionError> {
         let State::Checking { live, .. } =
             std::mem::replace(&mut self.state, State::Ready(Live::new_session()))
         else {
@@ -385,11 +461,11 @@ impl SessionMachine {
         };
         let handle = live.user.as_ref().and_then(UserBinding::handle);
         let revoked = match (result, handle) {
-            (LoadResult::Found(record), Some(handle)) => {
+            (Found::Record(record), Some(handle)) => {
                 crate::revocation::revokes(record, handle, live.original.created_at)
             }
-            (LoadResult::Missing, _) => false,
-            (LoadResult::Corrupt, _) | (LoadResult::Found(_), None) => true,
+            (Found::Missing, _) => false,
+            (Found::Corrupt, _) | (Found::Record(_), None) => true,
         };
         if revoked {
             self.events.push_back(Event::Revoked { session: None });
@@ -703,13 +779,14 @@ impl SessionMachine {
         if live.loaded.is_none() {
             return Ok(());
         }
-        live.original.last_seen = live.original.last_seen.max(now);
+        let original = live.original.to_mut();
+        original.last_seen = original.last_seen.max(now);
         match value {
             Some(value) => {
-                live.original.data.insert(key.to_owned(), value);
+                original.data.insert(key.to_owned(), value);
             }
             None => {
-                live.original.data.remove(key);
+                original.data.remove(key);
             }
         }
         Ok(())

@@ -5,14 +5,14 @@ use std::collections::VecDeque;
 
 use rand_core::CryptoRng;
 
-use super::{Live, State};
+use super::{Found, Live, State};
 use crate::codec::{self, Rejection};
 use crate::def::SessionSpec;
 use crate::expiry::{Deadlines, ExpiredBy, SessionLifetime};
 use crate::id::{SessionId, StoreKey};
 use crate::keys::KeyUse;
 use crate::machine::LIFETIME_KEY;
-use crate::machine::output::{Event, LoadResult, Outcome, Write};
+use crate::machine::output::{Event, Outcome, Write};
 use crate::placement::Group;
 use crate::record::{Record, Rotation};
 use crate::time::Timestamp;
@@ -33,13 +33,13 @@ pub(super) fn accept(spec: &SessionSpec, value: &str) -> Result<State, Rejection
 pub(super) fn load(
     spec: &SessionSpec,
     (id, key, key_use): (SessionId, StoreKey, KeyUse),
-    result: LoadResult,
+    result: Found,
     now: Timestamp,
     events: &mut VecDeque<Event>,
 ) -> Live {
     let session = key.fingerprint();
     match result {
-        LoadResult::Found(record) => {
+        Found::Record(record) => {
             let Some((life, user)) = super::own_metadata(&record.data) else {
                 events.push_back(Event::CorruptRecord { session });
                 return Live::new_session();
@@ -59,8 +59,8 @@ pub(super) fn load(
                 }
             }
         }
-        LoadResult::Missing => events.push_back(Event::Unknown { session }),
-        LoadResult::Corrupt => events.push_back(Event::CorruptRecord { session }),
+        Found::Missing => events.push_back(Event::Unknown { session }),
+        Found::Corrupt => events.push_back(Event::CorruptRecord { session }),
     }
     Live::new_session()
 }
@@ -252,7 +252,7 @@ mod tests {
     use super::*;
     use crate::machine::SessionError;
     use crate::machine::SessionMachine;
-    use crate::machine::output::WriteResult;
+    use crate::machine::output::{LoadResult, WriteResult};
     use crate::machine::tests::{T0, cookie_pair, rng, spec};
 
     #[test]

@@ -7,7 +7,7 @@ mod shard;
 mod tombstones;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +18,7 @@ use sessionkit_core::{
 
 use self::shard::{Limits, Segment, Shard};
 use crate::clock::{SharedClock, SystemClock};
-use crate::driver::{Driver, DriverError, Lookup};
+use crate::driver::{Driver, DriverError, Lookup, LookupNow};
 
 /// The default maximum number of sessions a [`MemoryDriver`] keeps.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
@@ -142,6 +142,31 @@ impl MemoryDriverBuilder {
 }
 
 impl MemoryDriver {
+    /// A lookup, answered at once: the live record is lent, not copied.
+    fn look(&self, key: &StoreKey) -> Result<LookupNow, DriverError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key, now)?;
+        let Some(entry) = shard.live(key, now) else {
+            if let Some(to) = shard.forwards.get(key, now) {
+                return Ok(LookupNow::Lookup(Lookup::Forwarded { to: to.clone() }));
+            }
+            return Ok(LookupNow::Lookup(match shard.tombstone(key) {
+                Some(tombstone) => Lookup::Expired {
+                    created_at: tombstone.created_at,
+                    last_seen: tombstone.last_seen,
+                },
+                None => Lookup::Loaded(LoadResult::Missing),
+            }));
+        };
+        let record = Arc::clone(&entry.record);
+        if !entry.is_protected() {
+            // It came back after the request that created it.
+            let expires_at = entry.expires_at();
+            shard.used(key, expires_at);
+        }
+        Ok(LookupNow::Shared(record))
+    }
+
     /// A driver with the defaults and the system clock.
     pub fn new() -> Self {
         Self::builder().build()
@@ -231,27 +256,14 @@ impl Driver for MemoryDriver {
     /// `load`, with the tombstone of an expired session. A hit promotes the session
     /// exactly as `load` does: the session layer calls this one, not `load`.
     async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
-        let now = self.clock.now();
-        let mut shard = self.shard(key, now)?;
-        let Some(entry) = shard.live(key, now) else {
-            if let Some(to) = shard.forwards.get(key, now) {
-                return Ok(Lookup::Forwarded { to: to.clone() });
-            }
-            return Ok(match shard.tombstone(key) {
-                Some(tombstone) => Lookup::Expired {
-                    created_at: tombstone.created_at,
-                    last_seen: tombstone.last_seen,
-                },
-                None => Lookup::Loaded(LoadResult::Missing),
-            });
-        };
-        let record = entry.record.clone();
-        if !entry.is_protected() {
-            // It came back after the request that created it.
-            let expires_at = entry.expires_at();
-            shard.used(key, expires_at);
-        }
-        Ok(Lookup::Loaded(LoadResult::Found(record)))
+        Ok(match self.look(key)? {
+            LookupNow::Shared(record) => Lookup::Loaded(LoadResult::Found(Record::clone(&record))),
+            LookupNow::Lookup(lookup) => lookup,
+        })
+    }
+
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        Some(self.look(key))
     }
 
     async fn create(
@@ -274,7 +286,7 @@ impl Driver for MemoryDriver {
         } else {
             Segment::Probation
         };
-        shard.insert(key, record.clone(), expires_at, segment, now);
+        shard.insert(key, Arc::new(record.clone()), expires_at, segment, now);
         drop(shard);
         if let Some(user) = UserKey::of_record(key, record) {
             self.index_user(user, key);
@@ -293,7 +305,7 @@ impl Driver for MemoryDriver {
         let Some(entry) = shard.live(key, now) else {
             return Ok(WriteResult::Gone);
         };
-        patch.apply_to(&mut entry.record);
+        patch.apply_to(Arc::make_mut(&mut entry.record));
         shard.used(key, expires_at);
         drop(shard);
         if let Some(Some(user)) = UserKey::of_patch(key, patch) {
@@ -313,7 +325,7 @@ impl Driver for MemoryDriver {
         let Some(entry) = shard.live(key, now) else {
             return Ok(UpdateResult::Gone);
         };
-        let result = update.apply_to(&mut entry.record);
+        let result = update.apply_to(Arc::make_mut(&mut entry.record));
         if result == UpdateResult::Applied {
             shard.used(key, expires_at);
         }
@@ -331,7 +343,7 @@ impl Driver for MemoryDriver {
         let Some(entry) = shard.live(key, now) else {
             return Ok(WriteResult::Gone);
         };
-        entry.record.last_seen = last_seen;
+        Arc::make_mut(&mut entry.record).last_seen = last_seen;
         shard.used(key, expires_at);
         Ok(WriteResult::Applied)
     }
@@ -404,7 +416,7 @@ impl Driver for MemoryDriver {
             let mut shard = self.shard(&key, now)?;
             match shard.live(&key, now) {
                 Some(entry) if UserKey::of_record(&key, &entry.record).as_ref() == Some(user) => {
-                    found.push((key, entry.record.clone()));
+                    found.push((key, Record::clone(&entry.record)));
                 }
                 _ => dead.push(key),
             }
@@ -456,7 +468,7 @@ fn move_record(from: &mut Shard, to: Option<&mut Shard>, rotation: &Rotation, no
     let Some(mut record) = from.take(&rotation.from) else {
         return Moved::Gone;
     };
-    rotation.patch.apply_to(&mut record);
+    rotation.patch.apply_to(Arc::make_mut(&mut record));
     if rotation.grace_until > now {
         from.forwards
             .add(rotation.from.clone(), rotation.to.clone(), rotation.grace_until);

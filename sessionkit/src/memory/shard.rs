@@ -3,6 +3,7 @@
 //! tombstones of the entries that expired.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sessionkit_core::{Namespace, Record, StoreKey, Timestamp};
 
@@ -51,7 +52,9 @@ impl Limits {
 
 #[derive(Debug)]
 pub(super) struct Entry {
-    pub(super) record: Record,
+    /// Lent to loads (`Driver::lookup_now`); writes change the store's own copy
+    /// (`Arc::make_mut`), which is this one unless a request still holds it.
+    pub(super) record: Arc<Record>,
     expires_at: Timestamp,
     segment: Segment,
 }
@@ -176,7 +179,7 @@ impl Shard {
     }
 
     /// Removes the entry under `key` and returns its record (a renewal moves it).
-    pub(super) fn take(&mut self, key: &StoreKey) -> Option<Record> {
+    pub(super) fn take(&mut self, key: &StoreKey) -> Option<Arc<Record>> {
         let entry = self.entries.remove(key)?;
         self.order(entry.segment).remove(&(entry.expires_at, key.clone()));
         Some(entry.record)
@@ -188,7 +191,7 @@ impl Shard {
     pub(super) fn insert(
         &mut self,
         key: &StoreKey,
-        record: Record,
+        record: Arc<Record>,
         expires_at: Timestamp,
         segment: Segment,
         now: Timestamp,
@@ -306,8 +309,8 @@ mod tests {
         Timestamp::from_millis(millis)
     }
 
-    fn fresh(created: u64) -> Record {
-        Record::new(at(created), serde_json::Map::new())
+    fn fresh(created: u64) -> Arc<Record> {
+        Arc::new(Record::new(at(created), serde_json::Map::new()))
     }
 
     impl Shard {
@@ -416,7 +419,7 @@ mod tests {
     fn expiry_leaves_a_tombstone_and_live_eviction_or_delete_none() {
         let mut shard = Shard::new(Limits::new(3));
         let mut used = fresh(0);
-        used.last_seen = at(5);
+        Arc::make_mut(&mut used).last_seen = at(5);
         shard.insert(&key(0), used, at(10), Segment::Protected, at(0));
         shard.insert(&key(1), fresh(0), at(20), Segment::Probation, at(0));
         shard.insert(&key(2), fresh(0), at(30), Segment::Protected, at(0));
