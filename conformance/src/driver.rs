@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use sessionkit::core::{Namespace, SessionId, SessionName, USER_KEY, UserBinding, UserKey};
 use sessionkit::{
     Clock, Driver, DriverError, LoadResult, Lookup, LookupNow, ManualClock, Patch, Record, Rotation,
-    StoreKey, SystemClock, Timestamp, WriteResult,
+    StoreKey, SystemClock, Timestamp, Write, WriteResult,
 };
 
 /// How a driver learns the time, as declared by [`DriverFactory::time`].
@@ -973,6 +973,90 @@ pub async fn lookup_now_answers_as_lookup<F: DriverFactory>(f: &F) {
         .expect("create");
     ctx.pass(PAST_SHORT).await;
     agree(&short, "expired").await;
+}
+
+/// A driver that answers [`Driver::write_now`] does what `create`, `patch`, `touch`
+/// and `rotate` do and answers what they answer: a create is insert-if-absent, a patch
+/// or touch of a missing key is `Gone` and creates nothing, a rotation moves the
+/// record. A driver that never answers (the default) passes with a notice.
+pub async fn write_now_answers_as_the_calls<F: DriverFactory>(f: &F) {
+    let ctx = Ctx::new(f).await;
+    let key = ctx.key();
+    let touch = |key: &StoreKey| Write::Touch {
+        key: key.clone(),
+        last_seen: ctx.now(),
+        expires_at: ctx.later(LONG),
+    };
+    let Some(first) = ctx.driver.write_now(&touch(&key)) else {
+        eprintln!("write_now_answers_as_the_calls: skipped, the driver does not answer write_now (optional)");
+        return;
+    };
+    let now = |write: &Write| {
+        ctx.driver
+            .write_now(write)
+            .expect("a driver that answers once answers every write")
+    };
+    assert_eq!(
+        first.expect("touch"),
+        WriteResult::Gone,
+        "a touch of a missing key"
+    );
+    missing(&ctx, &key, "a touch of a missing key creates nothing").await;
+    let patch_of = |key: &StoreKey, set: Value| Write::Patch {
+        key: key.clone(),
+        patch: patch(set, &[], false, ctx.now()),
+        expires_at: ctx.later(LONG),
+    };
+    assert_eq!(
+        now(&patch_of(&key, json!({"n": 1}))).expect("patch"),
+        WriteResult::Gone
+    );
+    missing(&ctx, &key, "a patch of a missing key creates nothing").await;
+
+    let record = ctx.record(json!({"n": 1}));
+    let create = Write::Create {
+        key: key.clone(),
+        record: record.clone(),
+        expires_at: ctx.later(LONG),
+    };
+    assert_eq!(now(&create).expect("create"), WriteResult::Applied);
+    assert_eq!(found(&ctx, &key).await, record, "the created record loads back");
+    assert!(
+        matches!(now(&create), Err(DriverError::Duplicate)),
+        "a second create of a live key is a duplicate"
+    );
+    assert_eq!(
+        now(&patch_of(&key, json!({"n": 2}))).expect("patch"),
+        WriteResult::Applied
+    );
+    assert_eq!(
+        found(&ctx, &key).await.data["n"],
+        json!(2),
+        "the patch is applied"
+    );
+    ctx.pass(Duration::from_millis(5)).await;
+    let touched = touch(&key);
+    assert_eq!(now(&touched).expect("touch"), WriteResult::Applied);
+    let Write::Touch { last_seen, .. } = touched else {
+        unreachable!("built as a touch")
+    };
+    assert_eq!(
+        found(&ctx, &key).await.last_seen,
+        last_seen,
+        "the touch moved last-seen"
+    );
+
+    let renewal = rotation(&ctx, &key, &found(&ctx, &key).await, json!({"n": 3}), LONG);
+    assert_eq!(
+        now(&Write::Rotate(renewal.clone())).expect("rotate"),
+        WriteResult::Applied
+    );
+    assert_eq!(
+        found(&ctx, &renewal.to).await.data["n"],
+        json!(3),
+        "the rotation moved the record"
+    );
+    missing(&ctx, &key, "the renewed key holds no record").await;
 }
 
 fn grace_skipped<D>(ctx: &Ctx<D>, case: &str) -> bool {

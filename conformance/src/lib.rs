@@ -136,6 +136,7 @@ macro_rules! driver_suite {
             delete_namespace_ends_only_that_namespace,
             update_is_compare_and_set,
             lookup_now_answers_as_lookup,
+            write_now_answers_as_the_calls,
             close_is_clean
         );
     };

@@ -251,25 +251,45 @@ impl CookieSettings {
         // Written by hand, attribute for attribute as the `cookie` crate's `Display`
         // writes them (a test holds the two to the same bytes): this runs on every
         // response that sets a cookie, and the crate's formatter costs several times
-        // more.
-        let mut out = String::with_capacity(
-            self.name.len()
-                + value.len()
-                + self.path.len()
-                + self.domain.as_ref().map_or(0, String::len)
-                + 80,
-        );
+        // more. The length is computed first, exactly, so the header value takes the
+        // `String` without a copy or a second allocation.
+        let same_site = match self.same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::None => "; SameSite=None",
+        };
+        // The crate writes a domain without its leading dot.
+        let domain = self.domain.as_deref().map(|d| d.strip_prefix('.').unwrap_or(d));
+        let max_age_secs = max_age.map(|max_age| {
+            let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
+            secs.min(i64::MAX.unsigned_abs())
+        });
+        let flag = |on: bool, text: &str| if on { text.len() } else { 0 };
+        let len = self.name.len()
+            + 1
+            + value.len()
+            + flag(self.http_only, "; HttpOnly")
+            + same_site.len()
+            + flag(self.partitioned, "; Partitioned")
+            + flag(self.secure || self.partitioned, "; Secure")
+            + "; Path=".len()
+            + self.path.len()
+            + domain.map_or(0, |d| "; Domain=".len() + d.len())
+            + max_age_secs.map_or(0, |secs| "; Max-Age=".len() + decimal_len(secs));
+        if len > MAX_SET_COOKIE_LEN {
+            return Err(SetCookieTooLarge {
+                cookie: self.name.clone(),
+                size: len,
+            });
+        }
+        let mut out = String::with_capacity(len);
         out.push_str(&self.name);
         out.push('=');
         out.push_str(value);
         if self.http_only {
             out.push_str("; HttpOnly");
         }
-        out.push_str(match self.same_site {
-            SameSite::Lax => "; SameSite=Lax",
-            SameSite::Strict => "; SameSite=Strict",
-            SameSite::None => "; SameSite=None",
-        });
+        out.push_str(same_site);
         if self.partitioned {
             out.push_str("; Partitioned");
         }
@@ -278,23 +298,15 @@ impl CookieSettings {
         }
         out.push_str("; Path=");
         out.push_str(&self.path);
-        if let Some(domain) = &self.domain {
-            // The crate writes a domain without its leading dot.
+        if let Some(domain) = domain {
             out.push_str("; Domain=");
-            out.push_str(domain.strip_prefix('.').unwrap_or(domain));
+            out.push_str(domain);
         }
-        if let Some(max_age) = max_age {
-            let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
-            let secs = secs.min(i64::MAX.unsigned_abs());
+        if let Some(secs) = max_age_secs {
             out.push_str("; Max-Age=");
             push_decimal(&mut out, secs);
         }
-        if out.len() > MAX_SET_COOKIE_LEN {
-            return Err(SetCookieTooLarge {
-                cookie: self.name.clone(),
-                size: out.len(),
-            });
-        }
+        debug_assert_eq!(out.len(), len, "the length is computed exactly");
         Ok(SetCookie(out))
     }
 
@@ -380,6 +392,11 @@ impl CookieSettings {
             Cow::Owned(name) => Cow::Owned(CookieSettings { name, ..self.clone() }),
         }
     }
+}
+
+/// How many digits `n` has in decimal.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |digits| digits as usize + 1)
 }
 
 /// Appends `n` in decimal.

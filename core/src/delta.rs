@@ -15,136 +15,168 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Delta {
     cleared: bool,
-    /// `Some(value)`: set; `None`: removed.
-    changes: BTreeMap<String, Option<Value>>,
+    /// Keys set, with their new values. A key is in `set` or `removed`, never both.
+    set: BTreeMap<String, Value>,
+    /// Keys removed.
+    removed: Vec<String>,
 }
 
 impl Delta {
+    /// The value of `key` as things stand: the change if there is one, else the
+    /// original (unless cleared).
     pub(crate) fn get<'a>(&'a self, original: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-        match self.changes.get(key) {
-            Some(change) => change.as_ref(),
-            None if self.cleared => None,
-            None => original.get(key),
+        if let Some(value) = self.set.get(key) {
+            return Some(value);
         }
+        if self.cleared || self.removed.iter().any(|k| k == key) {
+            return None;
+        }
+        original.get(key)
     }
 
     pub(crate) fn set(&mut self, key: String, value: Value) {
-        self.changes.insert(key, Some(value));
+        self.removed.retain(|k| *k != key);
+        self.set.insert(key, value);
     }
 
     pub(crate) fn remove(&mut self, key: &str) {
-        self.changes.insert(key.to_owned(), None);
+        self.set.remove(key);
+        if !self.removed.iter().any(|k| k == key) {
+            self.removed.push(key.to_owned());
+        }
     }
 
     /// Whether this request set or removed `key`.
     pub(crate) fn changes_key(&self, key: &str) -> bool {
-        self.changes.contains_key(key)
+        self.set.contains_key(key) || self.removed.iter().any(|k| k == key)
     }
 
-    /// Whether this request cleared the data.
     pub(crate) fn is_cleared(&self) -> bool {
         self.cleared
     }
 
     pub(crate) fn clear(&mut self) {
         self.cleared = true;
-        self.changes.clear();
+        self.set.clear();
+        self.removed.clear();
     }
 
-    /// Keys present in the current view, sorted.
+    /// Every key as things stand, sorted.
     pub(crate) fn keys<'a>(&'a self, original: &'a Map<String, Value>) -> impl Iterator<Item = &'a str> {
         let kept = original
             .keys()
-            .filter(move |k| !self.cleared && !self.changes.contains_key(k.as_str()));
-        let set = self.changes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k);
-        let mut all: Vec<&str> = kept.chain(set).map(String::as_str).collect();
+            .filter(move |k| !self.cleared && !self.changes_key(k.as_str()));
+        let mut all: Vec<&str> = kept.chain(self.set.keys()).map(String::as_str).collect();
         all.sort_unstable();
         all.into_iter()
     }
 
-    /// The current view as a full map (for creating or sealing a record).
+    /// The data as things stand, as one map (for writing a whole record).
     pub(crate) fn view(&self, original: &Map<String, Value>) -> Map<String, Value> {
         let mut out = if self.cleared {
             Map::new()
         } else {
             original.clone()
         };
-        for (key, change) in &self.changes {
-            match change {
-                Some(value) => {
-                    out.insert(key.clone(), value.clone());
-                }
-                None => {
-                    out.remove(key);
-                }
-            }
+        for key in &self.removed {
+            out.remove(key);
+        }
+        for (key, value) in &self.set {
+            out.insert(key.clone(), value.clone());
         }
         out
     }
 
-    /// Whether the current view differs from `original`, without building the patch.
+    /// [`view`](Self::view), consuming the delta: its keys and values move into the map.
+    pub(crate) fn into_view(self, original: &Map<String, Value>) -> Map<String, Value> {
+        let mut out = if self.cleared {
+            Map::new()
+        } else {
+            original.clone()
+        };
+        for key in &self.removed {
+            out.remove(key);
+        }
+        out.extend(self.set);
+        out
+    }
+
+    /// Whether the data as things stand has a key other than `except`, without
+    /// listing the keys.
+    pub(crate) fn has_key_other_than(&self, original: &Map<String, Value>, except: &str) -> bool {
+        self.set.keys().any(|key| key != except)
+            || (!self.cleared && original.keys().any(|key| key != except && !self.changes_key(key)))
+    }
+
+    /// Whether the data as things stand differs from the original.
     pub(crate) fn changes(&self, original: &Map<String, Value>) -> bool {
         if self.cleared {
             !self.cleared_view_equals(original)
         } else {
-            self.effective(original).next().is_some()
+            self.effective_sets(original).next().is_some()
+                || self.effective_removals(original).next().is_some()
         }
     }
 
-    /// After `clear`, whether the keys set since equal `original` exactly.
     fn cleared_view_equals(&self, original: &Map<String, Value>) -> bool {
-        let mut set = self
-            .changes
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)));
-        set.clone().count() == original.len() && set.all(|(k, v)| original.get(k) == Some(v))
+        self.set.len() == original.len() && self.set.iter().all(|(k, v)| original.get(k) == Some(v))
     }
 
-    /// Without `clear`: the recorded changes that really change `original`.
-    fn effective<'a>(
+    fn effective_sets<'a>(
         &'a self,
         original: &'a Map<String, Value>,
-    ) -> impl Iterator<Item = (&'a String, Option<&'a Value>)> {
-        self.changes.iter().filter_map(move |(key, change)| match change {
-            Some(value) if original.get(key) != Some(value) => Some((key, Some(value))),
-            None if original.contains_key(key) => Some((key, None)),
-            _ => None,
-        })
+    ) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        self.set
+            .iter()
+            .filter(move |(key, value)| original.get(key.as_str()) != Some(*value))
     }
 
-    /// The minimal patch from `original` to the current view, or `None` if the view
-    /// equals the original.
+    fn effective_removals<'a>(
+        &'a self,
+        original: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = &'a String> {
+        self.removed
+            .iter()
+            .filter(move |key| original.contains_key(key.as_str()))
+    }
+
+    /// The per-key patch of the changes that really change something: keys set to the
+    /// value they already had and removals of absent keys are left out. `None` when
+    /// nothing changes.
+    #[cfg(test)]
     pub(crate) fn patch(&self, original: &Map<String, Value>, last_seen: Timestamp) -> Option<Patch> {
-        let mut patch = Patch {
-            clear: self.cleared,
-            last_seen,
-            ..Patch::default()
-        };
+        self.clone().into_patch(original, last_seen)
+    }
+
+    /// [`patch`](Self::patch), consuming the delta: its keys and values move into the
+    /// patch, nothing is copied.
+    pub(crate) fn into_patch(mut self, original: &Map<String, Value>, last_seen: Timestamp) -> Option<Patch> {
         if self.cleared {
             if self.cleared_view_equals(original) {
                 return None;
             }
-            patch.set = self
-                .changes
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
-                .collect();
-            return Some(patch);
+            return Some(Patch {
+                clear: true,
+                set: self.set,
+                remove: Vec::new(),
+                last_seen,
+            });
         }
-        for (key, change) in self.effective(original) {
-            match change {
-                Some(value) => {
-                    patch.set.insert(key.clone(), value.clone());
-                }
-                None => patch.remove.push(key.clone()),
-            }
-        }
+        self.set
+            .retain(|key, value| original.get(key.as_str()) != Some(value));
+        self.removed.retain(|key| original.contains_key(key.as_str()));
+        self.removed.sort_unstable();
+        let patch = Patch {
+            clear: false,
+            set: self.set,
+            remove: self.removed,
+            last_seen,
+        };
         patch.changes_data().then_some(patch)
     }
 
-    /// Whether anything at all was recorded (even a no-op), for logging dropped changes.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.cleared && self.changes.is_empty()
+        !self.cleared && self.set.is_empty() && self.removed.is_empty()
     }
 }
 

@@ -57,7 +57,13 @@ impl Patch {
             record.data.remove(key);
         }
         for (key, value) in &self.set {
-            record.data.insert(key.clone(), value.clone());
+            // A key already stored keeps its `String`: only the value is copied.
+            match record.data.get_mut(key) {
+                Some(slot) => slot.clone_from(value),
+                None => {
+                    record.data.insert(key.clone(), value.clone());
+                }
+            }
         }
         record.last_seen = self.last_seen;
     }

@@ -405,7 +405,7 @@ use std::sync::Arc;
 
 use sessionkit_core::{
     KeyUpdate, LoadResult, Namespace, Patch, Placement, Record, Rotation, StoreKey, Timestamp, UpdateResult,
-    UserKey, WriteResult,
+    UserKey, Write, WriteResult,
 };
 
 /// A boxed error from a store client.
@@ -569,6 +569,18 @@ pub trait Driver: Send + Sync + 'static {
         None
     }
 
+    /// Carries out a request's write at once, without a future (optional capability,
+    /// like [`lookup_now`](Self::lookup_now), for stores in this process that never
+    /// wait): what [`create`](Self::create) (`Ok(WriteResult::Applied)` for `Ok(())`),
+    /// [`patch`](Self::patch), [`touch`](Self::touch) or [`rotate`](Self::rotate)
+    /// would do and answer. `None`, the default, means "call those" and must mean that
+    /// nothing was written. A driver that answers once answers every write (the session
+    /// layer relies on it when it follows a renewal's forward).
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        let _ = write;
+        None
+    }
+
     /// Inserts a new record that expires at `expires_at`, if no live record exists
     /// under `key` (an expired one is replaced); otherwise [`DriverError::Duplicate`],
     /// leaving the existing record as it is.
@@ -689,6 +701,10 @@ pub trait DynDriver: Send + Sync + 'static {
         let _ = key;
         None
     }
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        let _ = write;
+        None
+    }
     fn create<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -733,6 +749,9 @@ impl<D: Driver> DynDriver for D {
     }
     fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
         Driver::lookup_now(self, key)
+    }
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        Driver::write_now(self, write)
     }
     fn create<'a>(
         &'a self,
@@ -799,6 +818,9 @@ impl<D: Driver> Driver for std::sync::Arc<D> {
     }
     fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
         D::lookup_now(self, key)
+    }
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        D::write_now(self, write)
     }
     fn create(
         &self,

@@ -207,5 +207,5 @@ pub use sessionkit_core::{
     ClearSiteData, CookieSettings, Deadlines, DefError, DriverChoice, DriverName, ExpiryPolicy, KeyUpdate,
     LifetimeError, LimitPolicy, LoadResult, Patch, Placement, Record, Rotation, SameSite, Secret, SessionDef,
     SessionHandle, SessionLifetime, SessionLimit, SessionName, StoreKey, Timestamp, UpdateResult, UserKey,
-    WriteResult,
+    Write, WriteResult,
 };

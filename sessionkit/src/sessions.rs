@@ -548,13 +548,34 @@ impl RequestSessions {
             Ok(decided) => decided,
             Err(error) => return SaveStep::Done(Err(error)),
         };
-        if decided.iter().any(|(_, outcome)| outcome.needs_store()) {
-            return SaveStep::Store(PendingSave {
-                request: self.clone(),
-                decided,
-            });
-        }
         let entries = &self.inner.sessions.inner.entries;
+        // One session with store work (the usual write) on a driver that answers at
+        // once is stored here; anything else goes to the store calls' future.
+        let (first, second) = {
+            let mut needing = decided
+                .iter()
+                .filter(|(_, outcome)| outcome.needs_store())
+                .map(|(index, _)| *index);
+            (needing.next(), needing.next())
+        };
+        let stored_now = match (first, second) {
+            (None, _) => None,
+            (Some(_), Some(_)) => return self.pending(decided),
+            (Some(index), None) => {
+                let (name, entry) = &entries[index];
+                let now = {
+                    let mut outcomes = decided.iter();
+                    outcomes
+                        .find(|(i, _)| *i == index)
+                        .and_then(|(_, outcome)| store_now(name, entry, outcome))
+                };
+                match now {
+                    Some(Ok(stored)) => Some((index, stored)),
+                    Some(Err(error)) => return SaveStep::Done(Err(error)),
+                    None => return self.pending(decided),
+                }
+            }
+        };
         let mut saved = SaveOutcome {
             // The response depends on a session exactly when a handler loaded one.
             depends_on_session: !decided.is_empty(),
@@ -565,9 +586,20 @@ impl RequestSessions {
             for event in outcome.events() {
                 events::emit(name, event);
             }
-            saved.record(name, entry, outcome, Stored::APPLIED);
+            let stored = match stored_now {
+                Some((stored_index, stored)) if stored_index == index => stored,
+                _ => Stored::APPLIED,
+            };
+            saved.record(name, entry, outcome, stored);
         }
         SaveStep::Done(Ok(saved))
+    }
+
+    fn pending(&self, decided: Decided) -> SaveStep {
+        SaveStep::Store(PendingSave {
+            request: self.clone(),
+            decided,
+        })
     }
 
     async fn run_save(&self, decided: Decided) -> Result<SaveOutcome, Error> {
@@ -709,12 +741,8 @@ impl RequestSessions {
     }
 }
 
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "the shape of `finish_response`'s `apply`, which other frameworks' adapters use to consume the outcome"
-)]
 fn apply_to_http<B>(response: &mut http::Response<B>, saved: SaveOutcome) {
-    saved.apply_to(response.headers_mut());
+    saved.append_to(response.headers_mut());
 }
 
 /// Takes a slot's machine out for saving; its handles are finished afterwards.
@@ -839,6 +867,15 @@ async fn run_store_ops(
     if let Some(write) = outcome.write().filter(|_| result == WriteResult::Gone) {
         stored.forwarded = follow_forward(driver, write).await.map_err(store_err("patch"))?;
     }
+    log_gone(name, outcome, stored);
+    if let Some(key) = outcome.delete() {
+        driver.delete(key).await.map_err(store_err("delete"))?;
+    }
+    Ok(stored)
+}
+
+/// Logs a write that found its session ended (and no forward to follow).
+fn log_gone(name: &SessionName, outcome: &Outcome, stored: Stored) {
     if outcome.changes_dropped(stored.result) && !stored.forwarded {
         tracing::warn!(
             target: "sessionkit",
@@ -849,10 +886,94 @@ async fn run_store_ops(
     } else if stored.result == WriteResult::Gone && !stored.forwarded {
         tracing::debug!(target: "sessionkit", session = name.as_str(), "session ended before its idle refresh");
     }
-    if let Some(key) = outcome.delete() {
-        driver.delete(key).await.map_err(store_err("delete"))?;
+}
+
+/// The name a store error gives the operation of `write`.
+fn operation(write: &Write) -> &'static str {
+    match write {
+        Write::Create { .. } => "create",
+        Write::Patch { .. } => "patch",
+        Write::Touch { .. } => "touch",
+        Write::Rotate(_) => "rotate",
     }
-    Ok(stored)
+}
+
+/// The store work of `outcome` done at once, when it is a single write (no delete, no
+/// revocation, no new binding) to a driver that answers writes without a future
+/// ([`Driver::write_now`](crate::Driver::write_now)); `None` when it is not, with
+/// nothing written. The same rules as [`run_store_ops`], forward included.
+fn store_now(name: &SessionName, entry: &SessionEntry, outcome: &Outcome) -> Option<Result<Stored, Error>> {
+    let driver = entry.driver.as_deref()?;
+    let write = outcome.write()?;
+    if outcome.delete().is_some() || !outcome.revocation_writes().is_empty() || outcome.bound_user().is_some()
+    {
+        return None;
+    }
+    let result = match driver.write_now(write)? {
+        Ok(result) => result,
+        Err(source) => {
+            let operation = operation(write);
+            metrics::store_error(name, &entry.spec, operation, &source);
+            return Some(Err(Error::Store {
+                session: name.clone(),
+                operation,
+                source,
+            }));
+        }
+    };
+    let mut stored = Stored {
+        result,
+        forwarded: false,
+    };
+    if result == WriteResult::Gone && write.is_conditional() {
+        match follow_forward_now(driver, write) {
+            Ok(forwarded) => stored.forwarded = forwarded,
+            Err(source) => {
+                metrics::store_error(name, &entry.spec, "patch", &source);
+                return Some(Err(Error::Store {
+                    session: name.clone(),
+                    operation: "patch",
+                    source,
+                }));
+            }
+        }
+    }
+    log_gone(name, outcome, stored);
+    Some(Ok(stored))
+}
+
+/// [`follow_forward`] through the driver's immediate calls. A driver that answers
+/// writes at once answers lookups too; one that does not is treated as keeping no
+/// forwards.
+fn follow_forward_now(driver: &dyn DynDriver, write: &Write) -> Result<bool, DriverError> {
+    let Some(Ok(LookupNow::Lookup(Lookup::Forwarded { to }))) = driver.lookup_now(write.key()) else {
+        return Ok(false);
+    };
+    let moved = match write {
+        Write::Patch {
+            patch, expires_at, ..
+        } => Write::Patch {
+            key: to,
+            patch: patch.clone(),
+            expires_at: *expires_at,
+        },
+        Write::Rotate(rotation) => Write::Patch {
+            key: to,
+            patch: rotation.patch.clone(),
+            expires_at: rotation.expires_at,
+        },
+        Write::Touch {
+            last_seen,
+            expires_at,
+            ..
+        } => Write::Touch {
+            key: to,
+            last_seen: *last_seen,
+            expires_at: *expires_at,
+        },
+        Write::Create { .. } => return Ok(false),
+    };
+    Ok(driver.write_now(&moved).transpose()? == Some(WriteResult::Applied))
 }
 
 /// Applies writes to revocation records: a patch, or a create when the record does not
@@ -1036,7 +1157,7 @@ impl fmt::Debug for RequestSessions {
 /// loaded a session keeps its headers untouched.
 #[derive(Default, Clone, PartialEq, Eq)]
 pub struct SaveOutcome {
-    set_cookies: Vec<HeaderValue>,
+    set_cookies: Lines,
     depends_on_session: bool,
     clear_site_data: Vec<HeaderValue>,
     dropped: Vec<SessionName>,
@@ -1063,11 +1184,11 @@ impl SaveOutcome {
         // Rendered cookies are visible ASCII (validated names and attributes, base64
         // values), so this conversion takes the String without a copy and cannot fail.
         // A chunked cookie session gives several lines.
-        self.set_cookies.extend(
-            outcome
-                .into_set_cookies(stored.result)
-                .filter_map(|cookie| HeaderValue::try_from(cookie.into_string()).ok()),
-        );
+        for cookie in outcome.into_set_cookies(stored.result) {
+            if let Ok(value) = HeaderValue::try_from(cookie.into_string()) {
+                self.set_cookies.push(value);
+            }
+        }
     }
 
     /// The `Set-Cookie` header values: one per session that set or cleared its cookie,
@@ -1121,6 +1242,30 @@ impl SaveOutcome {
         }
     }
 
+    /// [`apply_to`](Self::apply_to), consuming the outcome: its header values move into
+    /// the map instead of being copied.
+    pub fn append_to(self, headers: &mut HeaderMap) {
+        let (cache_control, vary) = {
+            let lines = self.header_lines(
+                headers.contains_key(CACHE_CONTROL),
+                headers.get_all(VARY).iter().map(HeaderValue::as_bytes),
+            );
+            (lines.cache_control, lines.vary)
+        };
+        for value in self.set_cookies.into_values() {
+            headers.append(SET_COOKIE, value);
+        }
+        for value in self.clear_site_data {
+            headers.append(CLEAR_SITE_DATA, value);
+        }
+        if cache_control {
+            headers.append(CACHE_CONTROL, NO_STORE.clone());
+        }
+        if vary {
+            headers.append(VARY, VARY_COOKIE.clone());
+        }
+    }
+
     /// The header lines [`apply_to`](Self::apply_to) appends, in order, for a framework
     /// whose header map is not `http`'s: given whether the response has its own
     /// `Cache-Control` and the values of its `Vary` headers, as bytes.
@@ -1145,11 +1290,42 @@ impl SaveOutcome {
     }
 }
 
+/// Header values, the first kept inline: a response usually sets one cookie or none.
+#[derive(Default, Clone, PartialEq, Eq)]
+struct Lines {
+    first: Option<HeaderValue>,
+    more: Vec<HeaderValue>,
+}
+
+impl Lines {
+    fn push(&mut self, value: HeaderValue) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.more.push(value);
+        }
+    }
+
+    fn iter(
+        &self,
+    ) -> std::iter::Chain<std::option::Iter<'_, HeaderValue>, std::slice::Iter<'_, HeaderValue>> {
+        self.first.iter().chain(self.more.iter())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn into_values(self) -> impl Iterator<Item = HeaderValue> {
+        self.first.into_iter().chain(self.more)
+    }
+}
+
 /// The header lines a save adds to a response: `(name, value)` pairs to append, from
 /// [`SaveOutcome::header_lines`].
 #[derive(Debug, Clone)]
 pub struct HeaderLines<'a> {
-    set_cookies: std::slice::Iter<'a, HeaderValue>,
+    set_cookies: std::iter::Chain<std::option::Iter<'a, HeaderValue>, std::slice::Iter<'a, HeaderValue>>,
     clear_site_data: std::slice::Iter<'a, HeaderValue>,
     cache_control: bool,
     vary: bool,

@@ -137,14 +137,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The clone that was polled ready is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let sessions = self.layer.state.request(request.headers());
         request.extensions_mut().insert(sessions.clone());
         SessionFuture {
             state: State::Handler {
-                handler: inner.call(request),
+                // The service polled ready is the one called, and its future owns what
+                // it needs: no clone of the inner service (a boxed route in axum).
+                handler: self.inner.call(request),
                 // Only the mapping travels with the response; the rest of the state is
                 // per layer.
                 finish: Some((sessions, self.layer.state.errors().clone())),

@@ -231,6 +231,46 @@ pub enum FinishError {
     },
 }
 
+/// The events of an outcome: usually none or one, kept without an allocation.
+#[derive(Debug, Default)]
+pub(super) enum Events {
+    #[default]
+    None,
+    One(Event),
+    Many(Vec<Event>),
+}
+
+impl Events {
+    pub(super) fn push(&mut self, event: Event) {
+        *self = match std::mem::take(self) {
+            Events::None => Events::One(event),
+            Events::One(first) => Events::Many(vec![first, event]),
+            Events::Many(mut all) => {
+                all.push(event);
+                Events::Many(all)
+            }
+        };
+    }
+
+    fn as_slice(&self) -> &[Event] {
+        match self {
+            Events::None => &[],
+            Events::One(event) => std::slice::from_ref(event),
+            Events::Many(all) => all,
+        }
+    }
+}
+
+impl FromIterator<Event> for Events {
+    fn from_iter<I: IntoIterator<Item = Event>>(events: I) -> Self {
+        let mut all = Events::None;
+        for event in events {
+            all.push(event);
+        }
+        all
+    }
+}
+
 /// What a finished request must do, decided entirely from the delta, the status and
 /// `now`. Run [`Outcome::write`] first, then [`Outcome::delete`], then send
 /// [`Outcome::set_cookies`] with the write's result.
@@ -244,7 +284,7 @@ pub struct Outcome {
     /// removals of stale chunk cookies.
     pub(super) more_cookies: Vec<SetCookie>,
     pub(super) clear_site_data: Option<ClearSiteData>,
-    pub(super) events: Vec<Event>,
+    pub(super) events: Events,
     pub(super) bound_user: Option<UserBinding>,
     pub(super) revocations: Vec<RevocationWrite>,
 }
@@ -357,7 +397,7 @@ impl Outcome {
 
     /// Events to log.
     pub fn events(&self) -> &[Event] {
-        &self.events
+        self.events.as_slice()
     }
 
     /// Whether carrying out the outcome needs the store: a write, a delete, writes to

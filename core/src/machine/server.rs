@@ -163,7 +163,9 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                         to: new_key.fingerprint(),
                     });
                     // The lifetime key always changed, so there is a patch.
-                    let patch = live.delta.patch(&live.original.data, now).unwrap_or_default();
+                    let patch = std::mem::take(&mut live.delta)
+                        .into_patch(&live.original.data, now)
+                        .unwrap_or_default();
                     outcome.write = Some(Write::Rotate(Rotation {
                         from: key,
                         to: new_key,
@@ -176,7 +178,7 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                 outcome.set_cookie = new_cookie(&new_id, &deadlines, &live.life);
                 return;
             }
-            if let Some(patch) = live.delta.patch(&live.original.data, now) {
+            if let Some(patch) = std::mem::take(&mut live.delta).into_patch(&live.original.data, now) {
                 outcome.write = Some(Write::Patch {
                     key: key.clone(),
                     patch,
@@ -220,7 +222,10 @@ pub(super) fn finish<R: CryptoRng + ?Sized>(
                 });
                 outcome.write = Some(Write::Create {
                     key,
-                    record: Record::new(now, live.delta.view(&live.original.data)),
+                    record: Record::new(
+                        now,
+                        std::mem::take(&mut live.delta).into_view(&live.original.data),
+                    ),
                     expires_at: deadlines.expires_at(),
                 });
                 outcome.set_cookie = new_cookie(&id, &deadlines, &live.life);
@@ -242,9 +247,7 @@ fn user_group(spec: &SessionSpec, live: &Live) -> Option<Group> {
 /// Whether a new session has anything to store: lifetime choices alone do not create
 /// one (a handler may choose them for every visitor).
 pub(super) fn has_content(live: &Live) -> bool {
-    live.delta
-        .keys(&live.original.data)
-        .any(|key| key != LIFETIME_KEY)
+    live.delta.has_key_other_than(&live.original.data, LIFETIME_KEY)
 }
 
 #[cfg(test)]

@@ -6,14 +6,16 @@ mod hash;
 mod shard;
 mod tombstones;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use std::collections::{HashMap, HashSet};
 
 use sessionkit_core::{
     KeyUpdate, LoadResult, Namespace, Patch, Record, Rotation, StoreKey, Timestamp, UpdateResult, UserKey,
-    WriteResult,
+    Write, WriteResult,
 };
 
 use self::shard::{Limits, Segment, Shard};
@@ -266,6 +268,33 @@ impl Driver for MemoryDriver {
         Some(self.look(key))
     }
 
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        // The memory driver's calls never wait: each completes on its first poll.
+        ready(async {
+            match write {
+                Write::Create {
+                    key,
+                    record,
+                    expires_at,
+                } => self
+                    .create(key, record, *expires_at)
+                    .await
+                    .map(|()| WriteResult::Applied),
+                Write::Patch {
+                    key,
+                    patch,
+                    expires_at,
+                } => self.patch(key, patch, *expires_at).await,
+                Write::Touch {
+                    key,
+                    last_seen,
+                    expires_at,
+                } => self.touch(key, *last_seen, *expires_at).await,
+                Write::Rotate(rotation) => self.rotate(rotation).await,
+            }
+        })
+    }
+
     async fn create(
         &self,
         key: &StoreKey,
@@ -448,6 +477,16 @@ impl Driver for MemoryDriver {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
         Ok(())
+    }
+}
+
+/// The output of a future that completes on its first poll (`None` if it did not; the
+/// memory driver's never wait on anything).
+fn ready<T>(future: impl Future<Output = T>) -> Option<T> {
+    let future = std::pin::pin!(future);
+    match future.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
     }
 }
 
