@@ -581,13 +581,14 @@ impl RequestSessions {
             depends_on_session: !decided.is_empty(),
             ..SaveOutcome::default()
         };
-        for (index, outcome) in decided {
-            let (name, entry) = &entries[index];
+        let mut decided = decided;
+        for (index, outcome) in decided.iter_mut() {
+            let (name, entry) = &entries[*index];
             for event in outcome.events() {
                 events::emit(name, event);
             }
             let stored = match stored_now {
-                Some((stored_index, stored)) if stored_index == index => stored,
+                Some((stored_index, stored)) if stored_index == *index => stored,
                 _ => Stored::APPLIED,
             };
             saved.record(name, entry, outcome, stored);
@@ -616,12 +617,13 @@ impl RequestSessions {
                 .enforce_limit(name, entry, outcome, false)
                 .await?;
         }
-        for (index, outcome) in decided {
-            let (name, entry) = &entries[index];
+        let mut decided = decided;
+        for (index, outcome) in decided.iter_mut() {
+            let (name, entry) = &entries[*index];
             for event in outcome.events() {
                 events::emit(name, event);
             }
-            let result = run_store_ops(name, entry.driver.as_deref(), &outcome)
+            let result = run_store_ops(name, entry.driver.as_deref(), outcome)
                 .await
                 .inspect_err(|error| {
                     if let Error::Store {
@@ -637,7 +639,7 @@ impl RequestSessions {
             if result.result == WriteResult::Applied {
                 self.inner
                     .sessions
-                    .enforce_limit(name, entry, &outcome, true)
+                    .enforce_limit(name, entry, outcome, true)
                     .await?;
             }
             saved.record(name, entry, outcome, result);
@@ -1061,15 +1063,9 @@ impl Decided {
     fn iter(&self) -> impl Iterator<Item = &(usize, Outcome)> {
         self.first.iter().chain(&self.rest)
     }
-}
 
-impl IntoIterator for Decided {
-    type Item = (usize, Outcome);
-    type IntoIter =
-        std::iter::Chain<std::option::IntoIter<(usize, Outcome)>, std::vec::IntoIter<(usize, Outcome)>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.rest)
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut (usize, Outcome)> {
+        self.first.iter_mut().chain(&mut self.rest)
     }
 }
 
@@ -1166,12 +1162,12 @@ pub struct SaveOutcome {
 impl SaveOutcome {
     /// Adds what session `name` contributes once its store work (if any) gave
     /// `stored`: its metrics, a dropped change, its `Clear-Site-Data` and its cookies.
-    fn record(&mut self, name: &SessionName, entry: &SessionEntry, outcome: Outcome, stored: Stored) {
+    fn record(&mut self, name: &SessionName, entry: &SessionEntry, outcome: &mut Outcome, stored: Stored) {
         // Counted once written: a create that failed created nothing.
         for event in outcome.events() {
             metrics::event(name, &entry.spec, event);
         }
-        if stored.dropped(&outcome) {
+        if stored.dropped(outcome) {
             metrics::save_dropped(name, &entry.spec);
             self.dropped.push(name.clone());
         }
@@ -1184,7 +1180,7 @@ impl SaveOutcome {
         // Rendered cookies are visible ASCII (validated names and attributes, base64
         // values), so this conversion takes the String without a copy and cannot fail.
         // A chunked cookie session gives several lines.
-        for cookie in outcome.into_set_cookies(stored.result) {
+        for cookie in outcome.take_set_cookies(stored.result) {
             if let Ok(value) = HeaderValue::try_from(cookie.into_string()) {
                 self.set_cookies.push(value);
             }

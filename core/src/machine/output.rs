@@ -339,11 +339,18 @@ impl Outcome {
     }
 
     /// [`set_cookies`](Self::set_cookies), by value.
-    pub fn into_set_cookies(self, result: WriteResult) -> impl Iterator<Item = SetCookie> {
+    pub fn into_set_cookies(mut self, result: WriteResult) -> impl Iterator<Item = SetCookie> {
+        self.take_set_cookies(result)
+    }
+
+    /// [`set_cookies`](Self::set_cookies), moved out of the outcome (which keeps none),
+    /// without moving the outcome itself.
+    pub fn take_set_cookies(&mut self, result: WriteResult) -> impl Iterator<Item = SetCookie> + use<> {
         let gone = self.write_gone(result);
         self.set_cookie
+            .take()
             .into_iter()
-            .chain(self.more_cookies)
+            .chain(std::mem::take(&mut self.more_cookies))
             .filter(move |_| !gone)
     }
 
