@@ -19,9 +19,9 @@ for case in $CASES; do
     b1=$(blocks "$variant" "$case" "$N1")
     b2=$(blocks "$variant" "$case" "$N2")
     per=$(awk -v a="$b1" -v b="$b2" -v n=$((N2 - N1)) 'BEGIN { printf "%.1f", (b - a) / n }')
-    [ "$variant" = bare ] && base=$per
+    [ -z "$base" ] && base=$per && first=$variant
     over=$(awk -v p="$per" -v b="$base" 'BEGIN { printf "%+.1f", p - b }')
-    [ "$variant" = bare ] && over="-"
+    [ "$variant" = "$first" ] && over="-"
     printf '%-24s %-11s %10s %10s\n' "$variant" "$case" "$per" "$over"
     printf '%s\t%s\t%s\t%s\n' "$variant" "$case" "$per" "$over" >> "$TSV"
   done

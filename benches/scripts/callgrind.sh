@@ -26,9 +26,9 @@ for case in $CASES; do
     i2=$(instructions "$variant" "$case" "$N2")
     per=$(( (i2 - i1) / (N2 - N1) ))
     ns=$("$BIN" "$variant" "$case" "$NATIVE" | awk '{print $4}')
-    if [ "$variant" = bare ]; then base_i=$per; base_ns=$ns; fi
+    if [ -z "$base_i" ]; then base_i=$per; base_ns=$ns; first=$variant; fi
     over="-"; over_ns="-"
-    if [ -n "$base_i" ] && [ "$variant" != bare ]; then over=$((per - base_i)); over_ns=$((ns - base_ns)); fi
+    if [ "$variant" != "$first" ]; then over=$((per - base_i)); over_ns=$((ns - base_ns)); fi
     printf '%-22s %-11s %12s %10s %12s %10s\n' "$variant" "$case" "$per" "$ns" "$over" "$over_ns"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$case" "$per" "$ns" "$over" "$over_ns" >> "$TSV"
   done

@@ -9,6 +9,8 @@ cargo build --release -q -p sessionkit-benches --bin reqloop
 BIN=target/release/reqloop
 VARIANTS="${VARIANTS:-bare sessionkit-memory sessionkit-cookie tower-sessions-memory tower-sessions-signed}"
 CASES="${CASES:-untouched read read-write first}"
-# Every row also goes to a tab-separated file, for `chart.py`.
+# The first variant listed is the floor the others are compared with (bare axum by
+# default; `bare-boxed` for the "around" variants). Every row also goes to a
+# tab-separated file, for `chart.py`.
 RESULTS="${RESULTS:-target/bench-results}"
 mkdir -p "$RESULTS"

@@ -37,17 +37,29 @@ pub enum Variant {
     /// tower-sessions 0.15 with its memory store and a signed cookie (`with_signed`),
     /// the set-up that authenticates its cookie as sessionkit always does.
     TowerSessionsSigned,
+    /// sessionkit on the memory driver, its layer around the whole router
+    /// (`SessionLayer::layer(router)`) instead of `Router::layer`: without axum's own
+    /// per-route cost of a layer (a boxed future and two service clones per request).
+    SessionkitMemoryAround,
+    /// tower-sessions with a signed cookie, its layer around the whole router.
+    TowerSessionsSignedAround,
+    /// Bare axum called through the same boxed service as the "around" variants: their
+    /// floor (the box's clone costs an allocation per request).
+    BareBoxed,
 }
 
 impl Variant {
     /// Every variant, floor first.
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Bare,
         Variant::SessionkitMemory,
         Variant::SessionkitCookie,
         Variant::SessionkitCookieBound,
         Variant::TowerSessionsMemory,
         Variant::TowerSessionsSigned,
+        Variant::SessionkitMemoryAround,
+        Variant::TowerSessionsSignedAround,
+        Variant::BareBoxed,
     ];
 
     /// A short name for reports and command lines.
@@ -59,6 +71,9 @@ impl Variant {
             Variant::SessionkitCookieBound => "sessionkit-cookie-bound",
             Variant::TowerSessionsMemory => "tower-sessions-memory",
             Variant::TowerSessionsSigned => "tower-sessions-signed",
+            Variant::SessionkitMemoryAround => "sessionkit-memory-around",
+            Variant::TowerSessionsSignedAround => "tower-sessions-signed-around",
+            Variant::BareBoxed => "bare-boxed",
         }
     }
 
@@ -113,16 +128,17 @@ impl Case {
 /// The benchmark secret (any 32 bytes; benchmarks do not need a real one).
 pub const SECRET: &[u8; 32] = b"benchmark secret, thirty-two b.!";
 
-fn sessionkit_app(cookie: bool, bound: bool) -> Router {
+fn sessionkit_registry(cookie: bool) -> sessionkit::Sessions {
     let mut registry = sessionkit::Registry::new();
     registry.set_secret(sessionkit::Secret::new(*SECRET).expect("32 bytes"));
     if cookie {
         registry.session_mut("web").expect("built in").driver = sessionkit::DriverChoice::Cookie;
     }
-    routes(
-        registry.build_with_env(&|_| None).expect("registry builds"),
-        bound,
-    )
+    registry.build_with_env(&|_| None).expect("registry builds")
+}
+
+fn sessionkit_app(cookie: bool, bound: bool) -> Router {
+    routes(sessionkit_registry(cookie), bound)
 }
 
 /// The benchmark routes behind sessionkit's layer, over any registry.
@@ -130,9 +146,15 @@ pub fn sessionkit_routes(sessions: sessionkit::Sessions) -> Router {
     routes(sessions, false)
 }
 
-/// The benchmark routes; with `bind`, the first write also binds the session to a user.
+/// The benchmark routes behind `Router::layer`; with `bind`, the first write also binds
+/// the session to a user.
 fn routes(sessions: sessionkit::Sessions, bind: bool) -> Router {
-    use sessionkit_axum::{Session, SessionLayer, SessionRejection};
+    session_routes(bind).layer(sessionkit_axum::SessionLayer::new(sessions))
+}
+
+/// The benchmark routes, without the layer.
+fn session_routes(bind: bool) -> Router {
+    use sessionkit_axum::{Session, SessionRejection};
     Router::new()
         .route("/untouched", get(|| async { "0" }))
         .route(
@@ -152,20 +174,46 @@ fn routes(sessions: sessionkit::Sessions, bind: bool) -> Router {
                 Ok::<_, SessionRejection>(n.to_string())
             }),
         )
-        .layer(SessionLayer::new(sessions))
 }
 
 fn tower_sessions_app(signed: bool) -> Router {
-    use tower_sessions::{MemoryStore, SessionManagerLayer, cookie::Key};
+    use tower_sessions::{MemoryStore, SessionManagerLayer};
     let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(true);
     if signed {
-        // `Key::from` takes 64 bytes: the benchmark secret twice.
-        let mut key = [0u8; 64];
-        key[..32].copy_from_slice(SECRET);
-        key[32..].copy_from_slice(SECRET);
-        tower_sessions_routes().layer(layer.with_signed(Key::from(&key)))
+        tower_sessions_routes().layer(layer.with_signed(tower_sessions_key()))
     } else {
         tower_sessions_routes().layer(layer)
+    }
+}
+
+/// `Key::from` takes 64 bytes: the benchmark secret twice.
+fn tower_sessions_key() -> tower_sessions::cookie::Key {
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(SECRET);
+    key[32..].copy_from_slice(SECRET);
+    tower_sessions::cookie::Key::from(&key)
+}
+
+/// A service that takes the benchmark requests: a router, or a layer around one.
+type Service =
+    tower::util::BoxCloneSyncService<Request<Body>, axum::response::Response, std::convert::Infallible>;
+
+/// The app of an "around" variant: the session layer wraps the whole router.
+fn around(variant: Variant) -> Option<Service> {
+    use tower::Layer;
+    match variant {
+        Variant::SessionkitMemoryAround => Some(Service::new(
+            sessionkit_axum::SessionLayer::new(sessionkit_registry(false))
+                .layer(session_routes(false).with_state(())),
+        )),
+        Variant::TowerSessionsSignedAround => Some(Service::new(
+            tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                .with_secure(true)
+                .with_signed(tower_sessions_key())
+                .layer(tower_sessions_routes().with_state(())),
+        )),
+        Variant::BareBoxed => Some(Service::new(bare_app().with_state(()))),
+        _ => None,
     }
 }
 
@@ -202,6 +250,10 @@ fn bare_app() -> Router {
 /// does (`Router::into_make_service`). Without it a `Router<()>` called as a service
 /// builds every route's service again on each request, a cost no served app pays.
 pub fn app(variant: Variant) -> Router {
+    if let Some(service) = around(variant) {
+        // For serving: one more router in front, routing everything to the layer.
+        return Router::new().fallback_service(service);
+    }
     let app = match variant {
         Variant::Bare => bare_app(),
         Variant::SessionkitMemory => sessionkit_app(false, false),
@@ -209,6 +261,9 @@ pub fn app(variant: Variant) -> Router {
         Variant::SessionkitCookieBound => sessionkit_app(true, true),
         Variant::TowerSessionsMemory => tower_sessions_app(false),
         Variant::TowerSessionsSigned => tower_sessions_app(true),
+        Variant::SessionkitMemoryAround | Variant::TowerSessionsSignedAround | Variant::BareBoxed => {
+            bare_app()
+        }
     };
     app.with_state(())
 }
@@ -216,6 +271,8 @@ pub fn app(variant: Variant) -> Router {
 /// An app and the cookie of a session it created, ready to send `case` requests.
 pub struct Bench {
     app: Router,
+    /// For "around" variants, the layer around the router, called directly.
+    around: Option<Service>,
     case: Case,
     cookie: Option<HeaderValue>,
 }
@@ -227,22 +284,18 @@ impl Bench {
         let app = app(variant);
         let mut bench = Bench {
             app,
+            around: around(variant),
             case,
             cookie: None,
         };
-        if case != Case::First && variant == Variant::Bare {
+        if case != Case::First && matches!(variant, Variant::Bare | Variant::BareBoxed) {
             // The floor carries a cookie header of the same size, so parsing the
             // request costs the same everywhere.
             let pair = format!("__Host-web={}", "A".repeat(92));
             bench.cookie = Some(HeaderValue::from_str(&pair).expect("valid header"));
         }
-        if case != Case::First && variant != Variant::Bare {
-            let response = bench
-                .app
-                .clone()
-                .oneshot(request("POST", "/write", None))
-                .await
-                .expect("infallible");
+        if case != Case::First && !matches!(variant, Variant::Bare | Variant::BareBoxed) {
+            let response = bench.call(request("POST", "/write", None)).await;
             let set = response
                 .headers()
                 .get(header::SET_COOKIE)
@@ -262,15 +315,18 @@ impl Bench {
     /// Sends one request of this case and returns the response status.
     pub async fn send(&self) -> u16 {
         let (method, path) = self.case.route();
-        let response = self
-            .app
-            .clone()
-            .oneshot(request(method, path, self.cookie.clone()))
-            .await
-            .expect("infallible");
+        let response = self.call(request(method, path, self.cookie.clone())).await;
         let status = response.status().as_u16();
         drop(response);
         status
+    }
+
+    async fn call(&self, request: Request<Body>) -> axum::response::Response {
+        let result = match &self.around {
+            Some(service) => service.clone().oneshot(request).await,
+            None => self.app.clone().oneshot(request).await,
+        };
+        result.expect("infallible")
     }
 
     /// The session cookie, for load generators.

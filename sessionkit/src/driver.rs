@@ -319,6 +319,18 @@
 //! capability the listing API answers a typed "not supported" error; everything else
 //! works as before.
 //!
+//! ## Stores that never wait
+//!
+//! A store in the process (the memory driver, a cache in front of another store) can
+//! answer [`lookup_now`](Driver::lookup_now) and [`write_now`](Driver::write_now):
+//! the same answers as `lookup` and the writes, given at once. The session layer then
+//! makes no boxed future for the request's load and save, and a lookup may lend the
+//! stored record (`LookupNow::Shared`, an `Arc` the store copies on its next write)
+//! instead of copying it. A driver that answers one write answers every write, and
+//! answers what the async calls would: the suite's `lookup_now_answers_as_lookup` and
+//! `write_now_answers_as_the_calls` compare them. A networked driver keeps the
+//! defaults (`None`).
+//!
 //! # Time
 //!
 //! Each write gives the record an absolute expiry, `expires_at`, which the driver
