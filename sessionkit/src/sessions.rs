@@ -651,23 +651,31 @@ impl RequestSessions {
     /// is written: if one session cannot be saved, none is. A request that never asked
     /// for a session costs no clock read and no RNG.
     fn finish_all(&self, status: u16) -> Result<Decided, Error> {
-        let mut machines = self
-            .inner
-            .loaded_slots()
-            .filter_map(|(index, slot)| slot.get().and_then(take_machine).map(|m| (index, m)))
-            .peekable();
         let mut decided = Decided::default();
-        if machines.peek().is_none() {
-            return Ok(decided);
+        let mut failed = None;
+        // Both only once a session was asked for. The thread RNG (OS-seeded ChaCha) is
+        // not reseeded after `fork`: fork before building the Registry, or reseed in
+        // the child (README, security model).
+        let mut now = None;
+        let mut rng = None;
+        for (index, slot) in self.inner.loaded_slots() {
+            // Every machine is taken, even after a failure: no handle outlives the save.
+            let Some(machine) = slot.get().and_then(take_machine) else {
+                continue;
+            };
+            if failed.is_some() {
+                continue;
+            }
+            let now = *now.get_or_insert_with(|| self.inner.now());
+            match machine.finish(status, now, rng.get_or_insert_with(rand::rng)) {
+                Ok(outcome) => decided.push(index, outcome),
+                Err(error) => failed = Some(error),
+            }
         }
-        let now = self.inner.now();
-        // The thread RNG (OS-seeded ChaCha) is not reseeded after `fork`: fork before
-        // building the Registry, or reseed in the child (README, security model).
-        let mut rng = rand::rng();
-        for (index, machine) in machines {
-            decided.push(index, machine.finish(status, now, &mut rng)?);
+        match failed {
+            Some(error) => Err(error.into()),
+            None => Ok(decided),
         }
-        Ok(decided)
     }
 
     /// [`save`](Self::save), then [`SaveOutcome::apply_to`] on the response headers.
