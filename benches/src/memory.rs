@@ -1,4 +1,4 @@
-//! Heap bytes per session held by the memory driver, at 100,000 sessions of about
+//! Heap bytes per session held by the memory driver, at 100,000 and 1,000,000 sessions of about
 //! 100 bytes of data each: resident memory before and after filling the driver (so the
 //! allocator's own overhead counts, as it does in production).
 
@@ -19,11 +19,33 @@ fn resident_bytes() -> usize {
     kib * 1024
 }
 
-const SESSIONS: usize = 100_000;
+/// The sizes measured, each in a process of its own (freed memory stays resident, so a
+/// second fill in the same process would be measured short).
+pub const SIZES: [usize; 2] = [100_000, 1_000_000];
 
-/// Fills a memory driver with 100,000 sessions and prints the resident memory per
+/// Measures every size in [`SIZES`], each in a child process running this program
+/// with `SESSIONKIT_MEMORY_SESSIONS` set; in such a child, measures that size.
+pub fn memory_per_session_at_every_size() {
+    if let Some(sessions) = std::env::var("SESSIONKIT_MEMORY_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        memory_per_session(sessions);
+        return;
+    }
+    let exe = std::env::current_exe().expect("this program");
+    for sessions in SIZES {
+        let status = std::process::Command::new(&exe)
+            .env("SESSIONKIT_MEMORY_SESSIONS", sessions.to_string())
+            .status()
+            .expect("run the measurement");
+        assert!(status.success(), "the measurement of {sessions} sessions failed");
+    }
+}
+
+/// Fills a memory driver with `sessions` sessions and prints the resident memory per
 /// session.
-pub fn memory_per_session() {
+pub fn memory_per_session(sessions: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -38,12 +60,12 @@ pub fn memory_per_session() {
     data.insert("locale".into(), Value::from("en-GB"));
     data.insert("csrf".into(), Value::from("Zm9vYmFy"));
     let json_len = serde_json::to_vec(&data).expect("json").len();
-    let keys: Vec<_> = (0..SESSIONS)
+    let keys: Vec<_> = (0..sessions)
         .map(|_| SessionId::generate(&mut rng).store_key(&namespace))
         .collect();
     // Room to spare: each shard holds an equal share of the maximum, so a full-size run
     // would start evicting in the fullest shard just before the total is reached.
-    let driver = MemoryDriver::builder().max_sessions(2 * SESSIONS).build();
+    let driver = MemoryDriver::builder().max_sessions(2 * sessions).build();
     let before = resident_bytes();
     rt.block_on(async {
         for key in &keys {
@@ -55,9 +77,9 @@ pub fn memory_per_session() {
         }
     });
     let after = resident_bytes();
-    assert_eq!(driver.len(), SESSIONS);
-    let per_session = (after - before) / SESSIONS;
-    println!("memory driver: {SESSIONS} sessions with {json_len} bytes of JSON data each");
+    assert_eq!(driver.len(), sessions);
+    let per_session = (after - before) / sessions;
+    println!("memory driver: {sessions} sessions with {json_len} bytes of JSON data each");
     println!("resident memory per session: {per_session} bytes (the data as JSON text is {json_len} bytes)");
 }
 

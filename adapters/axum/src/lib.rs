@@ -33,6 +33,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Around the whole router
+//!
+//! `Router::layer` wraps every route on its own, and axum then pays, per request, a
+//! boxed future and two clones of the route's service for any layer. The layer can
+//! instead wrap the router once; sessions behave the same, and the benchmarks measure
+//! two allocations fewer per request (`benches/README.md`):
+//!
+//! ```no_run
+//! use axum::{Router, ServiceExt, routing::get};
+//! use sessionkit_axum::{Session, SessionLayer, SessionRejection};
+//! use tower_layer::Layer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sessions = sessionkit::Registry::new().build()?;
+//! let router = Router::new().route(
+//!     "/",
+//!     get(|session: Session| async move {
+//!         Ok::<_, SessionRejection>(session.get::<u64>("visits")?.unwrap_or(0).to_string())
+//!     }),
+//! );
+//! let app = SessionLayer::new(sessions).layer(router);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # What the layer does
 //!
 //! - Nothing is parsed or loaded until a handler extracts a session; a route that never
