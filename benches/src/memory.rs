@@ -81,6 +81,19 @@ pub fn memory_per_session(sessions: usize) {
     let per_session = (after - before) / sessions;
     println!("memory driver: {sessions} sessions with {json_len} bytes of JSON data each");
     println!("resident memory per session: {per_session} bytes (the data as JSON text is {json_len} bytes)");
+    // Where it goes: the same data kept as `sessions` maps alone, and as JSON text alone.
+    let before = resident_bytes();
+    let maps: Vec<Map<String, Value>> = (0..sessions).map(|_| data.clone()).collect();
+    let map_bytes = (resident_bytes() - before) / sessions;
+    let before = resident_bytes();
+    let texts: Vec<Box<str>> = (0..sessions)
+        .map(|_| serde_json::to_string(&data).expect("json").into_boxed_str())
+        .collect();
+    let text_bytes = (resident_bytes() - before) / sessions;
+    println!(
+        "of which the data: {map_bytes} bytes as a serde_json::Map, against {text_bytes} bytes as JSON text"
+    );
+    drop((maps, texts));
 }
 
 trait FromSeed {

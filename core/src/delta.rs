@@ -73,31 +73,27 @@ impl Delta {
 
     /// The data as things stand, as one map (for writing a whole record).
     pub(crate) fn view(&self, original: &Map<String, Value>) -> Map<String, Value> {
-        let mut out = if self.cleared {
-            Map::new()
-        } else {
-            original.clone()
-        };
-        for key in &self.removed {
-            out.remove(key);
-        }
-        for (key, value) in &self.set {
-            out.insert(key.clone(), value.clone());
-        }
+        let mut out = self.kept(original);
+        out.extend(self.set.iter().map(|(key, value)| (key.clone(), value.clone())));
         out
     }
 
     /// [`view`](Self::view), consuming the delta: its keys and values move into the map.
     pub(crate) fn into_view(self, original: &Map<String, Value>) -> Map<String, Value> {
-        let mut out = if self.cleared {
-            Map::new()
-        } else {
-            original.clone()
-        };
+        let mut out = self.kept(original);
+        out.extend(self.set);
+        out
+    }
+
+    /// What is kept of the original: nothing after a clear, else all but the removed keys.
+    fn kept(&self, original: &Map<String, Value>) -> Map<String, Value> {
+        if self.cleared {
+            return Map::new();
+        }
+        let mut out = original.clone();
         for key in &self.removed {
             out.remove(key);
         }
-        out.extend(self.set);
         out
     }
 

@@ -709,12 +709,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait DynDriver: Send + Sync + 'static {
     fn load<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<LoadResult, DriverError>>;
     fn lookup<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Lookup, DriverError>>;
-    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
-        let _ = key;
+    fn lookup_now(&self, _key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
         None
     }
-    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
-        let _ = write;
+    fn write_now(&self, _write: &Write) -> Option<Result<WriteResult, DriverError>> {
         None
     }
     fn create<'a>(
