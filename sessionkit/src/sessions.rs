@@ -299,16 +299,21 @@ impl RequestInner {
     }
 
     /// The slots of the sessions a handler asked for, with their indexes.
+    /// The slots of the sessions a handler asked for, in the registry's order (the order
+    /// they are saved in and their cookies are sent in).
     fn loaded_slots(&self) -> impl Iterator<Item = (usize, &Slot)> {
         let default = self.sessions.inner.default_index;
-        std::iter::once((default, &self.default_slot))
-            .chain(
-                self.other_slots
-                    .get()
-                    .into_iter()
-                    .flat_map(|others| others.iter().enumerate())
-                    .filter(move |(index, _)| *index != default),
-            )
+        let others = self.other_slots.get();
+        (0..self.sessions.inner.entries.len())
+            .filter_map(move |index| {
+                if index == default {
+                    Some((index, &self.default_slot))
+                } else {
+                    others
+                        .and_then(|others| others.get(index))
+                        .map(|slot| (index, slot))
+                }
+            })
             .filter(|(_, slot)| slot.initialized())
     }
 
@@ -571,7 +576,7 @@ impl RequestSessions {
                 };
                 match now {
                     Some(Ok(stored)) => Some((index, stored)),
-                    Some(Err(error)) => return SaveStep::Done(Err(error)),
+                    Some(Err(error)) => return self.failed(decided, index, error),
                     None => return self.pending(decided),
                 }
             }
@@ -594,6 +599,25 @@ impl RequestSessions {
             saved.record(name, entry, outcome, stored);
         }
         SaveStep::Done(Ok(saved))
+    }
+
+    /// The end of a save whose immediate write for session `failed` failed: what the
+    /// store calls' future reports in that case (each session's events up to the
+    /// failing one, the metrics of those before it), then the error.
+    fn failed(&self, mut decided: Decided, failed: usize, error: Error) -> SaveStep {
+        let entries = &self.inner.sessions.inner.entries;
+        let mut discarded = SaveOutcome::default();
+        for (index, outcome) in decided.iter_mut() {
+            let (name, entry) = &entries[*index];
+            for event in outcome.events() {
+                events::emit(name, event);
+            }
+            if *index == failed {
+                break;
+            }
+            discarded.record(name, entry, outcome, Stored::APPLIED);
+        }
+        SaveStep::Done(Err(error))
     }
 
     fn pending(&self, decided: Decided) -> SaveStep {
@@ -659,17 +683,17 @@ impl RequestSessions {
         let mut now = None;
         let mut rng = None;
         for (index, slot) in self.inner.loaded_slots() {
-            // Every machine is taken, even after a failure: no handle outlives the save.
             let Some(machine) = slot.get().and_then(take_machine) else {
                 continue;
             };
-            if failed.is_some() {
-                continue;
-            }
             let now = *now.get_or_insert_with(|| self.inner.now());
             match machine.finish(status, now, rng.get_or_insert_with(rand::rng)) {
                 Ok(outcome) => decided.push(index, outcome),
-                Err(error) => failed = Some(error),
+                Err(error) => {
+                    // Nothing is written; the sessions after it keep their machines.
+                    failed = Some(error);
+                    break;
+                }
             }
         }
         match failed {
@@ -956,7 +980,8 @@ fn store_now(name: &SessionName, entry: &SessionEntry, outcome: &Outcome) -> Opt
 /// writes at once answers lookups too; one that does not is treated as keeping no
 /// forwards.
 fn follow_forward_now(driver: &dyn DynDriver, write: &Write) -> Result<bool, DriverError> {
-    let Some(Ok(LookupNow::Lookup(Lookup::Forwarded { to }))) = driver.lookup_now(write.key()) else {
+    let Some(LookupNow::Lookup(Lookup::Forwarded { to })) = driver.lookup_now(write.key()).transpose()?
+    else {
         return Ok(false);
     };
     let moved = match write {

@@ -104,3 +104,31 @@ async fn enabled_sessions_limit_what_a_route_may_ask_for() {
         "{err}"
     );
 }
+
+/// Sessions are saved, and their cookies sent, in the registry's order, whatever order
+/// the handler asked for them in (the default session's slot is kept apart, but not
+/// saved first).
+#[tokio::test]
+async fn sessions_are_saved_in_the_registrys_order() {
+    let (sessions, _) = setup();
+    let names: Vec<&str> = sessions.info().iter().map(|info| info.name.as_str()).collect();
+    assert!(
+        names.iter().position(|n| *n == "admin") < names.iter().position(|n| *n == "web"),
+        "admin is registered before web: {names:?}"
+    );
+    let request = sessions.request([""]);
+    for name in ["web", "admin"] {
+        request
+            .session(name)
+            .await
+            .expect("loads")
+            .insert("n", &1)
+            .expect("insert");
+    }
+    let saved = request.save(200).await.expect("save");
+    let cookie_names: Vec<&str> = saved
+        .set_cookies()
+        .map(|c| c.split('=').next().expect("name"))
+        .collect();
+    assert_eq!(cookie_names, ["__Host-admin", "__Host-web"]);
+}
