@@ -8,7 +8,7 @@ use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sessionkit_core::revocation::RevocationWrite;
 use sessionkit_core::{
-    LoadResult, Outcome, SessionMachine, SessionName, SessionSpec, Timestamp, Write, WriteResult,
+    LoadResult, Outcome, SessionMachine, SessionName, SessionSpec, StoreKey, Timestamp, Write, WriteResult,
 };
 use tokio::sync::OnceCell;
 
@@ -864,34 +864,9 @@ async fn run_store_ops(
         }
     };
     let result = match outcome.write() {
-        Some(Write::Create {
-            key,
-            record,
-            expires_at,
-        }) => {
-            driver
-                .create(key, record, *expires_at)
-                .await
-                .map_err(store_err("create"))?;
-            WriteResult::Applied
-        }
-        Some(Write::Patch {
-            key,
-            patch,
-            expires_at,
-        }) => driver
-            .patch(key, patch, *expires_at)
+        Some(write) => write_through(driver, write)
             .await
-            .map_err(store_err("patch"))?,
-        Some(Write::Touch {
-            key,
-            last_seen,
-            expires_at,
-        }) => driver
-            .touch(key, *last_seen, *expires_at)
-            .await
-            .map_err(store_err("touch"))?,
-        Some(Write::Rotate(rotation)) => driver.rotate(rotation).await.map_err(store_err("rotate"))?,
+            .map_err(store_err(operation(write)))?,
         None => WriteResult::Applied,
     };
     let mut stored = Stored {
@@ -943,17 +918,17 @@ fn store_now(name: &SessionName, entry: &SessionEntry, outcome: &Outcome) -> Opt
     {
         return None;
     }
+    let failed = |operation: &'static str, source: DriverError| {
+        metrics::store_error(name, &entry.spec, operation, &source);
+        Some(Err(Error::Store {
+            session: name.clone(),
+            operation,
+            source,
+        }))
+    };
     let result = match driver.write_now(write)? {
         Ok(result) => result,
-        Err(source) => {
-            let operation = operation(write);
-            metrics::store_error(name, &entry.spec, operation, &source);
-            return Some(Err(Error::Store {
-                session: name.clone(),
-                operation,
-                source,
-            }));
-        }
+        Err(source) => return failed(operation(write), source),
     };
     let mut stored = Stored {
         result,
@@ -962,14 +937,7 @@ fn store_now(name: &SessionName, entry: &SessionEntry, outcome: &Outcome) -> Opt
     if result == WriteResult::Gone && write.is_conditional() {
         match follow_forward_now(driver, write) {
             Ok(forwarded) => stored.forwarded = forwarded,
-            Err(source) => {
-                metrics::store_error(name, &entry.spec, "patch", &source);
-                return Some(Err(Error::Store {
-                    session: name.clone(),
-                    operation: "patch",
-                    source,
-                }));
-            }
+            Err(source) => return failed("patch", source),
         }
     }
     log_gone(name, outcome, stored);
@@ -984,29 +952,8 @@ fn follow_forward_now(driver: &dyn DynDriver, write: &Write) -> Result<bool, Dri
     else {
         return Ok(false);
     };
-    let moved = match write {
-        Write::Patch {
-            patch, expires_at, ..
-        } => Write::Patch {
-            key: to,
-            patch: patch.clone(),
-            expires_at: *expires_at,
-        },
-        Write::Rotate(rotation) => Write::Patch {
-            key: to,
-            patch: rotation.patch.clone(),
-            expires_at: rotation.expires_at,
-        },
-        Write::Touch {
-            last_seen,
-            expires_at,
-            ..
-        } => Write::Touch {
-            key: to,
-            last_seen: *last_seen,
-            expires_at: *expires_at,
-        },
-        Write::Create { .. } => return Ok(false),
+    let Some(moved) = forwarded(write, to) else {
+        return Ok(false);
     };
     Ok(driver.write_now(&moved).transpose()? == Some(WriteResult::Applied))
 }
@@ -1152,19 +1099,65 @@ async fn follow_forward(driver: &dyn DynDriver, write: &Write) -> Result<bool, D
     let Lookup::Forwarded { to } = driver.lookup(write.key()).await? else {
         return Ok(false);
     };
-    let result = match write {
+    let Some(moved) = forwarded(write, to) else {
+        return Ok(false);
+    };
+    Ok(write_through(driver, &moved).await? == WriteResult::Applied)
+}
+
+/// Carries out `write` through the driver's future (a create that succeeds is
+/// [`WriteResult::Applied`]).
+async fn write_through(driver: &dyn DynDriver, write: &Write) -> Result<WriteResult, DriverError> {
+    match write {
+        Write::Create {
+            key,
+            record,
+            expires_at,
+        } => driver
+            .create(key, record, *expires_at)
+            .await
+            .map(|()| WriteResult::Applied),
+        Write::Patch {
+            key,
+            patch,
+            expires_at,
+        } => driver.patch(key, patch, *expires_at).await,
+        Write::Touch {
+            key,
+            last_seen,
+            expires_at,
+        } => driver.touch(key, *last_seen, *expires_at).await,
+        Write::Rotate(rotation) => driver.rotate(rotation).await,
+    }
+}
+
+/// What a write that met a renewal's forward becomes at the renewed key `to`: its
+/// changes (a patch, a rotation's patch) or its idle refresh; a create never follows.
+fn forwarded(write: &Write, to: StoreKey) -> Option<Write> {
+    match write {
         Write::Patch {
             patch, expires_at, ..
-        } => driver.patch(&to, patch, *expires_at).await?,
-        Write::Rotate(rotation) => driver.patch(&to, &rotation.patch, rotation.expires_at).await?,
+        } => Some(Write::Patch {
+            key: to,
+            patch: patch.clone(),
+            expires_at: *expires_at,
+        }),
+        Write::Rotate(rotation) => Some(Write::Patch {
+            key: to,
+            patch: rotation.patch.clone(),
+            expires_at: rotation.expires_at,
+        }),
         Write::Touch {
             last_seen,
             expires_at,
             ..
-        } => driver.touch(&to, *last_seen, *expires_at).await?,
-        Write::Create { .. } => WriteResult::Gone,
-    };
-    Ok(result == WriteResult::Applied)
+        } => Some(Write::Touch {
+            key: to,
+            last_seen: *last_seen,
+            expires_at: *expires_at,
+        }),
+        Write::Create { .. } => None,
+    }
 }
 
 impl fmt::Debug for RequestSessions {
