@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use sessionkit::core::Namespace;
 use sessionkit::{
-    Driver, DriverError, DynDriver, LoadResult, Lookup, Patch, Record, Rotation, StoreKey, Timestamp,
-    UserKey, WriteResult,
+    Driver, DriverError, DynDriver, LoadResult, Lookup, LookupNow, Patch, Record, Rotation, StoreKey,
+    Timestamp, UserKey, Write, WriteResult,
 };
 
-/// Counts the calls made to the driver it wraps.
+/// Counts the calls made to the driver it wraps. The immediate calls
+/// ([`Driver::lookup_now`], [`Driver::write_now`]) are passed on too and counted when
+/// the wrapped driver answers them, so the suites exercise the path the session layer
+/// takes for that driver.
 #[derive(Clone)]
 pub struct CountingDriver {
     inner: Arc<dyn DynDriver>,
@@ -20,9 +23,10 @@ pub struct CountingDriver {
 /// Call counters of a [`CountingDriver`].
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// `load` (and `user_sessions`) calls.
+    /// `load`, `lookup` (and `user_sessions`) calls, and answered `lookup_now` calls.
     pub loads: AtomicUsize,
-    /// `create`, `patch`, `touch`, `delete` and `rotate` calls.
+    /// `create`, `patch`, `touch`, `delete` and `rotate` calls, and answered
+    /// `write_now` calls.
     pub writes: AtomicUsize,
 }
 
@@ -68,6 +72,20 @@ impl Driver for CountingDriver {
     async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
         self.counts.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.lookup(key).await
+    }
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        let answer = self.inner.lookup_now(key);
+        if answer.is_some() {
+            self.counts.loads.fetch_add(1, Ordering::SeqCst);
+        }
+        answer
+    }
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        let answer = self.inner.write_now(write);
+        if answer.is_some() {
+            self.write();
+        }
+        answer
     }
     async fn create(
         &self,
@@ -214,6 +232,17 @@ impl Driver for SwitchableDriver {
     async fn load(&self, key: &StoreKey) -> Result<LoadResult, DriverError> {
         self.check()?;
         self.inner.load(key).await
+    }
+    // Up, the immediate calls pass through (so the suites run the path the session
+    // layer takes for the wrapped driver); down or failing, they are left to the async
+    // calls, which fail.
+    fn lookup_now(&self, key: &StoreKey) -> Option<Result<LookupNow, DriverError>> {
+        self.check().ok()?;
+        self.inner.lookup_now(key)
+    }
+    fn write_now(&self, write: &Write) -> Option<Result<WriteResult, DriverError>> {
+        self.check().ok()?;
+        self.inner.write_now(write)
     }
     async fn lookup(&self, key: &StoreKey) -> Result<Lookup, DriverError> {
         self.check()?;
